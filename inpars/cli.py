@@ -1,0 +1,340 @@
+"""The ``inpars`` command line: one command per stage, plus ``run``, ``demo`` and ``reproduce``.
+
+Each command builds a config and calls the library; failures print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from inpars.errors import InparsError
+
+app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False)
+
+# Shared options, declared once.
+DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets').")]
+RecipeOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def command(name: str | None = None, **kwargs):
+    """Register a command whose InparsError becomes one red line and exit code 2."""
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kw):
+            try:
+                return func(*args, **kw)
+            except InparsError as exc:
+                _fail(str(exc))
+            except KeyboardInterrupt:
+                typer.secho("interrupted; rerun the same command to resume", err=True)
+                raise typer.Exit(130) from None
+
+        return app.command(name, **kwargs)(wrapper)
+
+    return decorate
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+    for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "sentence_transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _flags(section: str, **values) -> list[str]:
+    """Turn command-line flags that were given into ``section.key=value`` overrides."""
+    out = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        out.append(f"{section}.{key}={value}")
+    return out
+
+
+def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str]):
+    from inpars.config import load_pipeline_config
+
+    return load_pipeline_config(recipe, list(overrides or []) + flags)
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+
+
+@command("datasets")
+def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True) -> None:
+    """List the datasets inpars can load, with their counts."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from inpars.datasets import INFO, dataset_counts
+
+    table = Table("dataset", "docs", "queries", "qrels", "source")
+    for info in INFO:
+        c = dataset_counts(info.name) if counts else {}
+        table.add_row(info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source)
+    Console().print(table)
+    typer.echo("Any local BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) works as --dataset PATH.")
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+@command("generate")
+def generate_cmd(
+    dataset: DatasetOpt = "faq-construction",
+    output: OutputOpt = Path("queries.jsonl"),
+    model: Annotated[Optional[str], typer.Option(help="embedded:smollm2-135m, a Hugging Face id or a local folder.")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Generator backend (hf).")] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="A built-in prompt name or a YAML template file.")] = None,
+    num_docs: Annotated[Optional[int], typer.Option(help="Documents sampled with the seed (default: all).")] = None,
+    queries_per_doc: Annotated[Optional[int], typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
+    max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
+    max_doc_tokens: Annotated[Optional[int], typer.Option(help="Documents are truncated to this many tokens.")] = None,
+    temperature: Annotated[Optional[float], typer.Option(help="0 decodes greedily.")] = None,
+    top_p: Annotated[Optional[float], typer.Option()] = None,
+    batch_size: Annotated[Optional[int], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
+    config: RecipeOpt = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write queries for documents with a language model (resumes an interrupted run)."""
+    from inpars.datasets import load_dataset
+    from inpars.generate import generate_queries
+
+    _setup_logging(verbose)
+    cfg = _config(config, set_, _flags("generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc, max_new_tokens=max_new_tokens, max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, device=device))
+    summary = generate_queries(load_dataset(dataset).docs.values(), cfg.generate, output)
+    typer.echo(f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, {summary.skipped_too_long} skipped as too long, {summary.seconds:.1f}s)")
+
+
+@command("filter")
+def filter_cmd(
+    queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL from 'inpars generate').")],
+    output: OutputOpt = Path("kept.jsonl"),
+    method: Annotated[Optional[str], typer.Option(help="sum_log_probs, mean_log_probs or mean_probs.")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Keep the best k (default: all non-empty).")] = None,
+    config: RecipeOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Keep the best synthetic queries by their language-model score."""
+    from inpars import io
+    from inpars.filter import filter_queries
+
+    _setup_logging()
+    cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
+    rows = io.read_synthetic(queries)
+    result = filter_queries(rows, cfg.filter)
+    io.write_synthetic(output, result.kept)
+    typer.echo(f"kept {len(result.kept)} of {len(rows)} -> {output}")
+
+
+@command("negatives")
+def negatives_cmd(
+    queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL).")],
+    dataset: DatasetOpt = "faq-construction",
+    output: OutputOpt = Path("train.jsonl"),
+    depth: Annotated[Optional[int], typer.Option(help="Draw from the BM25 top-N.")] = None,
+    num_negatives: Annotated[Optional[int], typer.Option()] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="random or hardest.")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    config: RecipeOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Mine BM25 negatives and write training examples (query, document, label)."""
+    from inpars import io
+    from inpars.datasets import load_dataset
+    from inpars.negatives import mine_negatives
+    from inpars.retrieve import retrievers
+
+    _setup_logging()
+    cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed))
+    data = load_dataset(dataset)
+    retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
+    retriever.index(data.docs.values())
+    examples = mine_negatives(io.read_synthetic(queries), data.docs, retriever, cfg.negatives)
+    io.write_training(output, examples)
+    typer.echo(f"{len(examples)} training examples -> {output}")
+
+
+@command("train")
+def train_cmd(
+    examples: Annotated[Path, typer.Argument(help="Training examples (JSONL from 'inpars negatives').")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the trained model.")] = Path("reranker"),
+    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind (cross-encoder).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
+    epochs: Annotated[Optional[float], typer.Option()] = None,
+    learning_rate: Annotated[Optional[float], typer.Option()] = None,
+    batch_size: Annotated[Optional[int], typer.Option()] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    config: RecipeOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Fine-tune a reranker on synthetic training examples."""
+    from inpars import io
+    from inpars.rerank import rerankers
+
+    _setup_logging()
+    cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
+    model_dir = rerankers.get(cfg.train.reranker).train(io.read_training(examples), cfg.train, output)
+    typer.echo(f"model -> {model_dir}")
+
+
+@command("retrieve")
+def retrieve_cmd(
+    dataset: DatasetOpt = "faq-construction",
+    output: OutputOpt = Path("bm25.trec"),
+    backend: Annotated[Optional[str], typer.Option(help="Retriever backend (bm25s).")] = None,
+    top_k: Annotated[Optional[int], typer.Option()] = None,
+    config: RecipeOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Retrieve the dataset's test queries with BM25 and write a TREC run."""
+    from inpars import io
+    from inpars.datasets import load_dataset
+    from inpars.retrieve import retrievers
+
+    _setup_logging()
+    cfg = _config(config, set_, _flags("retrieve", backend=backend, top_k=top_k))
+    data = load_dataset(dataset)
+    retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
+    retriever.index(data.docs.values())
+    run = retriever.search(data.queries, cfg.retrieve.top_k)
+    io.write_trec_run(output, run, tag=cfg.retrieve.backend)
+    typer.echo(f"{len(run)} queries -> {output}")
+
+
+@command("rerank")
+def rerank_cmd(
+    run: Annotated[Path, typer.Argument(help="First-stage TREC run.")],
+    model: Annotated[str, typer.Option(help="A trained reranker folder or a Hugging Face id.")],
+    dataset: DatasetOpt = "faq-construction",
+    output: OutputOpt = Path("reranked.trec"),
+    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind (cross-encoder).")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="Rerank this many per query.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option()] = None,
+    config: RecipeOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Rerank the top-k of a run; deeper documents keep their first-stage order."""
+    from inpars import io
+    from inpars.datasets import load_dataset
+    from inpars.rerank import rerank_run, rerankers
+
+    _setup_logging()
+    cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
+    data = load_dataset(dataset)
+    scorer = rerankers.get(cfg.train.reranker)(model, max_length=cfg.rerank.max_length, batch_size=cfg.rerank.batch_size)
+    out = rerank_run(scorer, io.read_trec_run(run), data.queries, data.docs, cfg.rerank.top_k)
+    io.write_trec_run(output, out, tag=cfg.train.reranker)
+    typer.echo(f"{len(out)} queries -> {output}")
+
+
+@command("evaluate")
+def evaluate_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs.")],
+    dataset: DatasetOpt = "faq-construction",
+    qrels: Annotated[Optional[Path], typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
+    measure: Annotated[Optional[list[str]], typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
+) -> None:
+    """Score runs with ir_measures; queries missing from a run count as zero."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from inpars import io
+    from inpars.datasets import load_dataset
+    from inpars.evaluate import DEFAULT_MEASURES, evaluate
+
+    judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset).qrels
+    measures = measure or list(DEFAULT_MEASURES)
+    table = Table("run", *measures)
+    for path in runs:
+        scores = evaluate(io.read_trec_run(path), judgements, measures)
+        table.add_row(str(path), *(f"{scores[m]:.4f}" for m in measures))
+    Console().print(table)
+
+
+# ---------------------------------------------------------------------------------------------- recipes
+
+
+def _print_result(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    measures = list(next(iter(result.metrics.values())))
+    table = Table("system", *measures, title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)")
+    for system, scores in result.metrics.items():
+        table.add_row(system, *(f"{scores[m]:.4f}" for m in measures))
+    console.print(table)
+    stages = Table("stage", "seconds", "summary", title="stages")
+    for stage in result.stages:
+        summary = ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict)) if stage.name != "evaluate" else ""
+        stages.add_row(stage.name + (" (cached)" if stage.skipped else ""), f"{stage.seconds:.1f}", summary)
+    console.print(stages)
+    console.print(f"metrics -> {result.run_dir / 'metrics.json'}")
+
+
+@command("run")
+def run_cmd(
+    recipe: Annotated[Path, typer.Argument(help="A recipe YAML (see inpars/recipes/).")],
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option(help="Recompute every stage even if its output is up to date.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run a whole recipe; stages whose output exists for the same config are skipped."""
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import run_pipeline
+
+    _setup_logging(verbose)
+    _print_result(run_pipeline(load_pipeline_config(recipe, list(set_ or [])), force=force))
+
+
+@command("demo")
+def demo_cmd(
+    output_dir: Annotated[Optional[Path], typer.Option(help="Parent folder of the run folder (default: runs/).")] = None,
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the bundled offline recipe on faq-construction with the embedded models."""
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import run_pipeline
+
+    _setup_logging(verbose)
+    text = resources.files("inpars.recipes").joinpath("demo.yaml").read_text(encoding="utf-8")
+    overrides = ([f"output_dir={output_dir}"] if output_dir else []) + list(set_ or [])
+    _print_result(run_pipeline(load_pipeline_config(text=text, overrides=overrides), force=force))
+
+
+@command("reproduce")
+def reproduce_cmd(dataset: Annotated[str, typer.Argument(help="A BEIR dataset.")]) -> None:
+    """Reproduce a paper table cell (not available yet)."""
+    raise InparsError("'inpars reproduce' is not implemented yet: the paper tables and recipes are still to come; use 'inpars run RECIPE.yaml' meanwhile")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

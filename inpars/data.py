@@ -1,0 +1,84 @@
+"""The one data model used by every stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Qrels = dict[str, dict[str, int]]
+"""query_id -> doc_id -> relevance grade."""
+
+Run = dict[str, dict[str, float]]
+"""query_id -> doc_id -> score (what ir_measures takes)."""
+
+
+@dataclass(frozen=True)
+class Doc:
+    doc_id: str
+    text: str
+    title: str = ""
+
+    @property
+    def full_text(self) -> str:
+        """Title and text in one field, as in BEIR's "flat" indexes."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+@dataclass(frozen=True)
+class Query:
+    query_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SyntheticQuery:
+    """A query written by a language model for one source document."""
+
+    query_id: str
+    doc_id: str
+    text: str
+    log_probs: tuple[float, ...] = ()
+    prompt: str = ""
+    model: str = ""
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def sum_log_probs(self) -> float:
+        return float(sum(self.log_probs))
+
+    @property
+    def mean_log_probs(self) -> float:
+        return float(sum(self.log_probs) / len(self.log_probs)) if self.log_probs else float("-inf")
+
+    @property
+    def mean_probs(self) -> float:
+        import math
+
+        return float(sum(math.exp(lp) for lp in self.log_probs) / len(self.log_probs)) if self.log_probs else 0.0
+
+
+@dataclass(frozen=True)
+class TrainingExample:
+    """One (query, document, label) pair for reranker training."""
+
+    query_id: str
+    query: str
+    doc_id: str
+    doc: str
+    label: int
+
+
+@dataclass
+class Dataset:
+    """A test collection: documents, queries and relevance judgements of one split."""
+
+    name: str
+    docs: dict[str, Doc]
+    queries: dict[str, Query]
+    qrels: Qrels
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "docs": len(self.docs),
+            "queries": len(self.queries),
+            "qrels": sum(len(v) for v in self.qrels.values()),
+        }

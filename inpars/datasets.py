@@ -1,0 +1,165 @@
+"""Test collections behind one registry: the embedded faq-construction, BEIR through ir_datasets, local BEIR folders.
+
+A dataset name is ``faq-construction``, ``beir/<name>[/<split>]`` (downloaded by ir_datasets, so it needs a
+network the first time) or the path of a local BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
+``qrels/<split>.tsv``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from inpars.data import Dataset, Doc, Qrels, Query
+from inpars.errors import InparsError, InputError, MissingDependencyError
+from inpars.io import read_beir_corpus, read_beir_queries, read_qrels_tsv
+from inpars.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+# BEIR dataset -> the ir_datasets id of its evaluation split (the split the papers report).
+BEIR_TEST_IDS = {
+    "arguana": "beir/arguana",
+    "climate-fever": "beir/climate-fever",
+    "dbpedia-entity": "beir/dbpedia-entity/test",
+    "fever": "beir/fever/test",
+    "fiqa": "beir/fiqa/test",
+    "hotpotqa": "beir/hotpotqa/test",
+    "nfcorpus": "beir/nfcorpus/test",
+    "nq": "beir/nq",
+    "quora": "beir/quora/test",
+    "scidocs": "beir/scidocs",
+    "scifact": "beir/scifact/test",
+    "trec-covid": "beir/trec-covid",
+    "webis-touche2020": "beir/webis-touche2020/v2",
+    **{f"cqadupstack/{forum}": f"beir/cqadupstack/{forum}" for forum in (
+        "android", "english", "gaming", "gis", "mathematica", "physics", "programmers", "stats", "tex", "unix", "webmasters", "wordpress",
+    )},
+}
+
+FAQ_CREDIT = (
+    "faq-construction: Zaragoza AB, construction FAQ (English), CC-BY-4.0, DOI 10.5281/zenodo.19630803, "
+    "from the zaragoza-construction-faq package"
+)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    source: str
+    description: str
+
+
+def load_faq_construction(split: str = "test") -> Dataset:
+    """The 503 English answers are documents, the questions are queries; each question's own answer is relevant."""
+    if split != "test":
+        raise InparsError(f"faq-construction has only a 'test' split, not '{split}'")
+    try:
+        import zaragoza_construction_faq
+    except ImportError as exc:
+        raise MissingDependencyError("zaragoza_construction_faq", "demo") from exc
+    records = zaragoza_construction_faq.load(lang="en")
+    docs = {r["id"]: Doc(doc_id=r["id"], text=r["a"].strip()) for r in records}
+    queries = {r["id"]: Query(query_id=r["id"], text=r["q"].strip()) for r in records}
+    qrels: Qrels = {r["id"]: {r["id"]: 1} for r in records}
+    return Dataset(name="faq-construction", docs=docs, queries=queries, qrels=qrels)
+
+
+def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
+    """Any ir_datasets collection with docs, queries and qrels (downloads on first use)."""
+    try:
+        import ir_datasets
+    except ImportError as exc:
+        raise MissingDependencyError("ir_datasets", "demo") from exc
+    ds = ir_datasets.load(dataset_id)
+    docs = {}
+    for d in ds.docs_iter():
+        docs[d.doc_id] = Doc(doc_id=d.doc_id, text=getattr(d, "text", "") or "", title=getattr(d, "title", "") or "")
+    queries = {q.query_id: Query(query_id=q.query_id, text=q.text) for q in ds.queries_iter()}
+    qrels: Qrels = {}
+    for qrel in ds.qrels_iter():
+        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+    queries = {qid: q for qid, q in queries.items() if qid in qrels}
+    return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels)
+
+
+def load_beir(name: str, split: str | None = None) -> Dataset:
+    """``beir/<name>`` through ir_datasets, its test split unless ``split`` says otherwise."""
+    if name not in BEIR_TEST_IDS:
+        import difflib
+
+        close = difflib.get_close_matches(name, BEIR_TEST_IDS, n=1)
+        hint = f"; did you mean 'beir/{close[0]}'?" if close else ""
+        raise InparsError(f"unknown BEIR dataset '{name}'{hint} available: {', '.join(sorted(BEIR_TEST_IDS))}")
+    dataset_id = BEIR_TEST_IDS[name] if split is None else f"beir/{name}/{split}"
+    return load_ir_datasets(dataset_id, name=f"beir/{name}" + (f"/{split}" if split else ""))
+
+
+def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
+    """A BEIR folder on disk; only queries that have judgements in the split are kept."""
+    folder = Path(folder)
+    for required in ("corpus.jsonl", "queries.jsonl"):
+        if not (folder / required).is_file():
+            raise InputError(folder / required, None, "missing from the BEIR folder", "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        present = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
+        raise InputError(qrels_path, None, f"no qrels for split '{split}'", f"splits present: {', '.join(present) or 'none'}")
+    docs = read_beir_corpus(folder / "corpus.jsonl")
+    queries = read_beir_queries(folder / "queries.jsonl")
+    qrels = read_qrels_tsv(qrels_path)
+    unknown = sorted(set(qrels) - set(queries))
+    if unknown:
+        raise InputError(qrels_path, None, f"{len(unknown)} judged query id(s) missing from queries.jsonl (e.g. '{unknown[0]}')", "check that the files belong together")
+    queries = {qid: q for qid, q in queries.items() if qid in qrels}
+    return Dataset(name=str(folder), docs=docs, queries=queries, qrels=qrels)
+
+
+registry = Registry("dataset")
+registry.register("faq-construction", "inpars.datasets:load_faq_construction")
+for _name in BEIR_TEST_IDS:
+    registry.register(f"beir/{_name}", "inpars.datasets:load_beir")
+
+INFO = [
+    DatasetInfo("faq-construction", "embedded (zaragoza-construction-faq package)", "503 construction-law answers and their questions; offline"),
+    *(DatasetInfo(f"beir/{n}", f"ir_datasets '{i}'", "BEIR; downloads on first use") for n, i in BEIR_TEST_IDS.items()),
+]
+
+
+def load_dataset(name: str, split: str | None = None) -> Dataset:
+    """Load a dataset by registered name, ``beir/<name>/<split>``, or local BEIR folder path."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return load_beir_folder(path, split or "test")
+    if name.startswith("beir/"):
+        rest = name[len("beir/"):]
+        if rest not in BEIR_TEST_IDS and rest.rsplit("/", 1)[0] in BEIR_TEST_IDS:
+            rest, split = rest.rsplit("/", 1)
+        registry.check(f"beir/{rest}")
+        return load_beir(rest, split)
+    if name in registry:
+        return registry.get(name)(split or "test")
+    if name.startswith((".", "/", "~")):
+        raise InputError(path, None, "dataset folder not found", "give a BEIR folder with corpus.jsonl, queries.jsonl and qrels/")
+    registry.check(name)
+    raise AssertionError("unreachable: check() raises for unknown names")
+
+
+def dataset_counts(name: str) -> dict[str, int | None]:
+    """Counts without downloading: embedded data is counted, BEIR counts come from ir_datasets' metadata."""
+    if name == "faq-construction":
+        return load_faq_construction().counts()
+    if name.startswith("beir/"):
+        import ir_datasets
+
+        ds = ir_datasets.load(BEIR_TEST_IDS[name[len("beir/"):]])
+        counts: dict[str, int | None] = {}
+        for key, method in (("docs", "docs_count"), ("queries", "queries_count"), ("qrels", "qrels_count")):
+            try:
+                counts[key] = getattr(ds, method)()
+            except Exception as exc:  # metadata may be absent for some datasets; the count is then unknown
+                logger.debug("no %s count for %s: %s", key, name, exc)
+                counts[key] = None
+        return counts
+    return load_dataset(name).counts()

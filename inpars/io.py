@@ -1,0 +1,315 @@
+"""All file reading and writing: JSONL, BEIR folders, TREC runs and qrels, synthetic queries, training pairs.
+
+Every writer goes through :func:`atomic_write`, so a crash never leaves a half file under the final name.
+Every reader reports malformed input as one :class:`InputError` naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from inpars.data import Doc, Qrels, Query, Run, SyntheticQuery, TrainingExample
+from inpars.errors import InputError
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it into place only when the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    with atomic_write(path) as handle:
+        json.dump(obj, handle, indent=2, sort_keys=False, ensure_ascii=False)
+        handle.write("\n")
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
+    count = 0
+    with atomic_write(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _require_file(path: Path, what: str) -> None:
+    if not path.is_file():
+        raise InputError(path, None, f"{what} not found", "check the path")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    _require_file(path, "JSON file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"invalid JSON ({exc.msg})", "fix or regenerate the file") from None
+
+
+def iter_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)`` for each non-blank line; blank lines are allowed and skipped."""
+    path = Path(path)
+    _require_file(path, "JSONL file")
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, lineno, f"invalid JSON ({exc.msg})", "each line must be one JSON object") from None
+            if not isinstance(obj, dict):
+                raise InputError(path, lineno, "expected a JSON object", "each line must be one JSON object")
+            missing = [key for key in required if key not in obj]
+            if missing:
+                raise InputError(path, lineno, f"missing field(s) {', '.join(missing)}", f"each line needs {', '.join(required)}")
+            yield lineno, obj
+
+
+def _as_id(value: Any, path: Path, lineno: int, key: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InputError(path, lineno, f"empty {key}", f"give every record a non-empty {key}")
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- BEIR
+
+
+def read_beir_corpus(path: str | os.PathLike) -> dict[str, Doc]:
+    path = Path(path)
+    docs: dict[str, Doc] = {}
+    for lineno, obj in iter_jsonl(path, required=("_id", "text")):
+        doc_id = _as_id(obj["_id"], path, lineno, "_id")
+        if doc_id in docs:
+            raise InputError(path, lineno, f"duplicate document id '{doc_id}'", "document ids must be unique")
+        docs[doc_id] = Doc(doc_id=doc_id, text=str(obj.get("text") or ""), title=str(obj.get("title") or ""))
+    return docs
+
+
+def read_beir_queries(path: str | os.PathLike) -> dict[str, Query]:
+    path = Path(path)
+    queries: dict[str, Query] = {}
+    for lineno, obj in iter_jsonl(path, required=("_id", "text")):
+        query_id = _as_id(obj["_id"], path, lineno, "_id")
+        if query_id in queries:
+            raise InputError(path, lineno, f"duplicate query id '{query_id}'", "query ids must be unique")
+        queries[query_id] = Query(query_id=query_id, text=str(obj["text"]))
+    return queries
+
+
+def read_qrels_tsv(path: str | os.PathLike) -> Qrels:
+    """BEIR qrels: a header ``query-id corpus-id score`` (optional), then tab-separated rows."""
+    path = Path(path)
+    _require_file(path, "qrels file")
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if lineno == 1 and parts[0] in ("query-id", "query_id", "qid"):
+                continue
+            if len(parts) != 3:
+                raise InputError(path, lineno, f"expected 3 tab-separated fields, found {len(parts)}", "rows are query-id, corpus-id, score")
+            try:
+                grade = int(float(parts[2]))
+            except ValueError:
+                raise InputError(path, lineno, f"relevance '{parts[2]}' is not a number", "the third field is an integer grade") from None
+            qrels.setdefault(parts[0], {})[parts[1]] = grade
+    return qrels
+
+
+def write_qrels_tsv(path: str | os.PathLike, qrels: Qrels) -> None:
+    with atomic_write(path) as handle:
+        handle.write("query-id\tcorpus-id\tscore\n")
+        for query_id, docs in qrels.items():
+            for doc_id, grade in docs.items():
+                handle.write(f"{query_id}\t{doc_id}\t{grade}\n")
+
+
+def write_beir_folder(folder: str | os.PathLike, docs: Iterable[Doc], queries: Iterable[Query], qrels: Qrels, split: str = "test") -> None:
+    folder = Path(folder)
+    write_jsonl(folder / "corpus.jsonl", ({"_id": d.doc_id, "title": d.title, "text": d.text} for d in docs))
+    write_jsonl(folder / "queries.jsonl", ({"_id": q.query_id, "text": q.text} for q in queries))
+    write_qrels_tsv(folder / "qrels" / f"{split}.tsv", qrels)
+
+
+# ---------------------------------------------------------------------------------------------- TREC runs
+
+
+def write_trec_run(path: str | os.PathLike, run: Run, tag: str = "inpars") -> None:
+    """TREC format ``qid Q0 docid rank score tag``, ranked by descending score (ties by doc id)."""
+    with atomic_write(path) as handle:
+        for query_id, scores in run.items():
+            ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+            for rank, (doc_id, score) in enumerate(ranked, start=1):
+                handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+
+
+def read_trec_run(path: str | os.PathLike) -> Run:
+    path = Path(path)
+    _require_file(path, "run file")
+    run: Run = {}
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 6:
+                raise InputError(path, lineno, f"expected 6 fields (qid Q0 docid rank score tag), found {len(parts)}", "write runs in TREC format")
+            try:
+                score = float(parts[4])
+            except ValueError:
+                raise InputError(path, lineno, f"score '{parts[4]}' is not a number", "the fifth field is the score") from None
+            run.setdefault(parts[0], {})[parts[2]] = score
+    return run
+
+
+def read_trec_qrels(path: str | os.PathLike) -> Qrels:
+    """TREC qrels ``qid iter docid grade``."""
+    path = Path(path)
+    _require_file(path, "qrels file")
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 4:
+                raise InputError(path, lineno, f"expected 4 fields (qid iter docid grade), found {len(parts)}", "write qrels in TREC format")
+            try:
+                grade = int(parts[3])
+            except ValueError:
+                raise InputError(path, lineno, f"grade '{parts[3]}' is not an integer", "the fourth field is the grade") from None
+            qrels.setdefault(parts[0], {})[parts[2]] = grade
+    return qrels
+
+
+def read_qrels(path: str | os.PathLike) -> Qrels:
+    """Qrels in BEIR TSV (by extension ``.tsv``) or TREC format."""
+    return read_qrels_tsv(path) if str(path).endswith(".tsv") else read_trec_qrels(path)
+
+
+# ---------------------------------------------------------------------------------------------- synthetic queries
+
+
+def synthetic_to_row(query: SyntheticQuery) -> dict:
+    row = {
+        "query_id": query.query_id,
+        "doc_id": query.doc_id,
+        "text": query.text,
+        "log_probs": [round(lp, 6) for lp in query.log_probs],
+        "prompt": query.prompt,
+        "model": query.model,
+    }
+    row.update(query.extra)
+    return row
+
+
+_SYNTHETIC_KEYS = {"query_id", "doc_id", "text", "log_probs", "prompt", "model"}
+
+
+def synthetic_from_row(obj: dict, path: Path, lineno: int) -> SyntheticQuery:
+    log_probs = obj.get("log_probs") or []
+    if not isinstance(log_probs, list) or not all(isinstance(x, (int, float)) for x in log_probs):
+        raise InputError(path, lineno, "log_probs must be a list of numbers", "regenerate the file with 'inpars generate'")
+    return SyntheticQuery(
+        query_id=_as_id(obj["query_id"], path, lineno, "query_id"),
+        doc_id=_as_id(obj["doc_id"], path, lineno, "doc_id"),
+        text=str(obj["text"]),
+        log_probs=tuple(float(x) for x in log_probs),
+        prompt=str(obj.get("prompt", "")),
+        model=str(obj.get("model", "")),
+        extra={k: v for k, v in obj.items() if k not in _SYNTHETIC_KEYS},
+    )
+
+
+def read_synthetic(path: str | os.PathLike) -> list[SyntheticQuery]:
+    path = Path(path)
+    queries: list[SyntheticQuery] = []
+    seen: set[str] = set()
+    for lineno, obj in iter_jsonl(path, required=("query_id", "doc_id", "text")):
+        query = synthetic_from_row(obj, path, lineno)
+        if query.query_id in seen:
+            raise InputError(path, lineno, f"duplicate query_id '{query.query_id}'", "query ids must be unique")
+        seen.add(query.query_id)
+        queries.append(query)
+    return queries
+
+
+def write_synthetic(path: str | os.PathLike, queries: Iterable[SyntheticQuery]) -> int:
+    return write_jsonl(path, (synthetic_to_row(q) for q in queries))
+
+
+# ---------------------------------------------------------------------------------------------- training pairs
+
+
+def write_training(path: str | os.PathLike, examples: Iterable[TrainingExample]) -> int:
+    return write_jsonl(
+        path,
+        ({"query_id": e.query_id, "query": e.query, "doc_id": e.doc_id, "doc": e.doc, "label": e.label} for e in examples),
+    )
+
+
+def read_training(path: str | os.PathLike) -> list[TrainingExample]:
+    path = Path(path)
+    examples = []
+    for lineno, obj in iter_jsonl(path, required=("query", "doc", "label")):
+        label = obj["label"]
+        if label not in (0, 1, True, False):
+            raise InputError(path, lineno, f"label {label!r} is not 0 or 1", "labels are 1 (relevant) or 0 (not)")
+        examples.append(
+            TrainingExample(
+                query_id=str(obj.get("query_id", "")),
+                query=str(obj["query"]),
+                doc_id=str(obj.get("doc_id", "")),
+                doc=str(obj["doc"]),
+                label=int(label),
+            )
+        )
+    return examples
+
+
+# ---------------------------------------------------------------------------------------------- queries files
+
+
+def read_queries(path: str | os.PathLike) -> dict[str, Query]:
+    """Queries as BEIR JSONL (``_id``/``text``) or TSV (``query_id<TAB>text``)."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return read_beir_queries(path)
+    _require_file(path, "queries file")
+    queries: dict[str, Query] = {}
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 2:
+                raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
+            queries[parts[0]] = Query(parts[0], parts[1])
+    return queries

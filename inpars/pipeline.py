@@ -1,0 +1,199 @@
+"""Running a recipe: the stages in order, each in its own folder of one run folder, skipped when unchanged.
+
+A stage folder holds its outputs and ``stage.json``: the resolved config, the fingerprint of that config and
+of everything upstream, library versions, the seed and the git commit. A stage whose ``stage.json`` carries
+the same fingerprint and whose outputs exist is not run again; a changed config recomputes it and everything
+downstream (their fingerprints include it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inpars import io
+from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
+from inpars.data import Dataset, Query
+from inpars.datasets import load_dataset
+from inpars.errors import InparsError
+from inpars.provenance import git_commit, library_versions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageRecord:
+    name: str
+    fingerprint: str
+    skipped: bool
+    seconds: float
+    summary: dict = field(default_factory=dict)
+
+
+@dataclass
+class PipelineResult:
+    run_dir: Path
+    metrics: dict[str, dict[str, float]]
+    stages: list[StageRecord]
+    counts: dict[str, int]
+
+
+def _stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
+    manifest = folder / "stage.json"
+    if not manifest.is_file():
+        return None
+    data = io.read_json(manifest)
+    if data.get("fingerprint") != fp or data.get("status") != "done":
+        return None
+    if not all((folder / name).exists() for name in outputs):
+        return None
+    return data
+
+
+def run_stage(
+    run_dir: Path,
+    name: str,
+    config: Any,
+    upstream: list[str],
+    outputs: list[str],
+    body: Callable[[Path], dict],
+    seed: int | None = None,
+    force: bool = False,
+) -> StageRecord:
+    """Run ``body(folder)`` unless the stage is already done for the same config and upstream."""
+    folder = run_dir / name
+    fp = fingerprint(config, upstream)
+    done = None if force else _stage_done(folder, fp, outputs)
+    if done is not None:
+        logger.info("stage %s: up to date (%s), skipped", name, fp)
+        return StageRecord(name, fp, True, float(done.get("seconds", 0.0)), done.get("summary", {}))
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "stage.json"
+    if manifest.is_file() and io.read_json(manifest).get("fingerprint") != fp:
+        # Leftovers of another config (a partial generation, say) must not be resumed into this one.
+        for leftover in folder.glob("*.partial"):
+            leftover.unlink()
+    record = {
+        "stage": name,
+        "status": "running",
+        "fingerprint": fp,
+        "upstream": upstream,
+        "config": to_dict(config) if hasattr(config, "__dataclass_fields__") else config,
+        "seed": seed,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+    }
+    io.write_json(manifest, record)
+    started = time.perf_counter()
+    logger.info("stage %s: running (%s)", name, fp)
+    summary = body(folder)
+    seconds = time.perf_counter() - started
+    record.update(status="done", seconds=round(seconds, 3), summary=summary)
+    io.write_json(manifest, record)
+    return StageRecord(name, fp, False, seconds, summary)
+
+
+def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset | None = None) -> PipelineResult:
+    """Generate, filter, mine negatives, train, retrieve, rerank and evaluate into ``config.run_dir``."""
+    from inpars.evaluate import evaluate
+    from inpars.filter import filter_queries
+    from inpars.generate import generate_queries
+    from inpars.negatives import mine_negatives
+    from inpars.rerank import rerank_run, rerankers
+    from inpars.retrieve import retrievers
+
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(run_dir / "config.json", to_dict(config))
+    dataset = dataset or load_dataset(config.dataset)
+    counts = dataset.counts()
+    if not dataset.docs:
+        raise InparsError(f"dataset '{config.dataset}' has no documents")
+    stages: list[StageRecord] = []
+    data_fp = fingerprint({"dataset": config.dataset, **counts})
+
+    retriever_cache: dict[str, Any] = {}
+
+    def retriever(rc: RetrieveConfig):
+        key = fingerprint(rc)
+        if key not in retriever_cache:
+            r = retrievers.get(rc.backend)(rc)
+            r.index(dataset.docs.values())
+            retriever_cache[key] = r
+        return retriever_cache[key]
+
+    # 1. generate
+    def do_generate(folder: Path) -> dict:
+        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl").as_dict()
+
+    gen = run_stage(run_dir, "generate", config.generate, [data_fp], ["queries.jsonl"], do_generate, seed=config.generate.seed, force=force)
+    stages.append(gen)
+
+    # 2. filter
+    def do_filter(folder: Path) -> dict:
+        queries = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
+        result = filter_queries(queries, config.filter)
+        io.write_synthetic(folder / "kept.jsonl", result.kept)
+        io.write_jsonl(folder / "dropped.jsonl", ({**io.synthetic_to_row(q), "reason": r} for q, r in result.dropped))
+        return {"input": len(queries), "kept": len(result.kept), "dropped": result.reasons()}
+
+    flt = run_stage(run_dir, "filter", config.filter, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
+    stages.append(flt)
+
+    # 3. negatives
+    def do_negatives(folder: Path) -> dict:
+        kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
+        examples = mine_negatives(kept, dataset.docs, retriever(config.retrieve), config.negatives)
+        io.write_training(folder / "train.jsonl", examples)
+        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0)}
+
+    neg = run_stage(run_dir, "negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(config.retrieve)}, [flt.fingerprint], ["train.jsonl"], do_negatives, seed=config.negatives.seed, force=force)
+    stages.append(neg)
+
+    # 4. train
+    def do_train(folder: Path) -> dict:
+        examples = io.read_training(run_dir / "negatives" / "train.jsonl")
+        rerankers.get(config.train.reranker).train(examples, config.train, folder)
+        return {"examples": len(examples), "model": str(folder / "model")}
+
+    trn = run_stage(run_dir, "train", config.train, [neg.fingerprint], ["model"], do_train, seed=config.train.seed, force=force)
+    stages.append(trn)
+
+    # 5. retrieve the real test queries
+    def do_retrieve(folder: Path) -> dict:
+        run = retriever(config.retrieve).search(dataset.queries, config.retrieve.top_k)
+        io.write_trec_run(folder / "run.trec", run, tag=config.retrieve.backend)
+        return {"queries": len(run)}
+
+    ret = run_stage(run_dir, "retrieve", config.retrieve, [data_fp], ["run.trec"], do_retrieve, force=force)
+    stages.append(ret)
+
+    # 6. rerank
+    def do_rerank(folder: Path) -> dict:
+        first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+        reranker = rerankers.get(config.train.reranker)(str(run_dir / "train" / "model"), max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
+        run = rerank_run(reranker, first, dataset.queries, dataset.docs, config.rerank.top_k)
+        io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
+        return {"queries": len(run), "pairs": sum(min(len(v), config.rerank.top_k) for v in first.values())}
+
+    rr = run_stage(run_dir, "rerank", config.rerank, [trn.fingerprint, ret.fingerprint], ["run.trec"], do_rerank, force=force)
+    stages.append(rr)
+
+    # 7. evaluate
+    def do_evaluate(folder: Path) -> dict:
+        metrics = {
+            "bm25": evaluate(io.read_trec_run(run_dir / "retrieve" / "run.trec"), dataset.qrels, config.evaluate.measures),
+            config.train.reranker: evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), dataset.qrels, config.evaluate.measures),
+        }
+        io.write_json(folder / "metrics.json", metrics)
+        return metrics
+
+    ev = run_stage(run_dir, "evaluate", config.evaluate, [ret.fingerprint, rr.fingerprint], ["metrics.json"], do_evaluate, force=force)
+    stages.append(ev)
+    metrics = io.read_json(run_dir / "evaluate" / "metrics.json")
+    io.write_json(run_dir / "metrics.json", metrics)
+    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=stages, counts=counts)

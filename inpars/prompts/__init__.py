@@ -1,0 +1,1 @@
+"""Few-shot prompt templates shipped as data files."""

@@ -1,0 +1,52 @@
+"""What every reranker provides, and the reranking of a first-stage run that all of them share."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from inpars.data import Doc, Query, Run
+from inpars.registry import Registry
+
+logger = logging.getLogger(__name__)
+
+
+class Reranker(Protocol):
+    def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Relevance scores of (query, document) pairs, higher is better."""
+        ...
+
+
+rerankers = Registry("reranker")
+rerankers.register("cross-encoder", "inpars.rerank.cross_encoder:CrossEncoderReranker")
+
+
+def length_sorted_batches(pairs: Sequence[tuple[str, str]], batch_size: int) -> list[list[int]]:
+    """Indices of ``pairs`` in batches of similar length, so that little is spent on padding."""
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def rerank_run(reranker: Reranker, run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], top_k: int) -> Run:
+    """Rescore each query's first-stage top ``top_k``; deeper documents keep their order below the reranked ones."""
+    pairs: list[tuple[str, str]] = []
+    slots: list[tuple[str, str]] = []
+    deeper: dict[str, list[str]] = {}
+    for qid, scores in run.items():
+        if qid not in queries:
+            continue
+        ranked = [doc_id for doc_id, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
+        for doc_id in ranked[:top_k]:
+            pairs.append((queries[qid].text, docs[doc_id].full_text))
+            slots.append((qid, doc_id))
+        deeper[qid] = ranked[top_k:]
+    scores = reranker.score(pairs) if pairs else []
+    out: Run = {qid: {} for qid in deeper}
+    for (qid, doc_id), value in zip(slots, scores):
+        out[qid][doc_id] = float(value)
+    for qid, rest in deeper.items():
+        floor = min(out[qid].values(), default=0.0) - 1.0
+        for position, doc_id in enumerate(rest):
+            out[qid][doc_id] = floor - position
+    return out
