@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from inpars import io
+from inpars.data import Doc, Query, SyntheticQuery, TrainingExample
+from inpars.errors import InputError
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with io.atomic_write(target) as handle:
+            handle.write("half a file")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["out.jsonl"]
+
+
+def test_beir_folder_round_trip(tmp_path):
+    docs = [Doc("d1", "text one", "Title"), Doc("d2", "text two")]
+    queries = [Query("q1", "first"), Query("q2", "second")]
+    io.write_beir_folder(tmp_path, docs, queries, {"q1": {"d1": 1}, "q2": {"d2": 2}})
+    assert io.read_beir_corpus(tmp_path / "corpus.jsonl") == {d.doc_id: d for d in docs}
+    assert io.read_beir_queries(tmp_path / "queries.jsonl") == {q.query_id: q for q in queries}
+    assert io.read_qrels_tsv(tmp_path / "qrels" / "test.tsv") == {"q1": {"d1": 1}, "q2": {"d2": 2}}
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "a", "text": "x"}\n\n{"_id": "b", "text": \n')
+    with pytest.raises(InputError, match=r"corpus.jsonl:3: invalid JSON"):
+        io.read_beir_corpus(path)
+
+
+def test_missing_field_and_duplicate_ids(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    path.write_text('{"_id": "a", "text": "x"}\n{"_id": "b"}\n')
+    with pytest.raises(InputError, match=r"corpus.jsonl:2: missing field\(s\) text"):
+        io.read_beir_corpus(path)
+    path.write_text('{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n')
+    with pytest.raises(InputError, match=r"corpus.jsonl:2: duplicate document id 'a'"):
+        io.read_beir_corpus(path)
+
+
+def test_missing_file_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match=r"nope.jsonl: JSONL file not found; check the path"):
+        io.read_synthetic(tmp_path / "nope.jsonl")
+
+
+def test_qrels_errors(tmp_path):
+    path = tmp_path / "test.tsv"
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\n")
+    with pytest.raises(InputError, match=r"test.tsv:2: expected 3 tab-separated fields, found 2"):
+        io.read_qrels_tsv(path)
+    path.write_text("q1\td1\thigh\n")
+    with pytest.raises(InputError, match=r"test.tsv:1: relevance 'high' is not a number"):
+        io.read_qrels_tsv(path)
+
+
+def test_trec_run_round_trip_and_ranking(tmp_path):
+    run = {"q1": {"d1": 0.5, "d2": 2.0, "d3": 0.5}}
+    path = tmp_path / "run.trec"
+    io.write_trec_run(path, run, tag="t")
+    lines = path.read_text().splitlines()
+    assert lines == ["q1 Q0 d2 1 2.000000 t", "q1 Q0 d1 2 0.500000 t", "q1 Q0 d3 3 0.500000 t"]
+    assert io.read_trec_run(path) == run
+    path.write_text("q1 Q0 d1 1 x t\n")
+    with pytest.raises(InputError, match=r"run.trec:1: score 'x' is not a number"):
+        io.read_trec_run(path)
+
+
+def test_synthetic_round_trip_keeps_extra_fields(tmp_path):
+    rows = [SyntheticQuery("q1", "d1", "what is x", (-0.5, -1.0), "inpars", "m", {"shard": 1})]
+    path = tmp_path / "q.jsonl"
+    io.write_synthetic(path, rows)
+    back = io.read_synthetic(path)
+    assert back == rows and back[0].extra == {"shard": 1}
+    assert json.loads(path.read_text())["log_probs"] == [-0.5, -1.0]
+
+
+def test_synthetic_bad_log_probs(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"query_id": "q", "doc_id": "d", "text": "t", "log_probs": "bad"}\n')
+    with pytest.raises(InputError, match=r"q.jsonl:1: log_probs must be a list of numbers"):
+        io.read_synthetic(path)
+
+
+def test_training_round_trip_and_bad_label(tmp_path):
+    path = tmp_path / "train.jsonl"
+    examples = [TrainingExample("q", "query", "d", "doc", 1), TrainingExample("q", "query", "e", "other", 0)]
+    io.write_training(path, examples)
+    assert io.read_training(path) == examples
+    path.write_text('{"query": "q", "doc": "d", "label": 3}\n')
+    with pytest.raises(InputError, match=r"train.jsonl:1: label 3 is not 0 or 1"):
+        io.read_training(path)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from inpars.config import PipelineConfig, fingerprint, load_pipeline_config
+from inpars.errors import InputError
+from inpars.generate import generators
+from inpars.registry import Registry, UnknownNameError
+from inpars.rerank import rerankers
+from inpars.retrieve import retrievers
+
+
+def test_registry_suggests_and_lists():
+    reg = Registry("generator")
+    for name in ("hf", "vllm", "openai"):
+        reg.register(name, f"inpars.x:{name}")
+    with pytest.raises(UnknownNameError, match=r"unknown generator 'vlm'; did you mean 'vllm'\? available: hf, openai, vllm"):
+        reg.get("vlm")
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("hf", "inpars.x:y")
+
+
+def test_registered_backends_import():
+    for registry in (generators, retrievers, rerankers):
+        for name in registry.names():
+            assert callable(registry.get(name))
+
+
+def test_yaml_defaults_and_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: exp\ngenerate:\n  num_docs: 10\n  temperature: 0.7\nfilter:\n  top_k: 5\n")
+    config = load_pipeline_config(recipe, ["generate.num_docs=20", "evaluate.measures=nDCG@10,P@5"])
+    assert config.name == "exp"
+    assert config.generate.num_docs == 20  # the override wins over YAML
+    assert config.generate.temperature == 0.7  # YAML wins over the default
+    assert config.generate.max_new_tokens == PipelineConfig().generate.max_new_tokens
+    assert config.evaluate.measures == ("nDCG@10", "P@5")
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: exp\ngenerate:\n  num_dcs: 10\n")
+    with pytest.raises(InputError, match=r"r.yaml:3: unknown key 'generate.num_dcs'; did you mean 'num_docs'\?"):
+        load_pipeline_config(recipe)
+    recipe.write_text("name: exp\ntrain:\n  learning_rate: fast\n")
+    with pytest.raises(InputError, match=r"r.yaml:3: 'train.learning_rate' should be float, got 'fast'"):
+        load_pipeline_config(recipe)
+    recipe.write_text("name: [unclosed\n")
+    with pytest.raises(InputError, match=r"r.yaml:\d+: invalid YAML"):
+        load_pipeline_config(recipe)
+    with pytest.raises(InputError, match=r"override 'oops' has no '='"):
+        load_pipeline_config(None, ["oops"])
+
+
+def test_fingerprint_changes_with_config():
+    a = PipelineConfig()
+    b = load_pipeline_config(None, ["generate.seed=1"])
+    assert fingerprint(a.generate) == fingerprint(PipelineConfig().generate)
+    assert fingerprint(a.generate) != fingerprint(b.generate)
