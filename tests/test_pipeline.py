@@ -1,0 +1,61 @@
+"""The whole method end to end on a slice of faq-construction with the real embedded models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inpars import io
+from inpars.config import load_pipeline_config
+from inpars.pipeline import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+RECIPE = """
+name: slice
+generate: {max_new_tokens: 24, batch_size: 8}
+filter: {method: mean_log_probs, top_k: 30}
+negatives: {depth: 10, num_negatives: 1}
+train: {epochs: 1, batch_size: 8, learning_rate: 1.0e-4}
+retrieve: {top_k: 20}
+rerank: {top_k: 5, batch_size: 32}
+"""
+
+
+def test_pipeline_end_to_end_and_caching(tmp_path, faq_slice):
+    config = load_pipeline_config(text=RECIPE, overrides=[f"output_dir={tmp_path}"])
+    result = run_pipeline(config, dataset=faq_slice)
+    run_dir = tmp_path / "slice"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) == {"bm25", "cross-encoder"}
+    assert set(metrics["bm25"]) == {"nDCG@10", "RR@10", "R@100"}
+    assert all(0.0 <= v <= 1.0 for scores in metrics.values() for v in scores.values())
+
+    queries = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
+    assert len(queries) == 40 and all(q.doc_id in faq_slice.docs for q in queries)
+    assert sum(1 for q in queries if q.text) >= 35 and all("\n" not in q.text for q in queries)
+    assert all(len(q.log_probs) > 0 for q in queries if q.text)
+    assert len(io.read_synthetic(run_dir / "filter" / "kept.jsonl")) == 30
+    examples = io.read_training(run_dir / "negatives" / "train.jsonl")
+    positives = {e.query_id: e.doc_id for e in examples if e.label == 1}
+    assert all(e.doc_id != positives[e.query_id] for e in examples if e.label == 0)
+    reranked = io.read_trec_run(run_dir / "rerank" / "run.trec")
+    first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+    for qid, scores in first.items():
+        assert set(reranked[qid]) == set(scores)  # same documents, the top 5 reordered
+        ranked = sorted(reranked[qid], key=lambda d: -reranked[qid][d])
+        first_ranked = sorted(scores, key=lambda d: (-scores[d], d))
+        assert set(ranked[:5]) == set(first_ranked[:5]) and ranked[5:] == first_ranked[5:]
+    manifest = json.loads((run_dir / "generate" / "stage.json").read_text())
+    assert manifest["status"] == "done" and manifest["config"]["max_new_tokens"] == 24 and "torch" in manifest["versions"]
+    assert [s.skipped for s in result.stages] == [False] * 7
+
+    # Same config: every stage is skipped. A changed training seed recomputes training and what follows.
+    again = run_pipeline(config, dataset=faq_slice)
+    assert [s.skipped for s in again.stages] == [True] * 7
+    changed = load_pipeline_config(text=RECIPE, overrides=[f"output_dir={tmp_path}", "train.seed=1"])
+    third = run_pipeline(changed, dataset=faq_slice)
+    assert {s.name: s.skipped for s in third.stages} == {
+        "generate": True, "filter": True, "negatives": True, "train": False, "retrieve": True, "rerank": False, "evaluate": False,
+    }
