@@ -13,6 +13,9 @@ logger = logging.getLogger(__name__)
 
 
 class Reranker(Protocol):
+    """Every registered reranker is built as ``cls(model, max_length=..., batch_size=..., device=...)`` and
+    trained with the classmethod ``cls.train(examples, config, output_dir, device)``, which returns the model folder."""
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Relevance scores of (query, document) pairs, higher is better."""
         ...
@@ -20,6 +23,8 @@ class Reranker(Protocol):
 
 rerankers = Registry("reranker")
 rerankers.register("cross-encoder", "inpars.rerank.cross_encoder:CrossEncoderReranker")
+rerankers.register("monot5", "inpars.rerank.monot5:MonoT5Reranker")
+rerankers.register("flan-t5", "inpars.rerank.monot5:FlanT5Reranker")
 
 
 def length_sorted_batches(pairs: Sequence[tuple[str, str]], batch_size: int) -> list[list[int]]:
