@@ -323,6 +323,19 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return out
 
 
+def _override_value(raw: str) -> Any:
+    """A YAML scalar or list; text that YAML reads otherwise (``Query: {query} ...``) stays the text it is."""
+    if not raw.strip():
+        return None
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+        return raw
+    return value
+
+
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict:
     """``["generate.num_docs=50", "name=x"]`` -> nested dict; values are parsed as YAML scalars."""
     nested: dict = {}
@@ -330,7 +343,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict:
         if "=" not in item:
             raise InputError("--set", None, f"override '{item}' has no '='", "write key=value, e.g. generate.num_docs=50")
         key, _, raw = item.partition("=")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _override_value(raw)
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -13,7 +13,7 @@ import pytest
 
 from inpars import io
 from inpars.config import TrainConfig
-from inpars.data import Doc, Query, TrainingExample
+from inpars.data import TrainingExample
 from inpars.errors import InparsError
 from inpars.models import MINILM
 from inpars.rerank import rerank_run, rerankers
@@ -42,7 +42,7 @@ def model_for(kind: str, tiny_t5) -> str:
 def toy_examples(n: int = 24, seed: int = 0) -> list[TrainingExample]:
     """A separable task: relevant documents say 'approved', the others 'rejected'."""
     rng = random.Random(seed)
-    words = "house roof wall permit tax garden window door floor stairs".split()
+    words = ["house", "roof", "wall", "permit", "tax", "garden", "window", "door", "floor", "stairs"]
     rows = []
     for i in range(n):
         query = " ".join(rng.sample(words, 3))

@@ -110,3 +110,11 @@ def test_precision_on_cpu():
     assert mixed_precision("fp32", "cpu", seq2seq=False) == (False, False)
     with pytest.raises(InparsError, match="precision bf16 needs a CUDA GPU and the device is cpu"):
         mixed_precision("bf16", "cpu", seq2seq=True)
+
+
+def test_template_override_with_colons_stays_text():
+    overrides = ["train.template=Query: {query} Document: {document} Relevant:", "train.true_token=▁yes", "train.max_steps=3"]
+    config = load_pipeline_config(overrides=overrides).train
+    assert config.template == "Query: {query} Document: {document} Relevant:"
+    assert (config.true_token, config.max_steps) == ("▁yes", 3)
+    assert load_pipeline_config(overrides=["train.template=Q: {query}"]).train.template == "Q: {query}"
