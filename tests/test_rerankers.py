@@ -277,6 +277,33 @@ def test_resume_from_a_checkpoint_gives_the_same_model(tiny_t5, faq_slice, tmp_p
     assert io.read_json(model_dir / METADATA)["training"]["resumed_from"] is None
 
 
+def test_gradient_accumulation_equals_the_large_batch(tiny_t5, faq_slice, tmp_path):
+    examples = toy_examples(16)
+    large = MonoT5Reranker.train(examples, train_config("monot5", tiny_t5, batch_size=16), tmp_path / "large", device="cpu")
+    accumulated = MonoT5Reranker.train(examples, train_config("monot5", tiny_t5, batch_size=4, effective_batch_size=16), tmp_path / "acc", device="cpu")
+    assert io.read_json(accumulated / METADATA)["training"]["plan"]["accumulation"] == 4
+    losses = [io.read_json(folder / METADATA)["training"]["train_loss"] for folder in (large, accumulated)]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    pairs = faq_pairs(faq_slice)
+    assert MonoT5Reranker(str(accumulated), device="cpu").score(pairs) == pytest.approx(MonoT5Reranker(str(large), device="cpu").score(pairs), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_with_torchrun(tiny_t5, tmp_path):
+    import subprocess
+    import sys
+
+    io.write_training(tmp_path / "train.jsonl", toy_examples(16))
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "inpars.cli", "train", str(tmp_path / "train.jsonl"),
+               "-o", str(tmp_path / "out"), "--reranker", "monot5", "--model", str(tiny_t5), "--max-steps", "2", "--batch-size", "4",
+               "--set", "train.effective_batch_size=16", "--set", "train.max_length=48"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    training = io.read_json(tmp_path / "out" / "model" / METADATA)["training"]
+    assert (training["plan"]["processes"], training["plan"]["accumulation"]) == (2, 2)
+    assert training["train_loss"] < 8.0  # a mean cross-entropy, not multiplied by processes or accumulation
+
+
 def test_resume_from_a_folder_that_is_no_checkpoint(tiny_t5, tmp_path):
     config = train_config("monot5", tiny_t5, resume=str(tmp_path / "missing"))
     with pytest.raises(InparsError, match="is not a training checkpoint .*; use auto, never or a checkpoint-N folder"):

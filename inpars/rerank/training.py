@@ -218,10 +218,15 @@ def fit(
         report_to=[],
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        ddp_find_unused_parameters=False if seq2seq else None,
         disable_tqdm=False,
     )
     trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    # The models average their own loss over the batch. Left to guess from their **kwargs, the Trainer takes them for
+    # models that normalise by the item count across accumulation steps and processes, and so neither divides the
+    # loss by the accumulation steps nor leaves it unmultiplied by the process count: gradients would grow with both.
+    trainer.model_accepts_loss_kwargs = False
     logger.info(
         "training %s (%s) on %d examples: %d steps x effective batch %d (%d per device x %d accumulation x %d process(es)) = %.2f epochs; "
         "lr %g %s, %s, %s%s",
