@@ -17,7 +17,7 @@ from inpars.data import TrainingExample
 from inpars.errors import InparsError
 from inpars.models import MINILM
 from inpars.rerank import rerank_run, rerankers
-from inpars.rerank.monot5 import FlanT5Reranker, MonoT5Reranker, PromptTemplate, _PromptDataset, encode_prompts
+from inpars.rerank.monot5 import FlanT5Reranker, MonoT5Reranker, PromptTemplate, encode_prompts, training_features
 from inpars.rerank.training import METADATA
 
 
@@ -178,8 +178,8 @@ def test_long_document_is_cut_and_relevant_survives(tiny_t5, faq):
 def test_training_input_keeps_relevant_too(tiny_t5, faq):
     reranker = MonoT5Reranker(str(tiny_t5), device="cpu")
     document = " ".join(doc.text for doc in list(faq.docs.values())[:10])
-    dataset = _PromptDataset([TrainingExample("q", "permit", "d", document, 1)], reranker.tokenizer, reranker.template, 96, (reranker.false_id, reranker.true_id))
-    item = dataset[0]
+    targets = (reranker.false_id, reranker.true_id)
+    item = training_features(reranker.tokenizer, reranker.template, 96, targets, TrainingExample("q", "permit", "d", document, 1))
     assert len(item["input_ids"]) == 96
     assert reranker.tokenizer.decode(item["input_ids"], skip_special_tokens=True).endswith("Relevant:")
     assert item["labels"] == [reranker.true_id, reranker.tokenizer.eos_token_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -9,8 +10,8 @@ from pathlib import Path
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
 from inpars.models import resolve
-from inpars.rerank.base import length_sorted_batches
-from inpars.rerank.training import check_kind, device_of, fit, plan_training, read_metadata
+from inpars.rerank.base import score_in_batches
+from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, device_of, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -41,18 +42,11 @@ class CrossEncoderReranker:
         return self.tokenizer(queries, docs, truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt")
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        import torch
-        from tqdm.auto import tqdm
+        return score_in_batches(pairs, self.batch_size, self._score_batch)
 
-        scores = [0.0] * len(pairs)
-        batches = length_sorted_batches(pairs, self.batch_size)
-        with torch.inference_mode():
-            for batch in tqdm(batches, desc="rerank", unit="batch", disable=len(batches) < 4):
-                encoded = self._encode([pairs[i] for i in batch]).to(self.device)
-                logits = self.model(**encoded).logits[:, 0].float().tolist()
-                for i, value in zip(batch, logits):
-                    scores[i] = value
-        return scores
+    def _score_batch(self, pairs: list[tuple[str, str]]) -> list[float]:
+        encoded = self._encode(pairs).to(self.device)
+        return self.model(**encoded).logits[:, 0].float().tolist()
 
     @classmethod
     def train(cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto") -> Path:
@@ -64,37 +58,14 @@ class CrossEncoderReranker:
         path = resolve(config.model)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, problem_type="multi_label_classification")
-        dataset = _PairDataset(examples, tokenizer, config.max_length)
+        dataset = ExampleDataset(examples, functools.partial(_features, tokenizer, config.max_length))
         return fit(
-            model=model, tokenizer=tokenizer, dataset=dataset, collator=_Collator(tokenizer), examples=examples, config=config,
+            model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "float32"), examples=examples, config=config,
             plan=plan, output_dir=output_dir, device=device, seq2seq=False, metadata={"reranker": cls.name},
         )
 
 
-class _PairDataset:
-    def __init__(self, examples: Sequence[TrainingExample], tokenizer, max_length: int) -> None:
-        self.examples = list(examples)
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict:
-        example = self.examples[index]
-        encoded = self.tokenizer(example.query, example.doc, truncation="only_second", max_length=self.max_length)
-        encoded["labels"] = [float(example.label)]
-        return dict(encoded)
-
-
-class _Collator:
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-
-    def __call__(self, rows: list[dict]) -> dict:
-        import torch
-
-        labels = torch.tensor([row.pop("labels") for row in rows], dtype=torch.float32)
-        batch = self.tokenizer.pad(rows, return_tensors="pt")
-        batch["labels"] = labels
-        return batch
+def _features(tokenizer, max_length: int, example: TrainingExample) -> dict:
+    encoded = dict(tokenizer(example.query, example.doc, truncation="only_second", max_length=max_length))
+    encoded["labels"] = [float(example.label)]
+    return encoded

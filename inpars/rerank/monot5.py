@@ -8,6 +8,7 @@ Hugging Face id (``castorini/monot5-base-msmarco-10k``, ``zeta-alpha-ai/monot5-3
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -18,8 +19,8 @@ from inpars.config import TrainConfig
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
 from inpars.models import resolve
-from inpars.rerank.base import length_sorted_batches
-from inpars.rerank.training import check_kind, device_of, fit, plan_training, read_metadata
+from inpars.rerank.base import score_in_batches
+from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, device_of, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,12 @@ def encode_prompts(tokenizer, template: PromptTemplate, pairs: Sequence[tuple[st
     return rows
 
 
+def training_features(tokenizer, template: PromptTemplate, max_length: int, targets: tuple[int, int], example: TrainingExample) -> dict:
+    """The input ids of an example and its target: the false or true token (``targets[label]``), then end of sequence."""
+    ids = encode_prompts(tokenizer, template, [(example.query, example.doc)], max_length)[0]
+    return {"input_ids": ids, "labels": [targets[example.label], tokenizer.eos_token_id]}
+
+
 def _token_id(tokenizer, token: str, model: str, what: str) -> int:
     vocab = tokenizer.get_vocab()
     if token not in vocab:
@@ -168,22 +175,16 @@ class MonoT5Reranker:
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """log P(true) of each (query, document) pair, computed in batches of similar length."""
-        import torch
-        from tqdm.auto import tqdm
+        return score_in_batches(pairs, self.batch_size, self._score_batch)
 
-        scores = [0.0] * len(pairs)
-        batches = length_sorted_batches(pairs, self.batch_size)
-        start = self.model.config.decoder_start_token_id
-        with torch.inference_mode():
-            for batch in tqdm(batches, desc="rerank", unit="batch", disable=len(batches) < 4):
-                ids = encode_prompts(self.tokenizer, self.template, [pairs[i] for i in batch], self.max_length)
-                inputs = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
-                decoder = torch.full((len(batch), 1), start, dtype=torch.long, device=self.device)
-                logits = self.model(**inputs, decoder_input_ids=decoder).logits[:, 0, [self.true_id, self.false_id]]
-                log_true = torch.log_softmax(logits.float(), dim=-1)[:, 0].tolist()
-                for i, value in zip(batch, log_true):
-                    scores[i] = value
-        return scores
+    def _score_batch(self, pairs: list[tuple[str, str]]) -> list[float]:
+        import torch
+
+        ids = encode_prompts(self.tokenizer, self.template, pairs, self.max_length)
+        inputs = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
+        decoder = torch.full((len(pairs), 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=self.device)
+        logits = self.model(**inputs, decoder_input_ids=decoder).logits[:, 0, [self.true_id, self.false_id]]
+        return torch.log_softmax(logits.float(), dim=-1)[:, 0].tolist()
 
     @classmethod
     def train(cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto") -> Path:
@@ -202,10 +203,10 @@ class MonoT5Reranker:
         if tokenizer.eos_token_id is None:
             raise InparsError(f"the tokenizer of {config.model} has no end-of-sequence token; monoT5 targets end with one")
         model = AutoModelForSeq2SeqLM.from_pretrained(path)
-        dataset = _PromptDataset(examples, tokenizer, template, config.max_length, (false_id, true_id))
+        dataset = ExampleDataset(examples, functools.partial(training_features, tokenizer, template, config.max_length, (false_id, true_id)))
         metadata = {"reranker": cls.name, "template": template.text, "true_token": true_token, "false_token": false_token}
         return fit(
-            model=model, tokenizer=tokenizer, dataset=dataset, collator=_Collator(tokenizer), examples=examples, config=config,
+            model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "long"), examples=examples, config=config,
             plan=plan, output_dir=output_dir, device=device, seq2seq=True, metadata=metadata,
         )
 
@@ -217,33 +218,3 @@ class FlanT5Reranker(MonoT5Reranker):
     default_template = "Query: {query}\nPassage: {document}\nIs the passage relevant to the query? Answer yes or no."
     default_true_token = "▁yes"
     default_false_token = "▁no"
-
-
-class _PromptDataset:
-    def __init__(self, examples: Sequence[TrainingExample], tokenizer, template: PromptTemplate, max_length: int, targets: tuple[int, int]) -> None:
-        self.examples = list(examples)
-        self.tokenizer = tokenizer
-        self.template = template
-        self.max_length = max_length
-        self.targets = targets
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict:
-        example = self.examples[index]
-        ids = encode_prompts(self.tokenizer, self.template, [(example.query, example.doc)], self.max_length)[0]
-        return {"input_ids": ids, "labels": [self.targets[example.label], self.tokenizer.eos_token_id]}
-
-
-class _Collator:
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer = tokenizer
-
-    def __call__(self, rows: list[dict]) -> dict:
-        import torch
-
-        labels = torch.tensor([row["labels"] for row in rows], dtype=torch.long)
-        batch = self.tokenizer.pad({"input_ids": [row["input_ids"] for row in rows]}, return_tensors="pt")
-        batch["labels"] = labels
-        return dict(batch)

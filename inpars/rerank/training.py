@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,6 +254,36 @@ def fit(
         }
         io.write_json(model_dir / METADATA, record)
     return model_dir
+
+
+class ExampleDataset:
+    """Training examples, each turned into model features by ``encode`` when the Trainer asks for it."""
+
+    def __init__(self, examples: Sequence[TrainingExample], encode: Callable[[TrainingExample], dict]) -> None:
+        self.examples = list(examples)
+        self.encode = encode
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.encode(self.examples[index])
+
+
+class PaddingCollator:
+    """Pads the tokenised inputs of a batch and stacks its labels (float targets for a logit, token ids for seq2seq)."""
+
+    def __init__(self, tokenizer: Any, label_dtype: str) -> None:
+        self.tokenizer = tokenizer
+        self.label_dtype = label_dtype
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        labels = torch.tensor([row["labels"] for row in rows], dtype=getattr(torch, self.label_dtype))
+        batch = dict(self.tokenizer.pad([{k: v for k, v in row.items() if k != "labels"} for row in rows], return_tensors="pt"))
+        batch["labels"] = labels
+        return batch
 
 
 def read_metadata(model: str) -> dict:
