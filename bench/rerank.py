@@ -71,9 +71,12 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--output", help="also write the figures as JSON here")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars would interleave with the table
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     pairs = bm25_pairs(args.queries, args.top_k)
     reranker = CrossEncoderReranker(MINILM, max_length=args.max_length, batch_size=args.batch, device=args.device)
