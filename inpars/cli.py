@@ -180,8 +180,10 @@ def negatives_cmd(
 def train_cmd(
     examples: Annotated[Path, typer.Argument(help="Training examples (JSONL from 'inpars negatives').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the trained model.")] = Path("reranker"),
-    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind (cross-encoder).")] = None,
+    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="A named recipe filling unset fields: inpars-paper (GPU, lr 3e-4) or inpars-paper-tpu (lr 1e-3).")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (replaces epochs).")] = None,
     epochs: Annotated[Optional[float], typer.Option()] = None,
     learning_rate: Annotated[Optional[float], typer.Option()] = None,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
@@ -189,12 +191,12 @@ def train_cmd(
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Fine-tune a reranker on synthetic training examples."""
+    """Fine-tune a reranker on synthetic training examples (on N GPUs: torchrun --nproc_per_node N -m inpars.cli train ...)."""
     from inpars import io
     from inpars.rerank import rerankers
 
     _setup_logging()
-    cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
+    cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
     model_dir = rerankers.get(cfg.train.reranker).train(io.read_training(examples), cfg.train, output)
     typer.echo(f"model -> {model_dir}")
 
@@ -229,7 +231,7 @@ def rerank_cmd(
     model: Annotated[str, typer.Option(help="A trained reranker folder or a Hugging Face id.")],
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("reranked.trec"),
-    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind (cross-encoder).")] = None,
+    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
     top_k: Annotated[Optional[int], typer.Option(help="Rerank this many per query.")] = None,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
     config: RecipeOpt = None,

@@ -11,11 +11,11 @@ import json
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
-from inpars.errors import InputError
+from inpars.errors import InparsError, InputError
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,55 @@ class NegativesConfig:
     seed: int = 0
 
 
+class InvalidValue(InparsError):
+    """A config field holds a value it cannot take; ``build`` adds the file and line."""
+
+    def __init__(self, key: str, problem: str, hint: str = "") -> None:
+        super().__init__(f"'{key}' {problem}" + (f"; {hint}" if hint else ""))
+        self.key = key
+        self.problem = problem
+        self.hint = hint
+
+
+# Named training recipes. A preset supplies the fields that a recipe, ``--set`` or ``from_preset`` leaves unset.
+# The papers trained monoT5-3B for 156 steps at an effective batch of 128 (one epoch over ~20k pairs) with a
+# constant learning rate of 1e-3 on TPU (Adafactor, as T5 is trained there); the maintainers used 3e-4 on GPU.
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    "inpars-paper": {
+        "reranker": "monot5",
+        "model": "castorini/monot5-3b-msmarco-10k",
+        "max_steps": 156,
+        "effective_batch_size": 128,
+        "batch_size": 4,
+        "learning_rate": 3e-4,
+        "lr_scheduler": "constant",
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.0,
+        "optimizer": "adamw_torch",
+        "max_length": 512,
+        "save_steps": 50,
+        "save_total_limit": 1,
+    },
+    "inpars-paper-tpu": {
+        "reranker": "monot5",
+        "model": "castorini/monot5-3b-msmarco-10k",
+        "max_steps": 156,
+        "effective_batch_size": 128,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "lr_scheduler": "constant",
+        "warmup_ratio": 0.0,
+        "weight_decay": 0.0,
+        "optimizer": "adafactor",
+        "max_length": 512,
+        "save_steps": 50,
+        "save_total_limit": 1,
+    },
+}
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     reranker: str = "cross-encoder"
@@ -72,10 +121,68 @@ class TrainConfig:
     epochs: float = 1.0
     learning_rate: float = 2e-5
     batch_size: int = 16
+    """Examples per device and forward pass."""
     gradient_accumulation_steps: int = 1
     max_length: int = 256
     warmup_ratio: float = 0.1
     seed: int = 0
+    preset: str | None = None
+    """A named recipe from ``TRAIN_PRESETS`` (``inpars-paper``, ``inpars-paper-tpu``); its values are filled in when
+    the config is built from YAML or ``--set``, or with ``TrainConfig.from_preset``: the fields given there win."""
+    max_steps: int | None = None
+    """Optimiser steps; replaces ``epochs`` when set (the data is repeated if it runs out)."""
+    effective_batch_size: int | None = None
+    """Examples per optimiser step over all processes; sets the gradient accumulation to reach it."""
+    lr_scheduler: str = "linear"
+    optimizer: str = "adamw_torch"
+    weight_decay: float = 0.01
+    precision: str = "auto"
+    """auto (bf16 on a GPU that has it, else fp16 for encoders and fp32 for T5), bf16, fp16 or fp32."""
+    template: str | None = None
+    """Seq2seq rerankers: the input with ``{query}`` and ``{document}``; None takes the reranker's default."""
+    true_token: str | None = None
+    """Seq2seq rerankers: the vocabulary token meaning relevant (``▁true`` for monoT5); None takes the default."""
+    false_token: str | None = None
+    save_steps: int | None = None
+    """Save a resumable checkpoint every this many steps; None saves only the final model."""
+    save_total_limit: int = 2
+    resume: str = "auto"
+    """auto (continue from the last checkpoint written for the same config and data), never, or a checkpoint folder."""
+
+    presets: ClassVar[dict[str, dict[str, Any]]] = TRAIN_PRESETS
+
+    @classmethod
+    def preset_values(cls, name: str) -> dict[str, Any]:
+        if name not in cls.presets:
+            import difflib
+
+            close = difflib.get_close_matches(name, cls.presets, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise InvalidValue("preset", f"is unknown: '{name}'", f"{hint}available: {', '.join(cls.presets)}")
+        return dict(cls.presets[name])
+
+    @classmethod
+    def from_preset(cls, name: str, **fields_: Any) -> TrainConfig:
+        """The preset's values, with ``fields_`` overriding them."""
+        return cls(**{**cls.preset_values(name), **fields_, "preset": name})
+
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            self.preset_values(self.preset)
+        if self.precision not in PRECISIONS:
+            raise InvalidValue("precision", f"is '{self.precision}'", f"use one of {', '.join(PRECISIONS)}")
+        if self.resume in ("", "True", "False"):
+            raise InvalidValue("resume", f"is '{self.resume}'", "use auto, never or the path of a checkpoint folder")
+        for key in ("batch_size", "gradient_accumulation_steps", "max_length", "save_total_limit"):
+            if getattr(self, key) < 1:
+                raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1")
+        for key in ("max_steps", "effective_batch_size", "save_steps"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1, or left unset")
+        if self.epochs <= 0 and self.max_steps is None:
+            raise InvalidValue("epochs", f"is {self.epochs}: that trains on nothing", "give a positive number of epochs or set max_steps")
+        if self.learning_rate <= 0:
+            raise InvalidValue("learning_rate", f"is {self.learning_rate}", "it must be positive")
 
 
 @dataclass(frozen=True)
@@ -173,6 +280,12 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
     if not isinstance(data, dict):
         raise InputError(source, lines.get(prefix.rstrip(".")), f"'{prefix.rstrip('.') or 'config'}' should be a mapping", "indent its keys under it")
     kwargs = {}
+    presets = getattr(cls, "presets", None)
+    if presets is not None and isinstance(data.get("preset"), str):
+        try:
+            data = {**cls.preset_values(data["preset"]), **data}
+        except InvalidValue as exc:
+            raise InputError(source, lines.get(f"{prefix}preset"), f"'{prefix}preset' {exc.problem}", exc.hint) from None
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in known:
@@ -187,7 +300,11 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
             kwargs[key] = build(nested, value or {}, source, lines, prefix=f"{where}.")
         else:
             kwargs[key] = _coerce(value, annotation, where, source, lines.get(where))
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except InvalidValue as exc:
+        where = f"{prefix}{exc.key}"
+        raise InputError(source, lines.get(where) or lines.get(prefix.rstrip(".")), f"'{where}' {exc.problem}", exc.hint) from None
 
 
 def _nested_class(cls: type, key: str) -> type | None:
@@ -206,6 +323,19 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
     return out
 
 
+def _override_value(raw: str) -> Any:
+    """A YAML scalar or list; text that YAML reads otherwise (``Query: {query} ...``) stays the text it is."""
+    if not raw.strip():
+        return None
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+        return raw
+    return value
+
+
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict:
     """``["generate.num_docs=50", "name=x"]`` -> nested dict; values are parsed as YAML scalars."""
     nested: dict = {}
@@ -213,7 +343,7 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict:
         if "=" not in item:
             raise InputError("--set", None, f"override '{item}' has no '='", "write key=value, e.g. generate.num_docs=50")
         key, _, raw = item.partition("=")
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = _override_value(raw)
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from inpars.data import Doc, Query, Run
@@ -13,6 +13,9 @@ logger = logging.getLogger(__name__)
 
 
 class Reranker(Protocol):
+    """Every registered reranker is built as ``cls(model, max_length=..., batch_size=..., device=...)`` and
+    trained with the classmethod ``cls.train(examples, config, output_dir, device)``, which returns the model folder."""
+
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Relevance scores of (query, document) pairs, higher is better."""
         ...
@@ -20,12 +23,28 @@ class Reranker(Protocol):
 
 rerankers = Registry("reranker")
 rerankers.register("cross-encoder", "inpars.rerank.cross_encoder:CrossEncoderReranker")
+rerankers.register("monot5", "inpars.rerank.monot5:MonoT5Reranker")
+rerankers.register("flan-t5", "inpars.rerank.monot5:FlanT5Reranker")
 
 
 def length_sorted_batches(pairs: Sequence[tuple[str, str]], batch_size: int) -> list[list[int]]:
     """Indices of ``pairs`` in batches of similar length, so that little is spent on padding."""
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def score_in_batches(pairs: Sequence[tuple[str, str]], batch_size: int, score_batch: Callable[[list[tuple[str, str]]], list[float]]) -> list[float]:
+    """Score ``pairs`` in length-sorted batches with ``score_batch`` (under ``torch.inference_mode``), in input order."""
+    import torch
+    from tqdm.auto import tqdm
+
+    scores = [0.0] * len(pairs)
+    batches = length_sorted_batches(pairs, batch_size)
+    with torch.inference_mode():
+        for batch in tqdm(batches, desc="rerank", unit="batch", disable=len(batches) < 4):
+            for i, value in zip(batch, score_batch([pairs[i] for i in batch])):
+                scores[i] = float(value)
+    return scores
 
 
 def rerank_run(reranker: Reranker, run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], top_k: int) -> Run:
