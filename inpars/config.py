@@ -53,6 +53,11 @@ class RetrieveConfig:
     top_k: int = 100
     stemmer: str = "english"
     stopwords: str = "en"
+    threads: int = 0
+    """Threads for indexing and batch search; 0 uses every core. Results do not depend on it."""
+    prebuilt_index: str = ""
+    """pyserini only: a prebuilt Lucene index (e.g. beir-v1.0.0-scifact.flat), downloaded on first use; empty
+    builds an index from the corpus."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ class NegativesConfig:
     strategy: str = "random"
     """``random`` (as in the papers) or ``hardest`` (the highest-ranked non-positive documents)."""
     seed: int = 0
+    dense_negatives: int = 0
+    """Further negatives per query, picked the same way from a bi-encoder's top ``depth``; 0 mines BM25 only."""
+    dense_model: str = "embedded:minilm-l6"
+    """The sentence-transformers bi-encoder for dense negatives (an embedded name, Hugging Face id or folder)."""
 
 
 @dataclass(frozen=True)
