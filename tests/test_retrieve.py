@@ -72,10 +72,6 @@ class TestContract:
         with pytest.raises(InparsError, match="top_k must be at least 1, got 0"):
             retriever.search(QUERIES, 0)
 
-    def test_negative_threads_is_an_error(self, name, request):
-        with pytest.raises(InparsError, match=r"retrieve.threads must be 0 \(every core\) or a positive number, got -1"):
-            make(name, request, threads=-1)
-
 
 # ---------------------------------------------------------------------------------------------- lexical BM25
 
@@ -98,6 +94,12 @@ def test_stopwords_are_dropped_unless_kept(name, request):
     keeping = make(name, request, stopwords="")
     keeping.index(DOCS)
     assert set(keeping.search(query, 10)["q"]) == {"d1", "d2", "d5"}
+
+
+@pytest.mark.parametrize("name", ["bm25s", "pyserini"])
+def test_negative_threads_is_an_error(name, request):
+    with pytest.raises(InparsError, match=r"retrieve.threads must be 0 \(every core\) or a positive number, got -1"):
+        make(name, request, threads=-1)
 
 
 @pytest.mark.parametrize("name", ["bm25s", "pyserini"])
