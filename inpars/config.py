@@ -58,6 +58,9 @@ class RetrieveConfig:
     prebuilt_index: str = ""
     """pyserini only: a prebuilt Lucene index (e.g. beir-v1.0.0-scifact.flat), downloaded on first use; empty
     builds an index from the corpus."""
+    remove_query: bool = False
+    """Drop a hit whose document id is the query id, as pyserini's BEIR regressions do (ArguAna and Quora queries
+    are corpus documents). Never for collections that give a query its relevant document's id (faq-construction)."""
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,17 @@ def test_stopwords_are_dropped_unless_kept(name, request):
 
 
 @pytest.mark.parametrize("name", ["bm25s", "pyserini"])
+def test_remove_query_drops_the_hit_named_like_the_query(name, request):
+    queries = {"d5": Query("d5", "Paris")}
+    kept = make(name, request)
+    kept.index(DOCS)
+    assert set(kept.search(queries, 5)["d5"]) == {"d2", "d5"}
+    removed = make(name, request, remove_query=True)
+    removed.index(DOCS)
+    assert set(removed.search(queries, 5)["d5"]) == {"d2"}
+
+
+@pytest.mark.parametrize("name", ["bm25s", "pyserini"])
 def test_negative_threads_is_an_error(name, request):
     with pytest.raises(InparsError, match=r"retrieve.threads must be 0 \(every core\) or a positive number, got -1"):
         make(name, request, threads=-1)

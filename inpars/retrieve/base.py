@@ -29,6 +29,11 @@ def check_top_k(top_k: int) -> None:
         raise InparsError(f"top_k must be at least 1, got {top_k}")
 
 
+def without_query_ids(run: Run) -> Run:
+    """The run without hits whose document id is their query's id (``retrieve.remove_query``)."""
+    return {qid: {doc_id: score for doc_id, score in hits.items() if doc_id != qid} for qid, hits in run.items()}
+
+
 retrievers = Registry("retriever")
 retrievers.register("bm25s", "inpars.retrieve.bm25s:BM25sRetriever")
 retrievers.register("pyserini", "inpars.retrieve.pyserini:PyseriniRetriever")

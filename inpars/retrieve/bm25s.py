@@ -11,7 +11,7 @@ from inpars import io
 from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError, require
-from inpars.retrieve.base import check_top_k, thread_count
+from inpars.retrieve.base import check_top_k, thread_count, without_query_ids
 from inpars.retrieve.cache import cached_index
 
 logger = logging.getLogger(__name__)
@@ -82,4 +82,4 @@ class BM25sRetriever:
         for qid, row, row_scores in zip(ids, results, scores):
             # Documents sharing no term with the query score 0; they are not retrieved.
             run[qid] = {self._doc_ids[int(i)]: float(s) for i, s in zip(row, row_scores) if s > 0}
-        return run
+        return without_query_ids(run) if self.config.remove_query else run

@@ -26,7 +26,7 @@ from inpars import io
 from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError, require
-from inpars.retrieve.base import check_top_k, thread_count
+from inpars.retrieve.base import check_top_k, thread_count, without_query_ids
 from inpars.retrieve.cache import cached_index
 
 logger = logging.getLogger(__name__)
@@ -220,4 +220,5 @@ class PyseriniRetriever:
             return {}
         hits = self._searcher.batch_search([queries[q].text for q in ids], ids, k=top_k, threads=self._threads, fields=self._fields)
         # Anserini rounds scores to 4 decimals and breaks ties by document id.
-        return {qid: {hit.docid: float(hit.score) for hit in hits.get(qid, [])} for qid in ids}
+        run = {qid: {hit.docid: float(hit.score) for hit in hits.get(qid, [])} for qid in ids}
+        return without_query_ids(run) if self.config.remove_query else run
