@@ -54,7 +54,7 @@ class RetrieveConfig:
     stemmer: str = "english"
     stopwords: str = "en"
     threads: int = 0
-    """Threads for indexing and batch search; 0 uses every core. Results do not depend on it."""
+    """Threads for indexing and batch search; 0 uses every core."""
     prebuilt_index: str = ""
     """pyserini only: a prebuilt Lucene index (e.g. beir-v1.0.0-scifact.flat), downloaded on first use; empty
     builds an index from the corpus."""
