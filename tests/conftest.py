@@ -38,15 +38,3 @@ def smollm2():
     from inpars.generate.hf import HFGenerator
 
     return HFGenerator("embedded:smollm2-135m", device="cpu")
-
-
-@pytest.fixture(scope="session")
-def lucene():
-    """pyserini's Lucene search module with the JVM started; skips, saying why, where Java or pyserini is missing."""
-    from inpars.errors import InparsError
-    from inpars.retrieve.pyserini import lucene as load_lucene
-
-    try:
-        return load_lucene()
-    except InparsError as exc:
-        pytest.skip(f"Lucene (pyserini) unavailable: {exc}")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import lucene_support
 import pytest
 from typer.testing import CliRunner
 
 from inpars import io
 from inpars.cli import app
 from inpars.data import SyntheticQuery
+
+lucene = lucene_support.lucene  # the fixture that starts the JVM or skips
 
 
 @pytest.fixture(autouse=True)

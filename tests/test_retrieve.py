@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lucene_support
 import pytest
 
 from inpars.config import RetrieveConfig
@@ -9,6 +10,8 @@ from inpars.data import Doc, Query
 from inpars.errors import InparsError
 from inpars.retrieve import retrievers
 from inpars.retrieve.cache import MANIFEST
+
+lucene = lucene_support.lucene  # the fixture that starts the JVM or skips
 
 DOCS = [
     Doc("d1", "Insulin is a hormone made by the pancreas.", title="Insulin"),

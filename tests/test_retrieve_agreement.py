@@ -7,11 +7,14 @@ bm25s stems with Snowball's Porter2 and Lucene with Porter.
 
 from __future__ import annotations
 
+import lucene_support
 import pytest
 
 from inpars.config import RetrieveConfig
 from inpars.evaluate import evaluate
 from inpars.retrieve import retrievers
+
+lucene = lucene_support.lucene  # the fixture that starts the JVM or skips
 
 
 def top(hits: dict[str, float], k: int = 10) -> list[str]:

@@ -13,6 +13,7 @@ import logging
 import tarfile
 import threading
 
+import lucene_support
 import pytest
 
 from inpars.config import RetrieveConfig
@@ -20,6 +21,8 @@ from inpars.data import Doc, Query
 from inpars.errors import InparsError
 from inpars.retrieve.cache import MANIFEST
 from inpars.retrieve.pyserini import PyseriniRetriever, check_java, find_java, java_version
+
+lucene = lucene_support.lucene  # the fixture that starts the JVM or skips
 
 DOCS = [
     Doc("d1", "Insulin is a hormone made by the pancreas.", title="Insulin"),
