@@ -58,7 +58,7 @@ def find_java() -> Path:
     if found is None:
         raise InparsError(
             f"the pyserini backend needs Java {MIN_JAVA} or newer, and no 'java' was found (JAVA_HOME unset, none on PATH); "
-            "install one (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or use retrieve.backend=bm25s"
+            "install one (Debian/Ubuntu: apt-get install default-jre-headless) or use retrieve.backend=bm25s"
         )
     return Path(found)
 
@@ -82,7 +82,7 @@ def check_java() -> None:
     if version < MIN_JAVA:
         raise InparsError(
             f"the pyserini backend needs Java {MIN_JAVA} or newer, found Java {version} at {java}; "
-            "install a newer one (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) and point JAVA_HOME at it"
+            "install a newer one (Debian/Ubuntu: apt-get install default-jre-headless) and point JAVA_HOME at it"
         )
 
 
