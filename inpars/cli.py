@@ -157,17 +157,18 @@ def negatives_cmd(
     num_negatives: Annotated[Optional[int], typer.Option()] = None,
     strategy: Annotated[Optional[str], typer.Option(help="random or hardest.")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
+    dense_negatives: Annotated[Optional[int], typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Mine BM25 negatives and write training examples (query, document, label)."""
+    """Mine BM25 (and optionally dense) negatives and write training examples (query, document, label)."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.negatives import mine_negatives
     from inpars.retrieve import retrievers
 
     _setup_logging()
-    cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed))
+    cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives))
     data = load_dataset(dataset)
     retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
     retriever.index(data.docs.values())
@@ -205,7 +206,7 @@ def train_cmd(
 def retrieve_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("bm25.trec"),
-    backend: Annotated[Optional[str], typer.Option(help="Retriever backend (bm25s).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Retriever backend (bm25s, or pyserini: Lucene, needs Java).")] = None,
     top_k: Annotated[Optional[int], typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,

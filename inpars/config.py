@@ -53,6 +53,14 @@ class RetrieveConfig:
     top_k: int = 100
     stemmer: str = "english"
     stopwords: str = "en"
+    threads: int = 0
+    """Threads for indexing and batch search; 0 uses every core."""
+    prebuilt_index: str = ""
+    """pyserini only: a prebuilt Lucene index (e.g. beir-v1.0.0-scifact.flat), downloaded on first use; empty
+    builds an index from the corpus."""
+    remove_query: bool = False
+    """Drop a hit whose document id is the query id, as pyserini's BEIR regressions do (ArguAna and Quora queries
+    are corpus documents). Never for collections that give a query its relevant document's id (faq-construction)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,10 @@ class NegativesConfig:
     strategy: str = "random"
     """``random`` (as in the papers) or ``hardest`` (the highest-ranked non-positive documents)."""
     seed: int = 0
+    dense_negatives: int = 0
+    """Further negatives per query, picked the same way from a bi-encoder's top ``depth``; 0 mines BM25 only."""
+    dense_model: str = "embedded:minilm-l6"
+    """The sentence-transformers bi-encoder for dense negatives (an embedded name, Hugging Face id or folder)."""
 
 
 class InvalidValue(InparsError):

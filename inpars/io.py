@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -51,6 +52,28 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             count += 1
     return count
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Fill a temporary folder beside ``path`` and rename it into place only when the block succeeds.
+
+    If another writer completed ``path`` first, its folder is kept and this one is discarded.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield staging
+        try:
+            os.rename(staging, path)
+        except OSError:
+            if not path.is_dir():
+                raise
+            shutil.rmtree(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -1,4 +1,7 @@
-"""Negative mining: for each synthetic query, documents from its BM25 top-N that are not its source."""
+"""Negative mining: for each synthetic query, documents from its BM25 top-N that are not its source.
+
+Optionally, further negatives come from a bi-encoder's top-N (dense negatives, as in GPL), drawn the same way.
+"""
 
 from __future__ import annotations
 
@@ -12,33 +15,82 @@ from inpars.errors import InparsError
 
 logger = logging.getLogger(__name__)
 
+STRATEGIES = ("random", "hardest")
 
-def pick_negatives(run: Run, queries: list[SyntheticQuery], config: NegativesConfig) -> dict[str, list[str]]:
+
+def check_config(config: NegativesConfig) -> None:
+    if config.strategy not in STRATEGIES:
+        raise InparsError(f"unknown negative strategy '{config.strategy}'; available: {', '.join(STRATEGIES)}")
+    if config.num_negatives < 0 or config.dense_negatives < 0:
+        raise InparsError(f"negatives.num_negatives and negatives.dense_negatives cannot be negative, got {config.num_negatives} and {config.dense_negatives}")
+    if config.num_negatives + config.dense_negatives < 1:
+        raise InparsError("negatives.num_negatives (BM25) plus negatives.dense_negatives must be at least 1")
+    if config.depth < 1:
+        raise InparsError(f"negatives.depth must be at least 1, got {config.depth}")
+
+
+def pick_negatives(
+    run: Run,
+    queries: list[SyntheticQuery],
+    config: NegativesConfig,
+    count: int | None = None,
+    stream: str = "",
+    exclude: Mapping[str, list[str]] | None = None,
+) -> dict[str, list[str]]:
     """query_id -> negative doc ids, never the query's positive document.
 
     ``random`` draws uniformly from the top ``depth`` (the papers' choice); ``hardest`` takes the best-ranked.
     Each query gets its own seeded generator, so a query's negatives do not depend on the other queries.
+    ``count`` overrides ``config.num_negatives``; ``stream`` names an independent random stream (dense negatives
+    use ``"dense"``); documents in ``exclude[query_id]`` (negatives already picked) are never picked again.
     """
-    if config.strategy not in ("random", "hardest"):
-        raise InparsError(f"unknown negative strategy '{config.strategy}'; available: random, hardest")
-    if config.num_negatives < 1:
-        raise InparsError(f"num_negatives must be at least 1, got {config.num_negatives}")
+    check_config(config)
+    count = config.num_negatives if count is None else count
+    exclude = exclude or {}
     picked: dict[str, list[str]] = {}
     short = 0
     for query in queries:
         ranked = sorted(run.get(query.query_id, {}).items(), key=lambda item: (-item[1], item[0]))[: config.depth]
-        pool = [doc_id for doc_id, _ in ranked if doc_id != query.doc_id]
-        if len(pool) < config.num_negatives:
+        taken = set(exclude.get(query.query_id, ()))
+        pool = [doc_id for doc_id, _ in ranked if doc_id != query.doc_id and doc_id not in taken]
+        if len(pool) < count:
             short += 1
         if config.strategy == "hardest":
-            chosen = pool[: config.num_negatives]
+            chosen = pool[:count]
         else:
-            rng = random.Random(f"{config.seed}:{query.query_id}")
-            chosen = rng.sample(pool, min(config.num_negatives, len(pool)))
+            rng = random.Random(f"{config.seed}:{stream}:{query.query_id}" if stream else f"{config.seed}:{query.query_id}")
+            chosen = rng.sample(pool, min(count, len(pool)))
         picked[query.query_id] = chosen
     if short:
-        logger.warning("%d queries had fewer than %d candidate negatives in their top %d", short, config.num_negatives, config.depth)
+        logger.warning("%d queries had fewer than %d candidate negatives in their top %d", short, count, config.depth)
     return picked
+
+
+def dense_run(queries: Mapping[str, Query], docs: Mapping[str, Doc], model: str, top_k: int, batch_size: int = 64) -> Run:
+    """Cosine similarity of a sentence-transformers bi-encoder: each query's ``top_k`` documents."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from inpars.models import resolve
+
+    if not queries:
+        return {}
+    doc_ids = list(docs)
+    if not doc_ids:
+        raise InparsError("cannot search an empty corpus")
+    encoder = SentenceTransformer(resolve(model))
+    logger.info("dense negatives: encoding %d documents and %d queries with %s", len(doc_ids), len(queries), model)
+    doc_vectors = encoder.encode([docs[d].full_text for d in doc_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True)
+    query_ids = list(queries)
+    query_vectors = encoder.encode([queries[q].text for q in query_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True)
+    k = min(top_k, len(doc_ids))
+    run: Run = {}
+    for start in range(0, len(query_ids), batch_size):
+        scores = query_vectors[start : start + batch_size] @ doc_vectors.T
+        values, indices = torch.topk(scores, k, dim=1)
+        for qid, row_values, row_indices in zip(query_ids[start : start + batch_size], values.tolist(), indices.tolist()):
+            run[qid] = {doc_ids[i]: float(v) for v, i in zip(row_values, row_indices)}
+    return run
 
 
 def training_examples(queries: list[SyntheticQuery], negatives: Mapping[str, list[str]], docs: Mapping[str, Doc]) -> list[TrainingExample]:
@@ -54,6 +106,19 @@ def training_examples(queries: list[SyntheticQuery], negatives: Mapping[str, lis
 
 
 def mine_negatives(queries: list[SyntheticQuery], docs: Mapping[str, Doc], retriever, config: NegativesConfig) -> list[TrainingExample]:
-    """Search each synthetic query with an indexed ``retriever`` and build training examples."""
-    run = retriever.search({q.query_id: Query(q.query_id, q.text) for q in queries}, top_k=config.depth)
-    return training_examples(queries, pick_negatives(run, queries, config), docs)
+    """Search each synthetic query with an indexed ``retriever`` (and a bi-encoder, if asked) and build training examples.
+
+    ``retriever`` may be None when ``config.num_negatives`` is 0 (dense negatives only).
+    """
+    check_config(config)
+    as_queries = {q.query_id: Query(q.query_id, q.text) for q in queries}
+    negatives: dict[str, list[str]] = {q.query_id: [] for q in queries}
+    if config.num_negatives:
+        if retriever is None:
+            raise InparsError("BM25 negatives need an indexed retriever; set negatives.num_negatives=0 to mine dense negatives only")
+        negatives = pick_negatives(retriever.search(as_queries, top_k=config.depth), queries, config)
+    if config.dense_negatives:
+        run = dense_run(as_queries, docs, config.dense_model, config.depth)
+        dense = pick_negatives(run, queries, config, count=config.dense_negatives, stream="dense", exclude=negatives)
+        negatives = {qid: negatives[qid] + dense[qid] for qid in negatives}
+    return training_examples(queries, negatives, docs)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from inpars.data import Doc, Query, Run
+from inpars.errors import InparsError
 from inpars.registry import Registry
 
 
@@ -15,5 +17,23 @@ class Retriever(Protocol):
     def search(self, queries: Mapping[str, Query], top_k: int) -> Run: ...
 
 
+def thread_count(threads: int) -> int:
+    """``retrieve.threads`` as a number of threads: 0 means every core."""
+    if threads < 0:
+        raise InparsError(f"retrieve.threads must be 0 (every core) or a positive number, got {threads}")
+    return threads or os.cpu_count() or 1
+
+
+def check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise InparsError(f"top_k must be at least 1, got {top_k}")
+
+
+def without_query_ids(run: Run) -> Run:
+    """The run without hits whose document id is their query's id (``retrieve.remove_query``)."""
+    return {qid: {doc_id: score for doc_id, score in hits.items() if doc_id != qid} for qid, hits in run.items()}
+
+
 retrievers = Registry("retriever")
 retrievers.register("bm25s", "inpars.retrieve.bm25s:BM25sRetriever")
+retrievers.register("pyserini", "inpars.retrieve.pyserini:PyseriniRetriever")
