@@ -1,9 +1,13 @@
 """Query generation with a transformers causal LM.
 
-The few-shot prefix that every prompt shares is run through the model once; its key/value cache is copied
-into each batch, so a batch only computes its documents and the new tokens. Batches are length-sorted and
-padded between the prefix and the document (positions follow the attention mask), and finished sequences
-leave the batch. Decoding stops at the first token whose text holds a newline, whatever the tokenizer.
+The few-shot prefix that every prompt shares is run through the model once. Its keys and values are kept
+once, with a batch size of one: an attention function registered with transformers attends every row of a
+batch to that single copy (one matrix product for the whole batch) and to the row's own tokens, which grow
+in a preallocated buffer. Nothing of the prefix is copied or recomputed per document or per step. Batches
+are length-sorted and padded between the prefix and the document (positions follow the padding), and
+finished sequences leave the batch. Decoding stops at the first token whose text holds a newline, whatever
+the tokenizer. A model whose attention cannot be swapped copies the prefix cache into each batch instead;
+``reuse_prefix=False`` runs every prompt whole (the naive way, kept as the baseline).
 """
 
 from __future__ import annotations
@@ -11,10 +15,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from inpars.generate.base import Generation, GenerationRequest, stop_token_ids
+from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, kept_tokens, stop_token_ids
 from inpars.models import resolve
 
 logger = logging.getLogger(__name__)
+
+SHARED_PREFIX_ATTENTION = "inpars_shared_prefix"
 
 
 def _pick_device(device: str) -> str:
@@ -35,13 +41,89 @@ def _pick_dtype(dtype: str, device: str):
     return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
-class HFGenerator:
-    """Greedy or sampled decoding with per-token log-probs, batched, with a cached shared prefix."""
+# ---------------------------------------------------------------------------------------------- attention
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, shared_prefix=None, **kwargs):
+    """Attention over a prefix held once for the whole batch, then over each row's own keys.
+
+    ``query`` is (batch, heads, new, dim); ``key``/``value`` hold the rows' own tokens (batch, kv_heads, own,
+    dim); ``attention_mask`` is additive, (batch, 1, new, own). The prefix is visible to every query, so its
+    scores need no mask. Without ``shared_prefix`` (computing the prefix itself) this is plain SDPA.
+    """
+    import torch
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if shared_prefix is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    prefix_keys, prefix_values = shared_prefix.prefix[module.layer_idx]  # (kv_heads, prefix, dim)
+    batch, heads, new, dim = query.shape
+    kv_heads, own = key.shape[1], key.shape[2]
+    group = heads // kv_heads
+    prefix_len = prefix_keys.shape[1]
+    scaling = dim**-0.5 if scaling is None else scaling
+    # Query heads that share a key/value head are adjacent; fold them (and the batch) into one matrix product.
+    grouped = query.reshape(batch, kv_heads, group * new, dim)
+    rows = grouped.transpose(0, 1).reshape(kv_heads, batch * group * new, dim)
+    prefix_scores = torch.matmul(rows, prefix_keys.transpose(1, 2)).view(kv_heads, batch, group * new, prefix_len).transpose(0, 1)
+    own_scores = torch.matmul(grouped, key.transpose(2, 3)).view(batch, kv_heads, group, new, own)
+    own_scores = (own_scores + attention_mask[:, :, None]).view(batch, kv_heads, group * new, own)
+    scores = torch.cat([prefix_scores, own_scores], dim=-1) * scaling
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    out = torch.matmul(probs[..., prefix_len:], value)
+    prefix_probs = probs[..., :prefix_len].transpose(0, 1).reshape(kv_heads, batch * group * new, prefix_len)
+    out = out + torch.matmul(prefix_probs, prefix_values).view(kv_heads, batch, group * new, dim).transpose(0, 1)
+    return out.view(batch, heads, new, dim).transpose(1, 2).contiguous(), None
+
+
+def _register_attention() -> None:
+    from transformers import AttentionInterface
+
+    if SHARED_PREFIX_ATTENTION not in AttentionInterface._global_mapping:
+        AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+
+
+class SharedPrefixCache:
+    """The prefix's keys/values once (batch of one), and each row's own keys/values in a buffer grown in place.
+
+    Duck-types the part of ``transformers.Cache`` that decoder layers call: ``update``.
+    """
+
+    def __init__(self, prefix: list[tuple], batch: int, capacity: int) -> None:
+        import torch
+
+        self.prefix = [(k[0], v[0]) for k, v in prefix]
+        kv_heads, dim = self.prefix[0][0].shape[0], self.prefix[0][0].shape[2]
+        like = self.prefix[0][0]
+        self.keys = [torch.empty((batch, kv_heads, capacity, dim), dtype=like.dtype, device=like.device) for _ in prefix]
+        self.values = [torch.empty_like(k) for k in self.keys]
+        self.lengths = [0] * len(prefix)
+
+    def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
+        start = self.lengths[layer_idx]
+        end = start + key_states.shape[2]
+        self.keys[layer_idx][:, :, start:end] = key_states
+        self.values[layer_idx][:, :, start:end] = value_states
+        self.lengths[layer_idx] = end
+        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.prefix[0][0].shape[1] + self.lengths[layer_idx]
+
+    def batch_select_indices(self, index) -> None:
+        self.keys = [k.index_select(0, index) for k in self.keys]
+        self.values = [v.index_select(0, index) for v in self.values]
+
+
+# ---------------------------------------------------------------------------------------------- generator
+
+
+class HFGenerator(TokenizerOps):
+    """Greedy or sampled decoding with per-token log-probs, batched, with a shared prefix computed once."""
 
     name = "hf"
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", reuse_prefix: bool = True) -> None:
-        import torch
+    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", reuse_prefix: bool = True, context_length: int | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_name = model
@@ -51,113 +133,82 @@ class HFGenerator:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=_pick_dtype(dtype, self.device)).to(self.device)
         self.model.eval()
         self.reuse_prefix = reuse_prefix
+        self.shared_attention = reuse_prefix and self._use_shared_attention()
         self.stop_ids = stop_token_ids(self.tokenizer)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
-        self.max_length = int(getattr(self.model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
-        self._prefix_cache: dict[str, tuple] = {}
+        self.max_length = context_length or int(getattr(self.model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+        self._prefix_cache: dict[tuple[int, ...], list[tuple]] = {}
 
-    # -------------------------------------------------------------------------------------- tokens
+    @classmethod
+    def from_config(cls, config) -> HFGenerator:
+        return cls(config.model, device=config.device, dtype=config.dtype, context_length=config.context_length)
 
-    def truncate(self, text: str, max_tokens: int) -> str:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= max_tokens:
-            return text
-        return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)
-
-    def _prefix_ids(self, prefix: str) -> list[int]:
-        ids = self.tokenizer(prefix, add_special_tokens=True)["input_ids"] if prefix else []
-        if not ids and self.tokenizer.bos_token_id is not None:
-            ids = [self.tokenizer.bos_token_id]
-        return ids
-
-    def prompt_length(self, request: GenerationRequest) -> int:
-        return len(self._prefix_ids(request.prefix)) + len(self._suffix_ids(request.suffix))
-
-    def _suffix_ids(self, suffix: str) -> list[int]:
-        return self.tokenizer(suffix, add_special_tokens=False)["input_ids"]
+    def _use_shared_attention(self) -> bool:
+        """Swap in the shared-prefix attention where the model dispatches attention through transformers' interface."""
+        _register_attention()
+        try:
+            self.model.set_attn_implementation(SHARED_PREFIX_ATTENTION)
+        except (ValueError, NotImplementedError, AttributeError) as exc:
+            logger.info("%s cannot take a custom attention (%s); the prefix cache is copied into each batch instead", self.model_name, exc)
+            return False
+        if self.model.config._attn_implementation != SHARED_PREFIX_ATTENTION:
+            logger.info("%s kept its own attention; the prefix cache is copied into each batch instead", self.model_name)
+            return False
+        return True
 
     # -------------------------------------------------------------------------------------- decoding
 
-    def _prefix_state(self, prefix_ids: list[int]):  # called under inference_mode by generate()
-        """Key/value tensors of the shared prefix, computed once per distinct prefix."""
+    def _prefix_state(self, prefix_ids: list[int]) -> list[tuple]:  # called under inference_mode by generate()
+        """Key/value tensors of the shared prefix (batch of one), computed once per distinct prefix."""
         import torch
 
         key = tuple(prefix_ids)
         if key not in self._prefix_cache:
             ids = torch.tensor([prefix_ids], device=self.device)
             out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
-            self._prefix_cache = {key: tuple((layer.keys, layer.values) for layer in cache.layers)}
+            self._prefix_cache = {key: [(layer.keys, layer.values) for layer in out.past_key_values.layers]}
         return self._prefix_cache[key]
 
-    def generate(
-        self,
-        requests: Sequence[GenerationRequest],
-        max_new_tokens: int = 64,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        seed: int = 0,
-    ) -> list[Generation]:
+    def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0) -> list[Generation]:
         """Generate for requests that share one prefix; returns one Generation per request, in order."""
         import torch
 
-        with torch.inference_mode():
-            return self._generate(requests, max_new_tokens, temperature, top_p, seed)
-
-    def _generate(self, requests, max_new_tokens, temperature, top_p, seed) -> list[Generation]:
-        import torch
-        from transformers import DynamicCache
-
         if not requests:
             return []
-        prefixes = {r.prefix for r in requests}
-        if len(prefixes) != 1:
+        if len({r.prefix for r in requests}) != 1:
             raise ValueError("a batch must share one prefix")
-        prefix_ids = self._prefix_ids(requests[0].prefix)
-        suffixes = [self._suffix_ids(r.suffix) for r in requests]
-        batch = len(requests)
-        if self.reuse_prefix:
-            state = self._prefix_state(prefix_ids)
-            past = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous()) for k, v in state])
-            fixed = len(prefix_ids)
-            rows = suffixes
-        else:
-            past = DynamicCache()
-            fixed = 0
-            rows = [prefix_ids + s for s in suffixes]
-        width = max(len(r) for r in rows)
-        # Pad on the left of each row (between the prefix and the document when the prefix is cached).
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, fixed + width), dtype=torch.long)
-        mask[:, :fixed] = 1
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[i, fixed + width - len(row):] = 1
-        positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, fixed:]
-        input_ids, mask, positions = input_ids.to(self.device), mask.to(self.device), positions.to(self.device)
+        with torch.inference_mode():
+            return self._generate(requests, max_new_tokens, temperature, top_p)
 
-        generator = torch.Generator(device="cpu").manual_seed(seed)
+    def _generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int, temperature: float, top_p: float) -> list[Generation]:
+        import torch
+
+        prefix_ids = self.prefix_ids(requests[0].prefix)
+        suffixes = [self.suffix_ids(r.suffix) for r in requests]
+        batch = len(requests)
+        if self.shared_attention:
+            step = _SharedPrefixStep(self.model, self._prefix_state(prefix_ids), suffixes, max_new_tokens, self.pad_id, self.device)
+        elif self.reuse_prefix:
+            step = _FullStep(self.model, suffixes, self.pad_id, self.device, prefix=self._prefix_state(prefix_ids))
+        else:
+            step = _FullStep(self.model, [prefix_ids + s for s in suffixes], self.pad_id, self.device)
+
+        generators = [torch.Generator(device="cpu").manual_seed(r.seed) for r in requests] if temperature > 0 else []
         active = list(range(batch))
         tokens: list[list[int]] = [[] for _ in range(batch)]
         log_probs: list[list[float]] = [[] for _ in range(batch)]
         stopped = [False] * batch
         stop = torch.tensor(sorted(self.stop_ids), device=self.device)
-        next_positions = positions[:, -1:]
         for _ in range(max_new_tokens):
-            out = self.model(
-                input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=True, logits_to_keep=1
-            )
-            past = out.past_key_values
-            logits = out.logits[:, -1, :].float()
+            logits = step.logits().float()
             logp = torch.log_softmax(logits, dim=-1)
             if temperature > 0:
-                chosen = _sample(logits, temperature, top_p, generator).to(self.device)
+                chosen = _sample(logits, temperature, top_p, [generators[i] for i in active]).to(self.device)
             else:
                 chosen = logits.argmax(dim=-1)
             chosen_logp = logp.gather(1, chosen[:, None])[:, 0]
-            is_stop = torch.isin(chosen, stop)
             keep = []
-            for row, (seq, token, lp, halt) in enumerate(zip(active, chosen.tolist(), chosen_logp.tolist(), is_stop.tolist())):
+            for row, (seq, token, lp, halt) in enumerate(zip(active, chosen.tolist(), chosen_logp.tolist(), torch.isin(chosen, stop).tolist())):
                 tokens[seq].append(token)
                 log_probs[seq].append(lp)
                 if halt:
@@ -168,34 +219,124 @@ class HFGenerator:
                 break
             if len(keep) < len(active):
                 index = torch.tensor(keep, device=self.device)
-                past.batch_select_indices(index)
+                step.select(index)
                 chosen = chosen[index]
-                mask = mask[index]
-                next_positions = next_positions[index]
                 active = [active[i] for i in keep]
-            input_ids = chosen[:, None]
-            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=self.device)], dim=1)
-            next_positions = next_positions + 1
-            positions = next_positions
+            step.advance(chosen)
         return [self._finish(tokens[i], log_probs[i], stopped[i]) for i in range(batch)]
 
     def _finish(self, tokens: list[int], log_probs: list[float], stopped: bool) -> Generation:
         """Cut the output at the first newline; keep the log-probs of the tokens that make the query."""
-        end = next((i for i, t in enumerate(tokens) if t in self.stop_ids), len(tokens))
-        if end < len(tokens) and self.tokenizer.decode(tokens[end : end + 1], skip_special_tokens=True).split("\n", 1)[0].strip():
-            end += 1  # the stop token carries text before its newline ("?\n"): that text is part of the query
+        pieces = [self.tokenizer.decode([t], skip_special_tokens=True) for t in tokens]
+        end = kept_tokens(pieces, [t in self.stop_ids and "\n" not in p for t, p in zip(tokens, pieces)])
         text = self.tokenizer.decode(tokens[:end], skip_special_tokens=True).split("\n", 1)[0]
         return Generation(text=text.strip(), log_probs=tuple(log_probs[:end]), finished=stopped)
 
 
-def _sample(logits, temperature: float, top_p: float, generator):
+class _SharedPrefixStep:
+    """One batch decoded against a shared prefix: rows hold only their own tokens, padded on the left."""
+
+    def __init__(self, model, prefix: list[tuple], rows: list[list[int]], max_new_tokens: int, pad_id: int, device: str) -> None:
+        import torch
+
+        self.model = model
+        batch, width = len(rows), max(len(r) for r in rows)
+        self.cache = SharedPrefixCache(prefix, batch, width + max_new_tokens)
+        input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+        own = torch.zeros((batch, width), dtype=torch.bool)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            own[i, width - len(row):] = True
+        prefix_len = prefix[0][0].shape[2]
+        self.positions = (prefix_len + own.long().cumsum(dim=1) - 1).clamp(min=prefix_len).to(device)
+        self.input_ids = input_ids.to(device)
+        self.own = own.to(device)
+        self.dtype = prefix[0][0].dtype
+
+    def _mask(self):
+        import torch
+
+        new, seen = self.input_ids.shape[1], self.own.shape[1]
+        causal = torch.ones((new, seen), dtype=torch.bool, device=self.own.device).tril(diagonal=seen - new)
+        allowed = self.own[:, None, None, :] & causal[None, None]
+        return torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device).masked_fill_(~allowed, torch.finfo(self.dtype).min)
+
+    def logits(self):
+        out = self.model(
+            input_ids=self.input_ids,
+            attention_mask=self._mask(),
+            position_ids=self.positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+            shared_prefix=self.cache,
+        )
+        return out.logits[:, -1, :]
+
+    def select(self, index) -> None:
+        self.cache.batch_select_indices(index)
+        self.own = self.own[index]
+        self.positions = self.positions[index]
+
+    def advance(self, chosen) -> None:
+        import torch
+
+        self.input_ids = chosen[:, None]
+        self.own = torch.cat([self.own, torch.ones((len(chosen), 1), dtype=torch.bool, device=self.own.device)], dim=1)
+        self.positions = self.positions[:, -1:] + 1
+
+
+class _FullStep:
+    """One batch decoded with transformers' own cache and attention; ``prefix`` (if given) is copied into each row."""
+
+    def __init__(self, model, rows: list[list[int]], pad_id: int, device: str, prefix: list[tuple] | None = None) -> None:
+        import torch
+        from transformers import DynamicCache
+
+        self.model = model
+        batch, width = len(rows), max(len(r) for r in rows)
+        fixed = prefix[0][0].shape[2] if prefix else 0
+        if prefix:
+            self.past = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous()) for k, v in prefix])
+        else:
+            self.past = DynamicCache()
+        input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, fixed + width), dtype=torch.long)
+        mask[:, :fixed] = 1
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            mask[i, fixed + width - len(row):] = 1
+        self.positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, fixed:].to(device)
+        self.input_ids, self.mask = input_ids.to(device), mask.to(device)
+
+    def logits(self):
+        out = self.model(
+            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions, past_key_values=self.past, use_cache=True, logits_to_keep=1
+        )
+        self.past = out.past_key_values
+        return out.logits[:, -1, :]
+
+    def select(self, index) -> None:
+        self.past.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.positions = self.positions[index]
+
+    def advance(self, chosen) -> None:
+        import torch
+
+        self.input_ids = chosen[:, None]
+        self.mask = torch.cat([self.mask, torch.ones((len(chosen), 1), dtype=self.mask.dtype, device=self.mask.device)], dim=1)
+        self.positions = self.positions[:, -1:] + 1
+
+
+def _sample(logits, temperature: float, top_p: float, generators: list):
+    """One token per row, each row drawn with its own generator (so a row's draw does not depend on its batch)."""
     import torch
 
     probs = torch.softmax(logits / temperature, dim=-1).cpu()
     if top_p < 1.0:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         cumulative = sorted_probs.cumsum(dim=-1)
-        cut = cumulative - sorted_probs > top_p
-        sorted_probs[cut] = 0.0
+        sorted_probs[cumulative - sorted_probs > top_p] = 0.0
         probs = torch.zeros_like(probs).scatter(1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return torch.stack([torch.multinomial(row, 1, generator=g)[0] for row, g in zip(probs, generators)])
