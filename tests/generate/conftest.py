@@ -17,6 +17,17 @@ from tiny import WORDS, save_random_llama, save_successor_llama  # noqa: E402
 from inpars.data import Doc, Query  # noqa: E402
 
 
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy machine waiting threads cost more than the work."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def random_lm(tmp_path_factory) -> Path:
     return save_random_llama(tmp_path_factory.mktemp("random-llama"))

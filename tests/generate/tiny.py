@@ -38,13 +38,18 @@ def _config(**overrides):
     return LlamaConfig(**settings)
 
 
-def save_random_llama(folder: Path, seed: int = 0, **overrides) -> Path:
-    """A randomly initialised Llama (grouped-query attention) with the tiny tokenizer."""
+def save_random_llama(folder: Path, seed: int = 0, stop_boost: float = 2.0, **overrides) -> Path:
+    """A randomly initialised Llama (grouped-query attention) with the tiny tokenizer.
+
+    The output row of the '?\n' piece is scaled by ``stop_boost`` so that some queries end early.
+    """
     import torch
     from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
     model = LlamaForCausalLM(_config(**overrides))
+    with torch.no_grad():
+        model.lm_head.weight[VOCAB.index("?\n")] *= stop_boost
     model.save_pretrained(folder)
     build_tokenizer().save_pretrained(folder)
     return folder
