@@ -3,11 +3,12 @@
 The few-shot prefix that every prompt shares is run through the model once. Its keys and values are kept
 once, with a batch size of one: an attention function registered with transformers attends every row of a
 batch to that single copy (one matrix product for the whole batch) and to the row's own tokens, which grow
-in a preallocated buffer. Nothing of the prefix is copied or recomputed per document or per step. Batches
-are length-sorted and padded between the prefix and the document (positions follow the padding), and
-finished sequences leave the batch. Decoding stops at the first token whose text holds a newline, whatever
-the tokenizer. A model whose attention cannot be swapped copies the prefix cache into each batch instead;
-``reuse_prefix=False`` runs every prompt whole (the naive way, kept as the baseline).
+in a preallocated buffer. Nothing of the prefix is copied or recomputed per document or per step. The
+documents of a batch are run in chunks of similar length, each padded on the left only to its own longest
+row (positions follow the padding); finished sequences leave the batch. Decoding stops at the first token
+whose text holds a newline, whatever the tokenizer. A model whose attention cannot be swapped (or that uses
+soft-capping or sliding windows) copies the prefix cache into each batch instead; ``reuse_prefix=False``
+runs every prompt whole (the naive way, kept as the baseline).
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from inpars.models import resolve
 logger = logging.getLogger(__name__)
 
 SHARED_PREFIX_ATTENTION = "inpars_shared_prefix"
+UNSUPPORTED_ATTENTION_OPTIONS = ("softcap", "sliding_window", "s_aux")
+"""Attention variants the shared-prefix attention does not compute; models that use them copy the prefix instead."""
+PREFILL_TOKENS = 2048
+"""Tokens (rows times padded width) per prefill pass: rows of similar length run together, so little is padding."""
 
 
 def _pick_device(device: str) -> str:
@@ -56,6 +61,9 @@ def shared_prefix_attention(module, query, key, value, attention_mask, scaling=N
 
     if shared_prefix is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    unsupported = [name for name in UNSUPPORTED_ATTENTION_OPTIONS if kwargs.get(name) is not None]
+    if unsupported:
+        raise NotImplementedError(f"shared-prefix attention does not implement {', '.join(unsupported)}")
     prefix_keys, prefix_values = shared_prefix.prefix[module.layer_idx]  # (kv_heads, prefix, dim)
     batch, heads, new, dim = query.shape
     kv_heads, own = key.shape[1], key.shape[2]
@@ -84,31 +92,35 @@ def _register_attention() -> None:
 
 
 class SharedPrefixCache:
-    """The prefix's keys/values once (batch of one), and each row's own keys/values in a buffer grown in place.
+    """The prefix's keys/values once (batch of one), and each row's own keys/values in a preallocated buffer.
 
-    Duck-types the part of ``transformers.Cache`` that decoder layers call: ``update``.
+    Duck-types the part of ``transformers.Cache`` that decoder layers call (``update``). Before each forward
+    pass the caller sets the window: which rows run, where their new tokens go, from where they read.
     """
 
     def __init__(self, prefix: list[tuple], batch: int, capacity: int) -> None:
         import torch
 
         self.prefix = [(k[0], v[0]) for k, v in prefix]
-        kv_heads, dim = self.prefix[0][0].shape[0], self.prefix[0][0].shape[2]
         like = self.prefix[0][0]
-        self.keys = [torch.empty((batch, kv_heads, capacity, dim), dtype=like.dtype, device=like.device) for _ in prefix]
-        self.values = [torch.empty_like(k) for k in self.keys]
-        self.lengths = [0] * len(prefix)
+        shape = (batch, like.shape[0], capacity, like.shape[2])
+        self.keys = [torch.empty(shape, dtype=like.dtype, device=like.device) for _ in prefix]
+        self.values = [torch.empty(shape, dtype=like.dtype, device=like.device) for _ in prefix]
+        self.rows, self.write_at, self.read_from = slice(None), 0, 0
+
+    def window(self, rows: slice, write_at: int, read_from: int) -> None:
+        self.rows, self.write_at, self.read_from = rows, write_at, read_from
+
+    def clear(self, rows: slice, end: int) -> None:
+        """Zero positions no token was computed for (left padding), so masked attention reads finite numbers."""
+        for buffer in (*self.keys, *self.values):
+            buffer[rows, :, :end].zero_()
 
     def update(self, key_states, value_states, layer_idx: int, *args, **kwargs):
-        start = self.lengths[layer_idx]
-        end = start + key_states.shape[2]
-        self.keys[layer_idx][:, :, start:end] = key_states
-        self.values[layer_idx][:, :, start:end] = value_states
-        self.lengths[layer_idx] = end
-        return self.keys[layer_idx][:, :, :end], self.values[layer_idx][:, :, :end]
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return self.prefix[0][0].shape[1] + self.lengths[layer_idx]
+        end = self.write_at + key_states.shape[2]
+        self.keys[layer_idx][self.rows, :, self.write_at:end] = key_states
+        self.values[layer_idx][self.rows, :, self.write_at:end] = value_states
+        return self.keys[layer_idx][self.rows, :, self.read_from:end], self.values[layer_idx][self.rows, :, self.read_from:end]
 
     def batch_select_indices(self, index) -> None:
         self.keys = [k.index_select(0, index) for k in self.keys]
@@ -138,6 +150,7 @@ class HFGenerator(TokenizerOps):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
         self.max_length = context_length or int(getattr(self.model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
         self._prefix_cache: dict[tuple[int, ...], list[tuple]] = {}
+        self.prefill_tokens = PREFILL_TOKENS
 
     @classmethod
     def from_config(cls, config) -> HFGenerator:
@@ -145,6 +158,17 @@ class HFGenerator(TokenizerOps):
 
     def _use_shared_attention(self) -> bool:
         """Swap in the shared-prefix attention where the model dispatches attention through transformers' interface."""
+        config = self.model.config
+        special = [
+            name for name, used in (
+                ("logit soft-capping", getattr(config, "attn_logit_softcapping", None)),
+                ("sliding-window attention", getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)),
+                ("sliding-window layers", "sliding_attention" in (getattr(config, "layer_types", None) or ())),
+            ) if used
+        ]
+        if special:
+            logger.info("%s uses %s; the prefix cache is copied into each batch instead", self.model_name, ", ".join(special))
+            return False
         _register_attention()
         try:
             self.model.set_attn_implementation(SHARED_PREFIX_ATTENTION)
@@ -185,9 +209,12 @@ class HFGenerator(TokenizerOps):
 
         prefix_ids = self.prefix_ids(requests[0].prefix)
         suffixes = [self.suffix_ids(r.suffix) for r in requests]
+        # Rows sorted by length pad little; the answers go back in the order asked.
+        order = sorted(range(len(requests)), key=lambda i: len(suffixes[i]))
+        requests, suffixes = [requests[i] for i in order], [suffixes[i] for i in order]
         batch = len(requests)
         if self.shared_attention:
-            step = _SharedPrefixStep(self.model, self._prefix_state(prefix_ids), suffixes, max_new_tokens, self.pad_id, self.device)
+            step = _SharedPrefixStep(self.model, self._prefix_state(prefix_ids), suffixes, max_new_tokens, self.pad_id, self.device, self.prefill_tokens)
         elif self.reuse_prefix:
             step = _FullStep(self.model, suffixes, self.pad_id, self.device, prefix=self._prefix_state(prefix_ids))
         else:
@@ -223,7 +250,10 @@ class HFGenerator(TokenizerOps):
                 chosen = chosen[index]
                 active = [active[i] for i in keep]
             step.advance(chosen)
-        return [self._finish(tokens[i], log_probs[i], stopped[i]) for i in range(batch)]
+        results: list[Generation] = [None] * batch  # type: ignore[list-item]
+        for position, i in enumerate(order):
+            results[i] = self._finish(tokens[position], log_probs[position], stopped[position])
+        return results
 
     def _finish(self, tokens: list[int], log_probs: list[float], stopped: bool) -> Generation:
         """Cut the output at the first newline; keep the log-probs of the tokens that make the query."""
@@ -234,44 +264,75 @@ class HFGenerator(TokenizerOps):
 
 
 class _SharedPrefixStep:
-    """One batch decoded against a shared prefix: rows hold only their own tokens, padded on the left."""
+    """One batch decoded against a shared prefix: rows hold only their own tokens, padded on the left.
 
-    def __init__(self, model, prefix: list[tuple], rows: list[list[int]], max_new_tokens: int, pad_id: int, device: str) -> None:
+    The documents are run in chunks of rows of similar length (the batch comes sorted by length), each padded
+    only to its own longest row; decoding then runs all rows together.
+    """
+
+    def __init__(self, model, prefix: list[tuple], rows: list[list[int]], max_new_tokens: int, pad_id: int, device: str, prefill_tokens: int) -> None:
         import torch
 
         self.model = model
-        batch, width = len(rows), max(len(r) for r in rows)
-        self.cache = SharedPrefixCache(prefix, batch, width + max_new_tokens)
-        input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-        own = torch.zeros((batch, width), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            own[i, width - len(row):] = True
-        prefix_len = prefix[0][0].shape[2]
-        self.positions = (prefix_len + own.long().cumsum(dim=1) - 1).clamp(min=prefix_len).to(device)
-        self.input_ids = input_ids.to(device)
-        self.own = own.to(device)
+        self.device = device
+        self.prefill_tokens = prefill_tokens
         self.dtype = prefix[0][0].dtype
+        batch, self.width = len(rows), max(len(r) for r in rows)
+        prefix_len = prefix[0][0].shape[2]
+        self.cache = SharedPrefixCache(prefix, batch, self.width + max_new_tokens)
+        self.own = torch.zeros((batch, self.width), dtype=torch.bool, device=device)
+        for i, row in enumerate(rows):
+            self.own[i, self.width - len(row):] = True
+        self.positions = torch.tensor([[prefix_len + len(row) - 1] for row in rows], device=device)
+        self.input_ids = None
+        self.pending = self._prefill(rows, pad_id, prefix_len)
 
-    def _mask(self):
+    def _chunks(self, rows: list[list[int]]):
+        start = 0
+        while start < len(rows):
+            end = start + 1
+            while end < len(rows) and (end + 1 - start) * max(len(r) for r in rows[start : end + 1]) <= self.prefill_tokens:
+                end += 1
+            yield start, end
+            start = end
+
+    def _prefill(self, rows: list[list[int]], pad_id: int, prefix_len: int):
         import torch
 
-        new, seen = self.input_ids.shape[1], self.own.shape[1]
-        causal = torch.ones((new, seen), dtype=torch.bool, device=self.own.device).tril(diagonal=seen - new)
-        allowed = self.own[:, None, None, :] & causal[None, None]
-        return torch.zeros(allowed.shape, dtype=self.dtype, device=allowed.device).masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        logits = []
+        for start, end in self._chunks(rows):
+            chunk = rows[start:end]
+            width = max(len(r) for r in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            for i, row in enumerate(chunk):
+                ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+            own = self.own[start:end, self.width - width:]
+            positions = (prefix_len + own.long().cumsum(dim=1) - 1).clamp(min=prefix_len)
+            offset = self.width - width
+            if offset:
+                self.cache.clear(slice(start, end), offset)
+            self.cache.window(slice(start, end), offset, offset)
+            logits.append(self._forward(ids.to(self.device), own, positions))
+        return torch.cat(logits)
 
-    def logits(self):
+    def _forward(self, input_ids, own, positions):
+        import torch
+
+        new, seen = input_ids.shape[1], own.shape[1]
+        causal = torch.ones((new, seen), dtype=torch.bool, device=own.device).tril(diagonal=seen - new)
+        allowed = own[:, None, None, :] & causal[None, None]
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=own.device).masked_fill_(~allowed, torch.finfo(self.dtype).min)
         out = self.model(
-            input_ids=self.input_ids,
-            attention_mask=self._mask(),
-            position_ids=self.positions,
-            past_key_values=self.cache,
-            use_cache=True,
-            logits_to_keep=1,
+            input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1,
             shared_prefix=self.cache,
         )
         return out.logits[:, -1, :]
+
+    def logits(self):
+        if self.pending is not None:
+            logits, self.pending = self.pending, None
+            return logits
+        return self._forward(self.input_ids, self.own, self.positions)
 
     def select(self, index) -> None:
         self.cache.batch_select_indices(index)
@@ -283,7 +344,8 @@ class _SharedPrefixStep:
 
         self.input_ids = chosen[:, None]
         self.own = torch.cat([self.own, torch.ones((len(chosen), 1), dtype=torch.bool, device=self.own.device)], dim=1)
-        self.positions = self.positions[:, -1:] + 1
+        self.positions = self.positions + 1
+        self.cache.window(slice(None), self.own.shape[1] - 1, 0)
 
 
 class _FullStep:

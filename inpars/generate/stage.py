@@ -24,7 +24,7 @@ from inpars.config import GenerateConfig, fingerprint, to_dict
 from inpars.data import Doc, SyntheticQuery
 from inpars.errors import InparsError, InputError
 from inpars.generate.base import GenerationRequest, generators, request_seed
-from inpars.io import iter_jsonl, read_json, read_synthetic, synthetic_from_row, synthetic_to_row, write_json, write_synthetic
+from inpars.io import read_json, read_synthetic, synthetic_to_row, write_json, write_synthetic
 from inpars.prompt import Prompt, load_prompt
 
 logger = logging.getLogger(__name__)
@@ -84,14 +84,7 @@ def _read_partial(path: Path) -> list[SyntheticQuery]:
         data = handle.read()
         if data and not data.endswith(b"\n"):
             handle.truncate(data.rfind(b"\n") + 1)
-    rows, seen = [], set()
-    for lineno, obj in iter_jsonl(path, required=("query_id", "doc_id", "text")):
-        row = synthetic_from_row(obj, path, lineno)
-        if row.query_id in seen:
-            raise InputError(path, lineno, f"query '{row.query_id}' appears twice", "the file is damaged: rerun with --restart")
-        seen.add(row.query_id)
-        rows.append(row)
-    return rows
+    return read_synthetic(path)
 
 
 def _check_options(config: GenerateConfig, shard: int, num_shards: int) -> None:
@@ -101,6 +94,8 @@ def _check_options(config: GenerateConfig, shard: int, num_shards: int) -> None:
         raise InparsError("queries_per_doc > 1 needs sampling: set temperature > 0 (greedy decoding repeats the same query)")
     if config.batch_size < 1 or config.max_new_tokens < 1 or config.max_doc_tokens < 1:
         raise InparsError("batch_size, max_new_tokens and max_doc_tokens must be at least 1")
+    if config.num_examples is not None and config.num_examples < 1:
+        raise InparsError(f"num_examples must be at least 1, got {config.num_examples}")
     if not 0 < config.top_p <= 1:
         raise InparsError(f"top_p must be in (0, 1], got {config.top_p}")
     if num_shards < 1 or not 0 <= shard < num_shards:

@@ -66,6 +66,13 @@ def test_shared_prefix_attention_matches_running_each_prompt_whole(shared, naive
     assert {o.finished for o in expected} == {True, False}
 
 
+def test_prefill_in_chunks_of_similar_length_matches_too(random_lm, naive):
+    chunked = HFGenerator(str(random_lm), device="cpu")
+    chunked.prefill_tokens = 12  # a few rows per prefill pass instead of the whole batch
+    requests = _requests(9)[::-1]  # longest first: the generator sorts them and answers in the order asked
+    assert_same(chunked.generate(requests, max_new_tokens=12), [naive.generate([r], max_new_tokens=12)[0] for r in requests])
+
+
 def test_prefix_copy_fallback_matches_too(random_lm, naive):
     fallback = HFGenerator(str(random_lm), device="cpu")
     fallback.model.set_attn_implementation("sdpa")

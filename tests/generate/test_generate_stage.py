@@ -131,7 +131,7 @@ def test_a_repeated_row_in_the_partial_file_is_reported(generator, config, tmp_p
     meta = read_json(meta_path(out))
     meta_path(out).write_text(json.dumps({**meta, "status": "running"}))
     partial_path(out).write_text(row + row)
-    with pytest.raises(InputError, match="q.jsonl.partial:2: query 'd000-q' appears twice"):
+    with pytest.raises(InputError, match="q.jsonl.partial:2: duplicate query_id 'd000-q'"):
         generate_queries(make_docs(3), config, out, generator=generator)
 
 
