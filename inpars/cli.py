@@ -283,7 +283,7 @@ def evaluate_cmd(
     dataset: DatasetOpt = "faq-construction",
     qrels: Annotated[Optional[Path], typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
     measure: Annotated[Optional[list[str]], typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
-    exclude_queries: Annotated[Optional[Path], typer.Option(help="A fewshot_query_ids.json from 'inpars generate': those queries are left out.")] = None,
+    exclude_fewshot: Annotated[Optional[Path], typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
 ) -> None:
     """Score runs with ir_measures; queries missing from a run count as zero."""
     from rich.console import Console
@@ -294,9 +294,10 @@ def evaluate_cmd(
     from inpars.evaluate import DEFAULT_MEASURES, evaluate
 
     judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset).qrels
-    if exclude_queries:
-        excluded = set(io.read_fewshot_query_ids(exclude_queries))
-        judgements = {qid: docs for qid, docs in judgements.items() if qid not in excluded}
+    if exclude_fewshot:
+        from inpars.generate.fewshot import without_fewshot_queries
+
+        judgements = without_fewshot_queries(judgements, exclude_fewshot)
     measures = measure or list(DEFAULT_MEASURES)
     table = Table("run", *measures)
     for path in runs:

@@ -102,7 +102,7 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     from inpars.evaluate import evaluate
     from inpars.filter import filter_queries
     from inpars.generate import generate_queries
-    from inpars.generate.fewshot import FEWSHOT_FILE
+    from inpars.generate.fewshot import without_fewshot_queries
     from inpars.negatives import mine_negatives
     from inpars.rerank import rerank_run, rerankers
     from inpars.retrieve import retrievers
@@ -187,9 +187,7 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     # 7. evaluate
     def do_evaluate(folder: Path) -> dict:
         # Queries shown to the generator as few-shot examples are not test queries any more.
-        fewshot = run_dir / "generate" / FEWSHOT_FILE
-        excluded = set(io.read_fewshot_query_ids(fewshot)) if fewshot.is_file() else set()
-        qrels = {qid: docs for qid, docs in dataset.qrels.items() if qid not in excluded}
+        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate")
         metrics = {
             "bm25": evaluate(io.read_trec_run(run_dir / "retrieve" / "run.trec"), qrels, config.evaluate.measures),
             config.train.reranker: evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures),

@@ -170,7 +170,7 @@ def parse_prompt(text: str, source: str) -> Prompt:
     if "document" not in used:
         raise InputError(source, lines.get("template"), "'template' has no {document} placeholder", "put {document} where the document goes")
     if used - {"document", "n"}:
-        raise InputError(source, lines.get("template"), f"'template' uses unknown placeholder {{{sorted(used - {'document', 'n'})[0]}}}", "the target template may use {document} and {n}")
+        raise InputError(source, lines.get("template"), f"'template' uses unknown placeholder {{{min(used - {'document', 'n'})}}}", "the target template may use {document} and {n}")
     example_template = str(data.get("example_template") or "")
     example_fields = _placeholders(example_template, source, "example_template", lines.get("example_template"))
     examples_from = str(data.get("examples_from") or "file")
@@ -189,7 +189,7 @@ def parse_prompt(text: str, source: str) -> Prompt:
             raise InputError(source, lines.get("num_examples") or lines.get("examples_from"), "examples_from: dataset needs num_examples of at least 1", "e.g. num_examples: 3")
         extra = example_fields - {"n", "document", "query"}
         if extra:
-            raise InputError(source, lines.get("example_template"), f"example_template uses {{{sorted(extra)[0]}}}, which dataset examples do not have", "dataset examples give {document} and {query}")
+            raise InputError(source, lines.get("example_template"), f"example_template uses {{{min(extra)}}}, which dataset examples do not have", "dataset examples give {document} and {query}")
     return Prompt(
         name=str(data.get("name") or Path(source).stem),
         template=template,

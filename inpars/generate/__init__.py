@@ -3,4 +3,4 @@
 from inpars.generate.base import Generation, GenerationRequest, generators
 from inpars.generate.stage import GenerateSummary, generate_queries, merge_shards
 
-__all__ = ["Generation", "GenerationRequest", "GenerateSummary", "generate_queries", "generators", "merge_shards"]
+__all__ = ["GenerateSummary", "Generation", "GenerationRequest", "generate_queries", "generators", "merge_shards"]

@@ -90,6 +90,18 @@ def draw_examples(pool: FewShotPool, docs: Mapping[str, Doc], count: int, seed: 
     return [FewShotExample(document=doc.full_text, query=query.text.strip(), query_id=query.query_id, doc_id=doc.doc_id) for query, doc in picked]
 
 
+def without_fewshot_queries(qrels: Qrels, folder: str | Path) -> Qrels:
+    """The judgements minus the queries that ``folder``'s generation used as few-shot examples (if it used any)."""
+    from inpars.io import read_fewshot_query_ids
+
+    path = Path(folder) / FEWSHOT_FILE
+    if not path.is_file():
+        return qrels
+    excluded = set(read_fewshot_query_ids(path))
+    logger.info("%d few-shot example queries left out of the evaluation", len(excluded & set(qrels)))
+    return {query_id: docs for query_id, docs in qrels.items() if query_id not in excluded}
+
+
 def fewshot_record(pool: FewShotPool, seed: int, examples: list[FewShotExample]) -> dict:
     """What ``fewshot_query_ids.json`` holds."""
     return {

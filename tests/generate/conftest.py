@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import WORDS, save_random_llama, save_successor_llama  # noqa: E402
+from tiny import WORDS, save_random_llama, save_successor_llama
 
-from inpars.data import Doc, Query  # noqa: E402
+from inpars.data import Doc, Query
 
 
 @pytest.fixture(scope="package", autouse=True)

@@ -89,7 +89,7 @@ def test_every_backend_keeps_the_contract(backend, tmp_path, caplog):
 def _openai(completion_server, **overrides):
     from inpars.generate.openai import OpenAIGenerator
 
-    settings = dict(api_base=completion_server.url, retry_wait=0.0, max_retries=3)
+    settings = {"api_base": completion_server.url, "retry_wait": 0.0, "max_retries": 3}
     settings.update(overrides)
     return OpenAIGenerator("served-model", **settings)
 

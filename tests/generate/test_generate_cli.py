@@ -59,7 +59,7 @@ def test_a_killed_run_resumes_without_losing_or_repeating_a_query(corpus, random
     written = partial.read_bytes().count(b"\n")
     assert 10 <= written < 80 and not out.exists()
 
-    resumed = subprocess.run(_command(corpus, random_lm, out), env=_env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(_command(corpus, random_lm, out), env=_env(), capture_output=True, text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"{written} resumed" in resumed.stdout or f"{written + 1} resumed" in resumed.stdout  # +1: a row landing as it was killed
 
@@ -98,8 +98,8 @@ def test_evaluate_leaves_out_the_fewshot_queries(tiny_beir, tmp_path):
     write_json(tmp_path / "fewshot_query_ids.json", {"query_ids": [f"q{i}" for i in range(13, 20)]})
     runner = CliRunner()
     plain = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "-m", "RR@10"])
-    excluded = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "-m", "RR@10", "--exclude-queries", str(tmp_path / "fewshot_query_ids.json")])
+    excluded = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "-m", "RR@10", "--exclude-fewshot", str(tmp_path)])
     assert "0.1250" in plain.output and "1.0000" in excluded.output
-    (tmp_path / "bad.json").write_text('{"query_ids": [1]}')
-    bad = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "--exclude-queries", str(tmp_path / "bad.json")])
-    assert bad.exit_code == 2 or "expected an object with 'query_ids'" in str(bad.exception)
+    (tmp_path / "fewshot_query_ids.json").write_text('{"query_ids": [1]}')
+    bad = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "--exclude-fewshot", str(tmp_path)])
+    assert bad.exit_code == 2 and "fewshot_query_ids.json: expected an object with 'query_ids', a list of strings" in bad.output

@@ -39,7 +39,7 @@ def test_every_beir_dataset_has_a_promptagator_prompt(dataset):
     assert prompt.examples_from == "dataset" and prompt.num_examples == 3 and prompt.needs_examples
     assert prompt.header.strip()  # an instruction written for the dataset
     with pytest.raises(InparsError, match="takes its examples from a dataset"):
-        prompt.prefix
+        _ = prompt.prefix
     filled = prompt.with_examples([FewShotExample("first doc", "first query"), FewShotExample("second doc", "second query")])
     text = filled.render("target doc")
     assert text.startswith(prompt.header) and text.index("first query") < text.index("second query") < text.index("target doc")

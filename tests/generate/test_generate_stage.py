@@ -197,3 +197,19 @@ def test_promptagator_examples_come_from_the_train_split_and_are_recorded(genera
     assert not {e["doc_id"] for e in record["examples"]} & {r.doc_id for r in rows}  # example documents are not targets
     with pytest.raises(InparsError, match="draws its few-shot examples from the dataset; pass the dataset"):
         generate_queries(data.docs.values(), cfg, tmp_path / "x.jsonl", generator=generator)
+
+
+def test_evaluation_judgements_leave_out_the_fewshot_queries(generator, config, tiny_beir, tmp_path):
+    from inpars.datasets import load_dataset
+    from inpars.generate.fewshot import without_fewshot_queries
+
+    data = load_dataset(str(tiny_beir))
+    assert without_fewshot_queries(data.qrels, tmp_path) == data.qrels  # no few-shot examples used: nothing left out
+    # A collection with only a test split: the examples are test queries, so the evaluation must drop them.
+    faq = load_dataset("faq-construction")
+    cfg = replace(config, prompt="promptagator-scifact", num_examples=3, num_docs=5, max_doc_tokens=32)
+    generate_queries(faq.docs.values(), cfg, tmp_path / "q.jsonl", generator=generator, dataset="faq-construction")
+    used = read_json(tmp_path / "fewshot_query_ids.json")["query_ids"]
+    assert read_json(tmp_path / "fewshot_query_ids.json")["split"] == "test"
+    kept = without_fewshot_queries(faq.qrels, tmp_path)
+    assert set(faq.qrels) - set(kept) == set(used) and len(used) == 3

@@ -30,10 +30,11 @@ def build_tokenizer():
 def _config(**overrides):
     from transformers import LlamaConfig
 
-    settings = dict(
-        vocab_size=len(VOCAB), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=1024, bos_token_id=1, eos_token_id=2, pad_token_id=3, tie_word_embeddings=False, initializer_range=0.3,
-    )
+    settings = {
+        "vocab_size": len(VOCAB), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "num_key_value_heads": 2, "max_position_embeddings": 1024, "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 3,
+        "tie_word_embeddings": False, "initializer_range": 0.3,
+    }
     settings.update(overrides)
     return LlamaConfig(**settings)
 
