@@ -12,9 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny import WORDS, save_random_llama, save_successor_llama
+from generate_helpers import WORDS, make_docs, save_random_llama, save_successor_llama
 
-from inpars.data import Doc, Query
+from inpars.data import Query
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -38,14 +38,6 @@ def successor_lm(tmp_path_factory) -> Path:
     """After any token it writes 'what is this?' and a newline (one piece '?\\n'), then 'the'."""
     chain = {"*": "what", "what": "is", "is": "this", "this": "?\n", "?\n": "the"}
     return save_successor_llama(tmp_path_factory.mktemp("successor-llama"), chain)
-
-
-def make_docs(count: int, seed: int = 0) -> list[Doc]:
-    """Documents of tiny-vocabulary words, of varied lengths."""
-    import random
-
-    rng = random.Random(seed)
-    return [Doc(doc_id=f"d{i:03d}", text=" ".join(rng.choice(WORDS) for _ in range(3 + rng.randrange(12))), title="") for i in range(count)]
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import logging
 import math
 
 import pytest
-from conftest import make_docs
+from generate_helpers import assert_same, make_docs
 
 from inpars.config import GenerateConfig
 from inpars.errors import InparsError, MissingDependencyError
@@ -16,12 +16,6 @@ from inpars.generate import GenerationRequest, generate_queries, generators
 from inpars.prompt import load_prompt
 
 SECRET = "sk-test-0123456789abcdef"
-
-
-def assert_same(outputs, expected) -> None:
-    assert [(o.text, o.finished) for o in outputs] == [(e.text, e.finished) for e in expected]
-    for o, e in zip(outputs, expected):
-        assert o.log_probs == pytest.approx(e.log_probs, abs=1e-4)
 
 
 def _config(name: str, tmp_path, completion_server=None, random_lm=None) -> GenerateConfig:

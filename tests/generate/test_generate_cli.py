@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_docs
-from test_generate_stage import assert_same_rows
+from generate_helpers import assert_same_rows, make_docs
 from typer.testing import CliRunner
 
 import inpars.cli

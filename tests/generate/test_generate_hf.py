@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_generate_backends import assert_same
-from tiny import VOCAB, build_tokenizer
+from generate_helpers import VOCAB, assert_same, build_tokenizer
 
 from inpars.generate.base import GenerationRequest, kept_tokens, stop_token_ids
 from inpars.generate.hf import HFGenerator

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-from conftest import make_docs
+from generate_helpers import assert_same_rows, make_docs
+from generate_helpers import read_rows as _rows
 
 from inpars.config import GenerateConfig
 from inpars.errors import InparsError, InputError
@@ -26,19 +26,6 @@ def generator(random_lm):
 @pytest.fixture(scope="module")
 def config(random_lm) -> GenerateConfig:
     return GenerateConfig(model=str(random_lm), device="cpu", max_new_tokens=6, batch_size=4)
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def assert_same_rows(path: Path, expected: Path) -> None:
-    """Same rows in the same order; log-probs equal up to float rounding (batches differ in shape)."""
-    rows, wanted = _rows(path), _rows(expected)
-    strip = [{k: v for k, v in r.items() if k != "log_probs"} for r in rows]
-    assert strip == [{k: v for k, v in r.items() if k != "log_probs"} for r in wanted]
-    for a, b in zip(rows, wanted):
-        assert a["log_probs"] == pytest.approx(b["log_probs"], abs=1e-4)
 
 
 def test_samples_documents_with_the_seed(generator, config, tmp_path):

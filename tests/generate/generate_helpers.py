@@ -1,9 +1,16 @@
-"""Tiny language models for the generation tests: a word-level tokenizer that is not GPT-2's, a random Llama,
-and a "successor" Llama whose weights make it emit a fixed next token for each token (so stops are known)."""
+"""Helpers for the generation tests: tiny language models (a word-level tokenizer that is not GPT-2's, a random
+Llama, a "successor" Llama whose weights make it emit a fixed next token for each token, so stops are known),
+documents made of their words, and comparisons of generations that allow for float rounding."""
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
+
+import pytest
+
+from inpars.data import Doc
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 PUNCTUATION = ["\n", "?\n", "?", ":", ".", ","]
@@ -81,3 +88,28 @@ def save_successor_llama(folder: Path, successor: dict[str, str]) -> Path:
     model.save_pretrained(folder)
     build_tokenizer().save_pretrained(folder)
     return folder
+
+
+def make_docs(count: int, seed: int = 0) -> list[Doc]:
+    """Documents of tiny-vocabulary words, of varied lengths."""
+    rng = random.Random(seed)
+    return [Doc(doc_id=f"d{i:03d}", text=" ".join(rng.choice(WORDS) for _ in range(3 + rng.randrange(12))), title="") for i in range(count)]
+
+
+def assert_same(outputs, expected) -> None:
+    """Same texts and stops; log-probs equal up to float rounding (batches of other shapes round differently)."""
+    assert [(o.text, o.finished) for o in outputs] == [(e.text, e.finished) for e in expected]
+    for o, e in zip(outputs, expected):
+        assert o.log_probs == pytest.approx(e.log_probs, abs=1e-4)
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_same_rows(path: Path, expected: Path) -> None:
+    """Same rows in the same order; log-probs equal up to float rounding."""
+    rows, wanted = read_rows(path), read_rows(expected)
+    assert [{k: v for k, v in r.items() if k != "log_probs"} for r in rows] == [{k: v for k, v in r.items() if k != "log_probs"} for r in wanted]
+    for a, b in zip(rows, wanted):
+        assert a["log_probs"] == pytest.approx(b["log_probs"], abs=1e-4)
