@@ -52,6 +52,7 @@ class GenerateConfig:
     retry_wait: float = 1.0
     """openai backend: seconds before the first retry, doubled at each further one (or the server's Retry-After)."""
     request_timeout: float = 120.0
+    """openai backend: seconds to wait for one answer."""
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,38 @@ class HFGenerator(TokenizerOps):
         return Generation(text=text.strip(), log_probs=tuple(log_probs[:end]), finished=stopped)
 
 
-class _SharedPrefixStep:
+def _left_pad(rows: list[list[int]], pad_id: int):
+    """Rows padded on the left to the longest one: token ids, and a mask of the real tokens."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    real = torch.zeros((len(rows), width), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        real[i, width - len(row):] = True
+    return ids, real
+
+
+class _Step:
+    """The decoding state of one batch: a ``cache``, a ``mask`` of real tokens and each row's ``positions``."""
+
+    def select(self, index) -> None:
+        """Keep only the rows in ``index`` (the others finished)."""
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        self.positions = self.positions[index]
+
+    def advance(self, chosen) -> None:
+        """Feed each row's chosen token at the next step."""
+        import torch
+
+        self.input_ids = chosen[:, None]
+        self.mask = torch.cat([self.mask, torch.ones((len(chosen), 1), dtype=self.mask.dtype, device=self.mask.device)], dim=1)
+        self.positions = self.positions[:, -1:] + 1
+
+
+class _SharedPrefixStep(_Step):
     """One batch decoded against a shared prefix: rows hold only their own tokens, padded on the left.
 
     The documents are run in chunks of rows of similar length (the batch comes sorted by length), each padded
@@ -277,12 +308,10 @@ class _SharedPrefixStep:
         self.device = device
         self.prefill_tokens = prefill_tokens
         self.dtype = prefix[0][0].dtype
-        batch, self.width = len(rows), max(len(r) for r in rows)
+        self.width = max(len(r) for r in rows)
         prefix_len = prefix[0][0].shape[2]
-        self.cache = SharedPrefixCache(prefix, batch, self.width + max_new_tokens)
-        self.own = torch.zeros((batch, self.width), dtype=torch.bool, device=device)
-        for i, row in enumerate(rows):
-            self.own[i, self.width - len(row):] = True
+        self.cache = SharedPrefixCache(prefix, len(rows), self.width + max_new_tokens)
+        self.mask = _left_pad(rows, pad_id)[1].to(device)
         self.positions = torch.tensor([[prefix_len + len(row) - 1] for row in rows], device=device)
         self.input_ids = None
         self.pending = self._prefill(rows, pad_id, prefix_len)
@@ -301,27 +330,22 @@ class _SharedPrefixStep:
 
         logits = []
         for start, end in self._chunks(rows):
-            chunk = rows[start:end]
-            width = max(len(r) for r in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            for i, row in enumerate(chunk):
-                ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            own = self.own[start:end, self.width - width:]
-            positions = (prefix_len + own.long().cumsum(dim=1) - 1).clamp(min=prefix_len)
-            offset = self.width - width
+            ids, real = _left_pad(rows[start:end], pad_id)
+            offset = self.width - ids.shape[1]
+            positions = (prefix_len + real.long().cumsum(dim=1) - 1).clamp(min=prefix_len)
             if offset:
                 self.cache.clear(slice(start, end), offset)
             self.cache.window(slice(start, end), offset, offset)
-            logits.append(self._forward(ids.to(self.device), own, positions))
+            logits.append(self._forward(ids.to(self.device), real.to(self.device), positions.to(self.device)))
         return torch.cat(logits)
 
-    def _forward(self, input_ids, own, positions):
+    def _forward(self, input_ids, real, positions):
         import torch
 
-        new, seen = input_ids.shape[1], own.shape[1]
-        causal = torch.ones((new, seen), dtype=torch.bool, device=own.device).tril(diagonal=seen - new)
-        allowed = own[:, None, None, :] & causal[None, None]
-        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=own.device).masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        new, seen = input_ids.shape[1], real.shape[1]
+        causal = torch.ones((new, seen), dtype=torch.bool, device=real.device).tril(diagonal=seen - new)
+        allowed = real[:, None, None, :] & causal[None, None]
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=real.device).masked_fill_(~allowed, torch.finfo(self.dtype).min)
         out = self.model(
             input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1,
             shared_prefix=self.cache,
@@ -332,23 +356,14 @@ class _SharedPrefixStep:
         if self.pending is not None:
             logits, self.pending = self.pending, None
             return logits
-        return self._forward(self.input_ids, self.own, self.positions)
-
-    def select(self, index) -> None:
-        self.cache.batch_select_indices(index)
-        self.own = self.own[index]
-        self.positions = self.positions[index]
+        return self._forward(self.input_ids, self.mask, self.positions)
 
     def advance(self, chosen) -> None:
-        import torch
-
-        self.input_ids = chosen[:, None]
-        self.own = torch.cat([self.own, torch.ones((len(chosen), 1), dtype=torch.bool, device=self.own.device)], dim=1)
-        self.positions = self.positions + 1
-        self.cache.window(slice(None), self.own.shape[1] - 1, 0)
+        super().advance(chosen)
+        self.cache.window(slice(None), self.mask.shape[1] - 1, 0)
 
 
-class _FullStep:
+class _FullStep(_Step):
     """One batch decoded with transformers' own cache and attention; ``prefix`` (if given) is copied into each row."""
 
     def __init__(self, model, rows: list[list[int]], pad_id: int, device: str, prefix: list[tuple] | None = None) -> None:
@@ -356,39 +371,23 @@ class _FullStep:
         from transformers import DynamicCache
 
         self.model = model
-        batch, width = len(rows), max(len(r) for r in rows)
+        batch = len(rows)
         fixed = prefix[0][0].shape[2] if prefix else 0
         if prefix:
-            self.past = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous()) for k, v in prefix])
+            self.cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous()) for k, v in prefix])
         else:
-            self.past = DynamicCache()
-        input_ids = torch.full((batch, width), pad_id, dtype=torch.long)
-        mask = torch.zeros((batch, fixed + width), dtype=torch.long)
-        mask[:, :fixed] = 1
-        for i, row in enumerate(rows):
-            input_ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-            mask[i, fixed + width - len(row):] = 1
+            self.cache = DynamicCache()
+        ids, real = _left_pad(rows, pad_id)
+        mask = torch.cat([torch.ones((batch, fixed), dtype=torch.long), real.long()], dim=1)
         self.positions = (mask.cumsum(dim=1) - 1).clamp(min=0)[:, fixed:].to(device)
-        self.input_ids, self.mask = input_ids.to(device), mask.to(device)
+        self.input_ids, self.mask = ids.to(device), mask.to(device)
 
     def logits(self):
         out = self.model(
-            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions, past_key_values=self.past, use_cache=True, logits_to_keep=1
+            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1
         )
-        self.past = out.past_key_values
+        self.cache = out.past_key_values
         return out.logits[:, -1, :]
-
-    def select(self, index) -> None:
-        self.past.batch_select_indices(index)
-        self.mask = self.mask[index]
-        self.positions = self.positions[index]
-
-    def advance(self, chosen) -> None:
-        import torch
-
-        self.input_ids = chosen[:, None]
-        self.mask = torch.cat([self.mask, torch.ones((len(chosen), 1), dtype=self.mask.dtype, device=self.mask.device)], dim=1)
-        self.positions = self.positions[:, -1:] + 1
 
 
 def _sample(logits, temperature: float, top_p: float, generators: list):

@@ -210,3 +210,10 @@ def test_fewshot_pool_of_the_embedded_collection_is_its_test_split():
 
 def test_parse_prompt_names_a_source_without_a_name():
     assert parse_prompt("template: '{document}'\n", "somewhere/my-prompt.yaml").name == "my-prompt"
+
+
+@pytest.mark.network
+def test_beir_fewshot_pools_use_train_where_beir_has_it():
+    scifact = load_pool("beir/scifact")
+    assert scifact.split == "train" and len(scifact.qrels) > 500
+    assert load_pool("beir/arguana").split == "test"  # ArguAna has only a test split
