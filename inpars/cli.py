@@ -101,9 +101,9 @@ def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query
 def generate_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("queries.jsonl"),
-    model: Annotated[Optional[str], typer.Option(help="embedded:smollm2-135m, a Hugging Face id or a local folder.")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Generator backend (hf).")] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="A built-in prompt name or a YAML template file.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name (openai).")] = None,
+    backend: Annotated[Optional[str], typer.Option(help="Generator backend: hf, vllm, openai or llamacpp.")] = None,
+    prompt: Annotated[Optional[str], typer.Option(help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file.")] = None,
     num_docs: Annotated[Optional[int], typer.Option(help="Documents sampled with the seed (default: all).")] = None,
     queries_per_doc: Annotated[Optional[int], typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
     max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
@@ -113,18 +113,46 @@ def generate_cmd(
     batch_size: Annotated[Optional[int], typer.Option()] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
     device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
+    num_examples: Annotated[Optional[int], typer.Option(help="Few-shot examples drawn from the dataset (promptagator-* prompts).")] = None,
+    context_length: Annotated[Optional[int], typer.Option(help="The model's context in tokens; longer prompts are skipped and counted.")] = None,
+    api_base: Annotated[Optional[str], typer.Option(help="openai backend: the server's base URL, e.g. http://localhost:8000/v1.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="openai backend: the environment variable holding the API key.")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(help="openai backend: requests in flight at once.")] = None,
+    shard: Annotated[int, typer.Option(help="Generate only this shard of the sampled documents (0-based).")] = 0,
+    num_shards: Annotated[int, typer.Option(help="Split the sampled documents into this many shards (by a hash of the document id).")] = 1,
+    restart: Annotated[bool, typer.Option(help="Discard the rows of an interrupted run instead of resuming it.")] = False,
     config: RecipeOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write queries for documents with a language model (resumes an interrupted run)."""
+    """Write queries for documents with a language model (rerun the same command to resume)."""
     from inpars.datasets import load_dataset
     from inpars.generate import generate_queries
 
     _setup_logging(verbose)
-    cfg = _config(config, set_, _flags("generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc, max_new_tokens=max_new_tokens, max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, device=device))
-    summary = generate_queries(load_dataset(dataset).docs.values(), cfg.generate, output)
-    typer.echo(f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, {summary.skipped_too_long} skipped as too long, {summary.seconds:.1f}s)")
+    cfg = _config(config, set_, _flags(
+        "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc, max_new_tokens=max_new_tokens,
+        max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, device=device, num_examples=num_examples,
+        context_length=context_length, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+    ))
+    summary = generate_queries(load_dataset(dataset).docs.values(), cfg.generate, output, dataset=dataset, shard=shard, num_shards=num_shards, restart=restart)
+    typer.echo(
+        f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, {summary.unfinished} cut at max_new_tokens, "
+        f"{summary.skipped_too_long} skipped as too long, {summary.resumed} resumed, {summary.seconds:.1f}s)"
+    )
+
+
+@command("merge")
+def merge_cmd(
+    shards: Annotated[list[Path], typer.Argument(help="The outputs of every shard of one 'inpars generate --num-shards N' run.")],
+    output: OutputOpt = Path("queries.jsonl"),
+) -> None:
+    """Join shard outputs into one file, checking that no shard is missing and no query repeats."""
+    from inpars.generate import merge_shards
+
+    _setup_logging()
+    summary = merge_shards(shards, output)
+    typer.echo(f"{summary.generated} queries for {summary.documents} documents from {len(shards)} shards -> {output}")
 
 
 @command("filter")
@@ -258,6 +286,7 @@ def evaluate_cmd(
     dataset: DatasetOpt = "faq-construction",
     qrels: Annotated[Optional[Path], typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
     measure: Annotated[Optional[list[str]], typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
+    exclude_fewshot: Annotated[Optional[Path], typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
 ) -> None:
     """Score runs with ir_measures; queries missing from a run count as zero."""
     from rich.console import Console
@@ -268,6 +297,10 @@ def evaluate_cmd(
     from inpars.evaluate import DEFAULT_MEASURES, evaluate
 
     judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset).qrels
+    if exclude_fewshot:
+        from inpars.generate.fewshot import without_fewshot_queries
+
+        judgements = without_fewshot_queries(judgements, exclude_fewshot)
     measures = measure or list(DEFAULT_MEASURES)
     table = Table("run", *measures)
     for path in runs:

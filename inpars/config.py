@@ -35,6 +35,24 @@ class GenerateConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
+    num_examples: int | None = None
+    """Few-shot examples drawn from the dataset for prompts that take them (promptagator-*); None: the prompt's number."""
+    context_length: int | None = None
+    """The model's context in tokens (prompt plus new tokens); None: what the model declares. Longer prompts are skipped."""
+    tokenizer: str | None = None
+    """openai backend: a transformers tokenizer (id or folder) to truncate documents and measure prompts; None: words."""
+    api_base: str = "https://api.openai.com/v1"
+    """openai backend: any OpenAI-compatible server, e.g. http://localhost:8000/v1 for 'vllm serve'."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """openai backend: the environment variable that holds the API key (the key is never written anywhere)."""
+    concurrency: int = 8
+    """openai backend: requests in flight at once."""
+    max_retries: int = 5
+    """openai backend: retries of a request answered 429 or 5xx, or cut off, before giving up."""
+    retry_wait: float = 1.0
+    """openai backend: seconds before the first retry, doubled at each further one (or the server's Retry-After)."""
+    request_timeout: float = 120.0
+    """openai backend: seconds to wait for one answer."""
 
 
 @dataclass(frozen=True)

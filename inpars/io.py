@@ -336,3 +336,16 @@ def read_queries(path: str | os.PathLike) -> dict[str, Query]:
                 raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
             queries[parts[0]] = Query(parts[0], parts[1])
     return queries
+
+
+# ---------------------------------------------------------------------------------------------- few-shot query ids
+
+
+def read_fewshot_query_ids(path: str | os.PathLike) -> list[str]:
+    """The query ids used as few-shot examples (``fewshot_query_ids.json``), which evaluation leaves out."""
+    path = Path(path)
+    data = read_json(path)
+    ids = data.get("query_ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise InputError(path, None, "expected an object with 'query_ids', a list of strings", "regenerate the file with 'inpars generate'")
+    return ids

@@ -102,6 +102,7 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     from inpars.evaluate import evaluate
     from inpars.filter import filter_queries
     from inpars.generate import generate_queries
+    from inpars.generate.fewshot import without_fewshot_queries
     from inpars.negatives import mine_negatives
     from inpars.rerank import rerank_run, rerankers
     from inpars.retrieve import retrievers
@@ -128,7 +129,7 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
 
     # 1. generate
     def do_generate(folder: Path) -> dict:
-        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl").as_dict()
+        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl", dataset=config.dataset, restart=force).as_dict()
 
     gen = run_stage(run_dir, "generate", config.generate, [data_fp], ["queries.jsonl"], do_generate, seed=config.generate.seed, force=force)
     stages.append(gen)
@@ -185,9 +186,11 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
 
     # 7. evaluate
     def do_evaluate(folder: Path) -> dict:
+        # Queries shown to the generator as few-shot examples are not test queries any more.
+        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate")
         metrics = {
-            "bm25": evaluate(io.read_trec_run(run_dir / "retrieve" / "run.trec"), dataset.qrels, config.evaluate.measures),
-            config.train.reranker: evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), dataset.qrels, config.evaluate.measures),
+            "bm25": evaluate(io.read_trec_run(run_dir / "retrieve" / "run.trec"), qrels, config.evaluate.measures),
+            config.train.reranker: evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures),
         }
         io.write_json(folder / "metrics.json", metrics)
         return metrics

@@ -1,0 +1,136 @@
+"""Query generation through any OpenAI-compatible ``/v1/completions`` endpoint (OpenAI, ``vllm serve``, ...).
+
+Each prompt is one request (``stop: ["\\n"]``, ``logprobs: 1``, its own ``seed``), up to ``concurrency`` in
+flight at once. Answers 429 and 5xx, timeouts and dropped connections are retried with exponential backoff
+(or the server's ``Retry-After``). The API key is read from the environment variable named in the config and
+sent only in the ``Authorization`` header; it is never logged or written, and is masked in error messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from inpars.errors import InparsError, require
+from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, from_completion_choice, truncate_words
+from inpars.models import resolve
+
+logger = logging.getLogger(__name__)
+
+RETRY_STATUS = {408, 409, 429}
+MAX_WAIT = 60.0
+
+
+class OpenAIGenerator(TokenizerOps):
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        api_base: str = "https://api.openai.com/v1",
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        max_retries: int = 5,
+        retry_wait: float = 1.0,
+        timeout: float = 120.0,
+        tokenizer: str | None = None,
+        context_length: int | None = None,
+    ) -> None:
+        httpx = require("httpx", "api")
+        if concurrency < 1 or max_retries < 0 or retry_wait < 0:
+            raise InparsError("concurrency must be at least 1, max_retries and retry_wait at least 0")
+        self.model_name = model
+        self.api_base = api_base.rstrip("/")
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.retry_wait = retry_wait
+        self._secret = os.environ.get(api_key_env) or ""
+        if not self._secret:
+            logger.info("no API key in $%s; requests go without one (fine for a local server)", api_key_env)
+        headers = {"Authorization": f"Bearer {self._secret}"} if self._secret else {}
+        self._client = httpx.Client(base_url=self.api_base, headers=headers, timeout=timeout)
+        self._httpx = httpx
+        self.api_key_env = api_key_env
+        self.max_length = context_length
+        if tokenizer:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(resolve(tokenizer))
+        else:
+            logger.info("no tokenizer configured for %s: documents are truncated by words and prompt lengths are not checked", model)
+
+    @classmethod
+    def from_config(cls, config) -> OpenAIGenerator:
+        return cls(
+            config.model, api_base=config.api_base, api_key_env=config.api_key_env, concurrency=config.concurrency, max_retries=config.max_retries,
+            retry_wait=config.retry_wait, timeout=config.request_timeout, tokenizer=config.tokenizer, context_length=config.context_length,
+        )
+
+    def truncate(self, text: str, max_tokens: int) -> str:
+        return super().truncate(text, max_tokens) if self.tokenizer is not None else truncate_words(text, max_tokens)
+
+    def prompt_length(self, request: GenerationRequest) -> int | None:
+        return super().prompt_length(request) if self.tokenizer is not None else None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _mask(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    # -------------------------------------------------------------------------------------- requests
+
+    def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0) -> list[Generation]:
+        if not requests:
+            return []
+        bodies = [
+            {
+                "model": self.model_name, "prompt": r.prefix + r.suffix, "max_tokens": max_new_tokens, "temperature": temperature,
+                "top_p": top_p, "stop": ["\n"], "logprobs": 1, "seed": r.seed, "n": 1,
+            }
+            for r in requests
+        ]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(bodies))) as pool:
+            return list(pool.map(self._complete, bodies))
+
+    def _complete(self, body: dict) -> Generation:
+        url = f"{self.api_base}/completions"
+        for attempt in range(self.max_retries + 1):
+            wait = self.retry_wait * 2**attempt
+            try:
+                response = self._client.post("/completions", json=body)
+            except self._httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 200:
+                    return self._parse(response.json(), url)
+                problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                if response.status_code in (401, 403):
+                    raise InparsError(f"{url} refused the request ({self._mask(problem)}); check the API key in ${self.api_key_env}")
+                if response.status_code not in RETRY_STATUS and response.status_code < 500:
+                    raise InparsError(f"{url} rejected the request ({self._mask(problem)})")
+                wait = _retry_after(response.headers.get("retry-after"), wait)
+            if attempt == self.max_retries:
+                raise InparsError(f"{url} failed {attempt + 1} times, last: {self._mask(problem)}; raise generate.max_retries or check the server")
+            wait = min(wait, MAX_WAIT)
+            logger.warning("%s: %s; retry %d of %d in %.1fs", url, self._mask(problem)[:120], attempt + 1, self.max_retries, wait)
+            time.sleep(wait)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _parse(self, data: dict, url: str) -> Generation:
+        try:
+            choice = data["choices"][0]
+        except (KeyError, IndexError, TypeError):
+            raise InparsError(f"{url} answered without choices; is it an OpenAI-compatible completions endpoint?") from None
+        return from_completion_choice(choice, url)
+
+
+def _retry_after(header: str | None, default: float) -> float:
+    """The server's Retry-After in seconds when it gives one as a number, else ``default``."""
+    try:
+        return max(0.0, float(header)) if header else default
+    except ValueError:
+        return default
