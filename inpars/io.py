@@ -313,3 +313,38 @@ def read_queries(path: str | os.PathLike) -> dict[str, Query]:
                 raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
             queries[parts[0]] = Query(parts[0], parts[1])
     return queries
+
+
+# ---------------------------------------------------------------------------------------------- append-only caches
+
+
+def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Append rows to a cache file and flush them to disk, so that an interruption loses nothing written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_appended_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Rows of a file written by :func:`append_jsonl`; a torn last line (killed mid-write) is cut off."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def write_png(path: str | os.PathLike, figure: Any) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_write(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")

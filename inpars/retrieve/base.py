@@ -17,3 +17,4 @@ class Retriever(Protocol):
 
 retrievers = Registry("retriever")
 retrievers.register("bm25s", "inpars.retrieve.bm25s:BM25sRetriever")
+retrievers.register("dense", "inpars.retrieve.dense:DenseRetriever")
