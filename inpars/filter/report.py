@@ -85,7 +85,10 @@ def plot_scores(result: FilterResult):
         missing = len(scores) - len(finite)
         ax.set_title(title + (f" ({missing} without a score{note})" if missing else (f" ({note[2:]})" if note else "")), fontsize=9)
         ax.set_ylabel("queries")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no finite scores", transform=ax.transAxes, ha="center", va="center")
     figure.tight_layout()
     return figure
 
