@@ -12,7 +12,15 @@ from inpars.data import Doc, SyntheticQuery
 from inpars.errors import InparsError, InputError
 from inpars.filter import FilterContext, filter_queries, needs_docs, write_filter_outputs
 from inpars.filter.consistency import ConsistencyConfig, source_rank
-from inpars.filter.hygiene import CopiedConfig, DedupConfig, MaxLengthConfig, MinLengthConfig, copied_overlap, count_words, normalise
+from inpars.filter.hygiene import (
+    CopiedConfig,
+    DedupConfig,
+    MaxLengthConfig,
+    MinLengthConfig,
+    copied_overlap,
+    count_words,
+    normalise,
+)
 from inpars.filter.lm_score import LMScoreConfig
 from inpars.filter.reranker import RerankerFilterConfig
 
@@ -89,6 +97,11 @@ def test_shorthand_drops_empty_outputs_then_keeps_top_k():
 def test_default_config_keeps_every_non_empty_query():
     result = filter_queries([*LM, sq("e", text="")])
     assert ids(result.kept) == ids(LM)
+
+
+def test_steps_given_as_plain_mappings_in_python():
+    result = filter_queries(LM, FilterConfig(steps=({"name": "lm_score", "method": "sum_log_probs", "top_k": 2},)))
+    assert ids(result.kept) == ["q1", "q4"]
 
 
 def test_query_without_log_probs_has_no_lm_score():

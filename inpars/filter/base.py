@@ -64,10 +64,6 @@ class Filter(Protocol):
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome: ...
 
 
-def step_name(step: Any) -> str:
-    return step.name
-
-
 def build_steps(value: Any, source: str = "<config>", lines: dict[str, int] | None = None, where: str = "filter.steps") -> tuple[Any, ...]:
     """Recipe steps (a list of mappings with a ``name``) as a tuple of the filters' frozen configs."""
     lines = lines or {}
@@ -92,21 +88,24 @@ def resolved_steps(config: FilterConfig) -> tuple[Any, ...]:
     from inpars.filter.hygiene import EmptyFilter
     from inpars.filter.lm_score import LMScoreFilter
 
-    steps = tuple(config.steps) or (LMScoreFilter.Config(method=config.method or "mean_log_probs", top_k=config.top_k),)
-    if not any(step_name(s) == "empty" for s in steps):
+    steps = tuple(config.steps)
+    if any(isinstance(s, dict) for s in steps):  # a config built in Python from plain mappings
+        steps = build_steps(list(steps))
+    steps = steps or (LMScoreFilter.Config(method=config.method or "mean_log_probs", top_k=config.top_k),)
+    if not any(s.name == "empty" for s in steps):
         steps = (EmptyFilter.Config(), *steps)
     return steps
 
 
 def needs_docs(config: FilterConfig) -> bool:
     """Whether any step of the config reads the documents (so the caller must load the dataset)."""
-    return any(filters.get(step_name(s)).needs_docs for s in resolved_steps(config))
+    return any(filters.get(s.name).needs_docs for s in resolved_steps(config))
 
 
 def step_labels(steps: Sequence[Any]) -> list[str]:
     """A label per step: its name, with its position (``name@3``) where a name occurs twice."""
-    counts = Counter(step_name(s) for s in steps)
-    return [step_name(s) if counts[step_name(s)] == 1 else f"{step_name(s)}@{i}" for i, s in enumerate(steps)]
+    counts = Counter(s.name for s in steps)
+    return [s.name if counts[s.name] == 1 else f"{s.name}@{i}" for i, s in enumerate(steps)]
 
 
 # ---------------------------------------------------------------------------------------------- context
@@ -296,7 +295,7 @@ def filter_queries(queries: Sequence[SyntheticQuery], config: FilterConfig | Non
     current = list(queries)
     result = FilterResult(kept=[], input=len(current))
     for label, step in zip(labels, steps):
-        flt = filters.get(step_name(step))(step)
+        flt = filters.get(step.name)(step)
         outcome = flt.apply(current, context)
         if outcome.scores is not None:
             outcome.kept = [_with_score(q, label, outcome.scores.get(q.query_id)) for q in outcome.kept]

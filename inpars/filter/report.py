@@ -8,7 +8,7 @@ from pathlib import Path
 
 from inpars import io
 from inpars.errors import require
-from inpars.filter.base import FilterResult, StepReport
+from inpars.filter.base import FilterResult
 
 logger = logging.getLogger(__name__)
 
