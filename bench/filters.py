@@ -42,7 +42,6 @@ SINGLE = {
     "consistency-bm25": [{"name": "consistency", "retriever": "bm25s", "k": 1}],
     "consistency-dense": [{"name": "consistency", "retriever": "dense", "model": "embedded:minilm-l6", "k": 1}],
     "lm-mean-top250": [{"name": "lm_score", "method": "mean_log_probs", "top_k": HALF}],
-    "lm-sum-top250": [{"name": "lm_score", "method": "sum_log_probs", "top_k": HALF}],
 }
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from inpars import io
 from inpars.config import FilterConfig, RetrieveConfig, build, fingerprint, to_dict
@@ -57,11 +57,18 @@ class StepOutcome:
     """The lowest score kept (top-k) or the threshold, for the histogram."""
 
 
-class Filter(Protocol):
-    config: Any
-    needs_docs: bool
+class Filter:
+    """Base of the filters: ``Config`` is the frozen dataclass of its recipe keys."""
 
-    def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome: ...
+    Config: type
+    needs_docs = False
+    """Whether the filter reads the queries' source documents."""
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
+        raise NotImplementedError
 
 
 def build_steps(value: Any, source: str = "<config>", lines: dict[str, int] | None = None, where: str = "filter.steps") -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from inpars.config import to_dict
 from inpars.data import Query, Run, SyntheticQuery
-from inpars.filter.base import FilterContext, StepOutcome, check_name
+from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,13 @@ def source_rank(scores: dict[str, float], doc_id: str) -> int | None:
     return 1 + sum(1 for other, s in scores.items() if s > mine or (s == mine and other < doc_id))
 
 
-class ConsistencyFilter:
+class ConsistencyFilter(Filter):
     """Keeps the queries whose source document a retriever (and reranker) ranks within the top ``k``."""
 
     Config = ConsistencyConfig
     needs_docs = True
     chunk_size = 256
     """Queries searched between two writes of the score cache."""
-
-    def __init__(self, config: ConsistencyConfig) -> None:
-        self.config = config
 
     def _ranks(self, chunk: list[SyntheticQuery], context: FilterContext) -> list[float | None]:
         from inpars.rerank import rerank_run

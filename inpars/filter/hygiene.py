@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from inpars.data import SyntheticQuery
 from inpars.errors import InparsError
-from inpars.filter.base import FilterContext, StepOutcome
+from inpars.filter.base import Filter, FilterContext, StepOutcome
 
 _TOKEN = re.compile(r"\w+")
 
@@ -31,14 +31,10 @@ class EmptyConfig:
     name: str = field(default="empty", init=False)
 
 
-class EmptyFilter:
+class EmptyFilter(Filter):
     """Drops outputs without a single letter or digit (an empty line, ``?``, ``...``)."""
 
     Config = EmptyConfig
-    needs_docs = False
-
-    def __init__(self, config: EmptyConfig) -> None:
-        self.config = config
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
         kept, dropped = [], []
@@ -66,14 +62,10 @@ class DedupConfig:
             raise ValueError(f"dedup scope must be 'all' or 'document', got '{self.scope}'")
 
 
-class DedupFilter:
+class DedupFilter(Filter):
     """Keeps the first query of each text (in input order) and drops its exact or normalised repeats."""
 
     Config = DedupConfig
-    needs_docs = False
-
-    def __init__(self, config: DedupConfig) -> None:
-        self.config = config
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
         exact: dict[tuple[str, str], str] = {}
@@ -155,12 +147,11 @@ class MaxLengthConfig:
         _check_bounds(self.max_words, self.max_tokens, "max")
 
 
-class _LengthFilter:
-    needs_docs = False
+class _LengthFilter(Filter):
     shortest: bool
 
     def __init__(self, config) -> None:
-        self.config = config
+        super().__init__(config)
         self.lengths = _Lengths(config.tokenizer)
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
@@ -229,14 +220,11 @@ def copied_overlap(query: str, doc: str, n: int) -> float:
     return len(grams & ngrams(normalise(doc).split(), size)) / len(grams)
 
 
-class CopiedFilter:
+class CopiedFilter(Filter):
     """Drops queries that copy their source document (word n-gram overlap above ``max_overlap``)."""
 
     Config = CopiedConfig
     needs_docs = True
-
-    def __init__(self, config: CopiedConfig) -> None:
-        self.config = config
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
         kept, dropped, scores = [], [], {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inpars.data import SyntheticQuery
-from inpars.filter.base import FilterContext, StepOutcome, check_top_k, select
+from inpars.filter.base import Filter, FilterContext, StepOutcome, check_top_k, select
 
 SCORES = {
     "sum_log_probs": lambda q: q.sum_log_probs,
@@ -30,14 +30,10 @@ class LMScoreConfig:
         check_top_k(self.top_k)
 
 
-class LMScoreFilter:
+class LMScoreFilter(Filter):
     """Top-k and/or threshold on a query's log-probabilities under the generator."""
 
     Config = LMScoreConfig
-    needs_docs = False
-
-    def __init__(self, config: LMScoreConfig) -> None:
-        self.config = config
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
         score = SCORES[self.config.method]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inpars.data import SyntheticQuery
-from inpars.filter.base import FilterContext, StepOutcome, check_name, check_top_k, select
+from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name, check_top_k, select
 
 
 @dataclass(frozen=True)
@@ -29,16 +29,13 @@ class RerankerFilterConfig:
         check_top_k(self.top_k)
 
 
-class RerankerFilter:
+class RerankerFilter(Filter):
     """Keeps the queries whose source document a reranker finds most relevant to them."""
 
     Config = RerankerFilterConfig
     needs_docs = True
     chunk_size = 1024
     """Pairs scored between two writes of the score cache."""
-
-    def __init__(self, config: RerankerFilterConfig) -> None:
-        self.config = config
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
         c = self.config
