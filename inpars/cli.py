@@ -159,21 +159,29 @@ def merge_cmd(
 def filter_cmd(
     queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL from 'inpars generate').")],
     output: OutputOpt = Path("kept.jsonl"),
-    method: Annotated[Optional[str], typer.Option(help="sum_log_probs, mean_log_probs or mean_probs.")] = None,
-    top_k: Annotated[Optional[int], typer.Option(help="Keep the best k (default: all non-empty).")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Shorthand for one LM-score step: sum_log_probs, mean_log_probs or mean_probs.")] = None,
+    top_k: Annotated[Optional[int], typer.Option(help="With the shorthand: keep the best k (default: all non-empty).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied).")] = None,
+    report_dir: Annotated[Optional[Path], typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Keep the best synthetic queries by their language-model score."""
+    """Keep the best synthetic queries: the recipe's filter steps in order (LM score, reranker, consistency, hygiene)."""
     from inpars import io
-    from inpars.filter import filter_queries
+    from inpars.datasets import load_dataset
+    from inpars.filter import FilterContext, filter_queries, needs_docs, write_filter_outputs
 
     _setup_logging()
     cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
+    if dataset is None and needs_docs(cfg.filter):
+        raise InparsError("a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset")
+    docs = load_dataset(dataset).docs if dataset is not None else None
+    report_dir = report_dir or output.with_name(f"{output.stem}-report")
     rows = io.read_synthetic(queries)
-    result = filter_queries(rows, cfg.filter)
-    io.write_synthetic(output, result.kept)
-    typer.echo(f"kept {len(result.kept)} of {len(rows)} -> {output}")
+    context = FilterContext(docs=docs, retrieve=cfg.retrieve, cache_dir=report_dir / "cache")
+    summary = write_filter_outputs(filter_queries(rows, cfg.filter, context), output, report_dir)
+    dropped = ", ".join(f"{step}: {n}" for step, n in summary["dropped"].items() if n) or "none"
+    typer.echo(f"kept {summary['kept']} of {summary['input']} -> {output} (dropped by {dropped}; report in {report_dir})")
 
 
 @command("negatives")

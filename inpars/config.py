@@ -57,10 +57,16 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class FilterConfig:
-    method: str = "mean_log_probs"
-    """One of sum_log_probs, mean_log_probs, mean_probs."""
+    method: str | None = None
+    """Shorthand for one LM-score step: sum_log_probs, mean_log_probs (the default) or mean_probs."""
     top_k: int | None = None
-    """Keep the best k queries; None keeps every non-empty query."""
+    """With the shorthand: keep the best k queries; None keeps every non-empty query."""
+    steps: tuple[Any, ...] = ()
+    """Filters applied in order, each a mapping with a ``name`` (see ``inpars.filter``); replaces method/top_k."""
+
+    def __post_init__(self) -> None:
+        if self.steps and (self.method is not None or self.top_k is not None):
+            raise ValueError("give either filter.method/top_k or filter.steps, not both; put the LM score in the steps as {name: lm_score, method: ..., top_k: ...}")
 
 
 @dataclass(frozen=True)
@@ -303,6 +309,21 @@ def _coerce(value: Any, annotation: Any, where: str, source: str, line: int | No
     return value
 
 
+# Fields whose values are built by their stage's own code: (class name, field) -> "module:function".
+# The function takes (value, source, lines, where) and returns the field's value.
+FIELD_BUILDERS = {("FilterConfig", "steps"): "inpars.filter.base:build_steps"}
+
+
+def _field_builder(cls: type, key: str):
+    target = FIELD_BUILDERS.get((cls.__name__, key))
+    if target is None:
+        return None
+    import importlib
+
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int] | None = None, prefix: str = "") -> Any:
     """Build a (nested) config dataclass from plain data, rejecting unknown keys."""
     lines = lines or {}
@@ -326,7 +347,10 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
             raise InputError(source, lines.get(where), f"unknown key '{where}'", hint)
         annotation = known[key].type
         nested = _nested_class(cls, key)
-        if nested is not None:
+        builder = _field_builder(cls, key)
+        if builder is not None:
+            kwargs[key] = builder(value, source, lines, where)
+        elif nested is not None:
             kwargs[key] = build(nested, value or {}, source, lines, prefix=f"{where}.")
         else:
             kwargs[key] = _coerce(value, annotation, where, source, lines.get(where))
@@ -335,6 +359,9 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
     except InvalidValue as exc:
         where = f"{prefix}{exc.key}"
         raise InputError(source, lines.get(where) or lines.get(prefix.rstrip(".")), f"'{where}' {exc.problem}", exc.hint) from None
+    except ValueError as exc:  # a dataclass's own check of its values (__post_init__)
+        section = prefix.rstrip(".")
+        raise InputError(source, lines.get(section), f"{section or 'config'}: {exc}", "fix the value") from None
 
 
 def _nested_class(cls: type, key: str) -> type | None:
@@ -350,6 +377,11 @@ def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
             key = f"{prefix}{key_node.value}"
             out[key] = key_node.start_mark.line + 1
             out.update(_key_lines(value_node, prefix=f"{key}."))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            key = f"{prefix}{index}"
+            out[key] = item.start_mark.line + 1
+            out.update(_key_lines(item, prefix=f"{key}."))
     return out
 
 

@@ -349,3 +349,42 @@ def read_fewshot_query_ids(path: str | os.PathLike) -> list[str]:
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise InputError(path, None, "expected an object with 'query_ids', a list of strings", "regenerate the file with 'inpars generate'")
     return ids
+
+
+# ---------------------------------------------------------------------------------------------- append-only caches
+
+
+def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Append rows to a cache file and flush them to disk, so that an interruption loses nothing written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_appended_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Rows of a file written by :func:`append_jsonl`; a torn last line (killed mid-write) is cut off."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    drop_torn_tail(path)
+    return [obj for _, obj in iter_jsonl(path)]
+
+
+def drop_torn_tail(path: str | os.PathLike) -> None:
+    """Cut a last line that has no newline: the write of a process killed mid-line."""
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+
+def write_png(path: str | os.PathLike, figure: Any) -> None:
+    """Save a matplotlib figure as PNG, atomically."""
+    with atomic_write(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")

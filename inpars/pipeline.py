@@ -100,7 +100,7 @@ def run_stage(
 def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset | None = None) -> PipelineResult:
     """Generate, filter, mine negatives, train, retrieve, rerank and evaluate into ``config.run_dir``."""
     from inpars.evaluate import evaluate
-    from inpars.filter import filter_queries
+    from inpars.filter import FilterContext, filter_queries, write_filter_outputs
     from inpars.generate import generate_queries
     from inpars.generate.fewshot import without_fewshot_queries
     from inpars.negatives import mine_negatives
@@ -137,12 +137,14 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     # 2. filter
     def do_filter(folder: Path) -> dict:
         queries = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
-        result = filter_queries(queries, config.filter)
-        io.write_synthetic(folder / "kept.jsonl", result.kept)
-        io.write_jsonl(folder / "dropped.jsonl", ({**io.synthetic_to_row(q), "reason": r} for q, r in result.dropped))
-        return {"input": len(queries), "kept": len(result.kept), "dropped": result.reasons()}
+        # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
+        context = FilterContext(docs=dataset.docs, retrieve=config.retrieve, cache_dir=folder / "cache")
+        summary = write_filter_outputs(filter_queries(queries, config.filter, context), folder / "kept.jsonl", folder)
+        return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
 
-    flt = run_stage(run_dir, "filter", config.filter, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
+    # The consistency filter searches with the recipe's BM25 settings, so they are part of the stage's config.
+    filter_config = {"filter": to_dict(config.filter), "retrieve": to_dict(config.retrieve)}
+    flt = run_stage(run_dir, "filter", filter_config, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
     stages.append(flt)
 
     # 3. negatives

@@ -57,8 +57,8 @@ def test_filter_by_lm_scores():
     ]
     result = filter_queries(rows, FilterConfig(method="mean_log_probs", top_k=2))
     assert [q.query_id for q in result.kept] == ["a", "b"]
-    assert result.reasons() == {"empty": 1, "below top 2 by mean_log_probs": 1}
+    assert result.reasons() == {"empty": 1, "lm_score": 1}
     by_sum = filter_queries(rows, FilterConfig(method="sum_log_probs", top_k=1))
     assert [q.query_id for q in by_sum.kept] == ["a"]
-    with pytest.raises(InparsError, match="unknown filter method 'mean'"):
+    with pytest.raises(ValueError, match="unknown LM score 'mean'; available: sum_log_probs, mean_log_probs, mean_probs"):
         filter_queries(rows, FilterConfig(method="mean"))

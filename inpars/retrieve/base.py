@@ -37,3 +37,4 @@ def without_query_ids(run: Run) -> Run:
 retrievers = Registry("retriever")
 retrievers.register("bm25s", "inpars.retrieve.bm25s:BM25sRetriever")
 retrievers.register("pyserini", "inpars.retrieve.pyserini:PyseriniRetriever")
+retrievers.register("dense", "inpars.retrieve.dense:DenseRetriever")

@@ -1,0 +1,160 @@
+"""Filters compared on the same generated queries: each filter's output trains the cross-encoder, which reranks.
+
+Takes a run folder whose generate stage is done, copies its ``generate/`` into one run folder per condition
+(so generation is skipped: same config, same fingerprint) and runs the rest of the pipeline with
+``inpars.pipeline.run_pipeline``: filter, negatives, train, retrieve, rerank, evaluate. Conditions: no filter
+(twice, with two training seeds, to show the noise), the hygiene filters together, each selection filter
+alone, a reranker filter that uses the model trained without filtering, and the combination of the
+conditions that beat no filtering.
+
+    python bench/filters.py runs/exp1 --output-dir runs/bench-filters [--only none,dedup] [--epochs 1] [--rerank-top-k 20]
+
+Writes ``results.json`` and ``results.md`` (a table) into the output folder. The collection has no dev split:
+the combination is chosen on the same queries it is scored on, so its figure is optimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from inpars import io
+from inpars.config import PipelineConfig, build
+from inpars.datasets import load_dataset
+from inpars.pipeline import run_pipeline
+
+logger = logging.getLogger("bench.filters")
+
+HALF = 250  # top-k conditions keep about half of the 503 queries
+
+# Single filters, in the order a combination applies them (cheap hygiene first, selection last).
+# The hygiene filters run as one condition: each drops under 3% of these queries, too few to measure alone.
+SINGLE = {
+    "hygiene": [
+        {"name": "dedup"},
+        {"name": "min_length", "min_words": 4},
+        {"name": "max_length", "max_tokens": 32},
+        {"name": "copied", "n": 3, "max_overlap": 0.75},
+    ],
+    "consistency-bm25": [{"name": "consistency", "retriever": "bm25s", "k": 1}],
+    "consistency-dense": [{"name": "consistency", "retriever": "dense", "model": "embedded:minilm-l6", "k": 1}],
+    "lm-mean-top250": [{"name": "lm_score", "method": "mean_log_probs", "top_k": HALF}],
+}
+
+
+def self_reranker_steps(out: Path) -> list[dict]:
+    """InPars-v2's reranker filter, with the only reranker at hand: the one trained on the unfiltered queries."""
+    return [{"name": "reranker", "reranker": "cross-encoder", "model": str(out / "none" / "train" / "model"), "top_k": HALF, "max_length": 256}]
+
+
+def condition_config(source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, seed: int) -> PipelineConfig:
+    data = json.loads(json.dumps(source))
+    data.update(name=name, output_dir=str(out))
+    data["filter"] = {"steps": steps} if steps else {}
+    data["train"].update(epochs=epochs, seed=seed)
+    data["rerank"].update(top_k=rerank_top_k)
+    return build(PipelineConfig, data, source="bench/filters.py")
+
+
+def run_condition(source_run: Path, config: PipelineConfig, dataset) -> dict:
+    run_dir = config.run_dir
+    if not (run_dir / "generate" / "queries.jsonl").is_file():
+        shutil.copytree(source_run / "generate", run_dir / "generate", dirs_exist_ok=True)
+    result = run_pipeline(config, dataset=dataset)
+    generated = next(s for s in result.stages if s.name == "generate")
+    if not generated.skipped:
+        raise SystemExit(f"{run_dir}: generation ran again; the source run's generate config must be used unchanged")
+    stages = {s.name: s for s in result.stages}
+    summary = io.read_json(run_dir / "filter" / "summary.json")
+    return {
+        "condition": config.name,
+        "kept": summary["kept"],
+        "dropped": {k: v for k, v in summary["dropped"].items() if v},
+        "train_examples": stages["negatives"].summary.get("examples"),
+        "train_s": round(stages["train"].seconds, 1),
+        "filter_s": round(stages["filter"].seconds, 1),
+        "rerank_s": round(stages["rerank"].seconds, 1),
+        "metrics": result.metrics,
+    }
+
+
+def table(rows: list[dict], reranker: str) -> str:
+    measures = list(rows[0]["metrics"][reranker])
+    head = ["condition", "kept", "train pairs", *(f"{m} (rerank)" for m in measures), "dropped by", "train s"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    bm25 = rows[0]["metrics"]["bm25"]
+    lines.append("| BM25 (no training) | | | " + " | ".join(f"{bm25[m]:.4f}" for m in measures) + " | | |")
+    for r in rows:
+        scores = " | ".join(f"{r['metrics'][reranker][m]:.4f}" for m in measures)
+        dropped = ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "-"
+        lines.append(f"| {r['condition']} | {r['kept']} | {r['train_examples']} | {scores} | {dropped} | {r['train_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source_run", type=Path, help="a run folder whose generate stage is done")
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/bench-filters"))
+    parser.add_argument("--only", default="", help="comma-separated condition names (default: all)")
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--rerank-top-k", type=int, default=20)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "transformers", "sentence_transformers", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    source = io.read_json(args.source_run / "config.json")
+    if io.read_json(args.source_run / "generate" / "stage.json").get("status") != "done":
+        raise SystemExit(f"{args.source_run}: its generate stage is not done")
+    dataset = load_dataset(source["dataset"])
+    out = args.output_dir
+    only = {c for c in args.only.split(",") if c}
+    rows: list[dict] = []
+    reranker = source["train"]["reranker"]
+
+    def go(name: str, steps: list[dict], seed: int = 0) -> dict | None:
+        if only and name not in only:
+            return None
+        config = condition_config(source, out, name, steps, args.epochs, args.rerank_top_k, seed)
+        row = run_condition(args.source_run, config, dataset)
+        row["steps"] = steps
+        rows.append(row)
+        logger.info("%s: kept %d, %s", name, row["kept"], row["metrics"][reranker])
+        io.write_json(out / "results.json", rows)
+        return row
+
+    base = go("none", [])
+    go("none-seed1", [], seed=1)
+    singles = {name: go(name, steps) for name, steps in SINGLE.items()}
+    if (out / "none" / "train" / "model").is_dir():
+        go("reranker-self-top250", self_reranker_steps(out))
+    if base is not None and not only:
+        baseline = max(r["metrics"][reranker]["nDCG@10"] for r in rows if r["condition"].startswith("none"))  # beat both seeds
+        better = [n for n, r in singles.items() if r is not None and r["metrics"][reranker]["nDCG@10"] > baseline]
+        # Two top-k selections would compete for the same budget: keep only the best of them.
+        selections = [n for n in better if n.startswith(("lm-", "reranker"))]
+        if len(selections) > 1:
+            best = max(selections, key=lambda n: singles[n]["metrics"][reranker]["nDCG@10"])
+            better = [n for n in better if n not in selections or n == best]
+        if len(better) > 1:
+            logger.info("combination of %s", ", ".join(better))
+            go("combination", [step for n in better for step in SINGLE[n]])
+        else:
+            logger.info("no combination: %d single filter(s) beat no filtering (%s)", len(better), better)
+    if rows:
+        md = table(rows, reranker)
+        with io.atomic_write(out / "results.md") as handle:
+            handle.write(md + "\n")
+        sys.stdout.write(md + "\n")
+
+
+if __name__ == "__main__":
+    main()
