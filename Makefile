@@ -39,7 +39,7 @@ $(VENV)/.dev: $(VENV)/.demo $(VENV)/.java pyproject.toml
 	$(PIP) install -q -e ".[demo,dev,pyserini]" "$(TORCH_SPEC)"
 	@touch $@
 
-demo: $(VENV)/.demo  ## run the offline demo (InPars on faq-construction, CPU, ~10 min)
+demo: $(VENV)/.demo  ## run the offline demo (InPars on faq-construction, CPU, ~17 min)
 	$(BIN)/inpars demo
 
 test: $(VENV)/.dev  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from inpars.data import Doc
+
 
 @pytest.fixture(scope="session")
 def lucene():
@@ -15,3 +17,13 @@ def lucene():
         return load_lucene()
     except InparsError as exc:
         pytest.skip(f"Lucene (pyserini) unavailable: {exc}")
+
+
+# A tiny corpus that both retriever test modules search.
+DOCS = [
+    Doc("d1", "Insulin is a hormone made by the pancreas.", title="Insulin"),
+    Doc("d2", "The Eiffel Tower stands in Paris and is 330 metres tall."),
+    Doc("d3", "Photosynthesis turns sunlight, water and carbon dioxide into sugar in plant leaves."),
+    Doc("d4", "A building permit is needed before an extension is built on a house."),
+    Doc("d5", "Paris is the capital of France."),
+]

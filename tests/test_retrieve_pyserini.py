@@ -24,13 +24,7 @@ from inpars.retrieve.pyserini import PyseriniRetriever, check_java, find_java, j
 
 lucene = lucene_support.lucene  # the fixture that starts the JVM or skips
 
-DOCS = [
-    Doc("d1", "Insulin is a hormone made by the pancreas.", title="Insulin"),
-    Doc("d2", "The Eiffel Tower stands in Paris and is 330 metres tall."),
-    Doc("d3", "Photosynthesis turns sunlight, water and carbon dioxide into sugar in plant leaves."),
-    Doc("d4", "A building permit is needed before an extension is built on a house."),
-    Doc("d5", "Paris is the capital of France."),
-]
+DOCS = lucene_support.DOCS
 QUERIES = {"q1": Query("q1", "hormones"), "q2": Query("q2", "Paris")}
 
 
