@@ -22,6 +22,7 @@ class Reranker(Protocol):
 
 
 rerankers = Registry("reranker")
+rerankers.register("bi-encoder", "inpars.rerank.bi_encoder:BiEncoderReranker")
 rerankers.register("cross-encoder", "inpars.rerank.cross_encoder:CrossEncoderReranker")
 rerankers.register("monot5", "inpars.rerank.monot5:MonoT5Reranker")
 rerankers.register("flan-t5", "inpars.rerank.monot5:FlanT5Reranker")

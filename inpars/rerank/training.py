@@ -65,14 +65,18 @@ class TrainingPlan:
         return self.steps * self.effective_batch_size / self.examples
 
 
-def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, processes: int | None = None) -> TrainingPlan:
-    """Check that the settings train on something and work out the optimiser steps and gradient accumulation."""
+def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, processes: int | None = None, items: int | None = None) -> TrainingPlan:
+    """Check that the settings train on something and work out the optimiser steps and gradient accumulation.
+
+    ``items`` is what one batch slot holds when that is not one example (a query with its positive and negatives).
+    """
     processes = processes or world_size()
     if not examples:
         raise InparsError("no training examples: the filter or negative mining kept nothing; check their settings")
     labels = {e.label for e in examples}
     if labels != {0, 1}:
         raise InparsError(f"training needs positive and negative examples; found only label(s) {sorted(labels)}")
+    count, unit = (len(examples), "examples") if items is None else (items, "training items")
     per_step = config.batch_size * processes
     accumulation = config.gradient_accumulation_steps
     if config.effective_batch_size is not None:
@@ -91,18 +95,18 @@ def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, proc
     effective = per_step * accumulation
     if config.max_steps is not None:
         steps = config.max_steps
-        if steps * effective > len(examples):
-            logger.info("%d steps x %d examples repeat the %d examples %.1f times", steps, effective, len(examples), steps * effective / len(examples))
+        if steps * effective > count:
+            logger.info("%d steps x %d %s repeat the %d %s %.1f times", steps, effective, unit, count, unit, steps * effective / count)
     else:
-        seen = len(examples) * config.epochs
+        seen = count * config.epochs
         if seen < effective:
             raise InparsError(
-                f"{len(examples)} examples x {config.epochs:g} epoch(s) are fewer than one effective batch of {effective} "
+                f"{count} {unit} x {config.epochs:g} epoch(s) are fewer than one effective batch of {effective} "
                 f"(batch_size {config.batch_size} x accumulation {accumulation} x {processes} process(es)), so no step would be taken; "
                 "lower effective_batch_size or batch_size, or set max_steps"
             )
         steps = math.ceil(seen / effective)
-    return TrainingPlan(len(examples), processes, config.batch_size, accumulation, effective, steps)
+    return TrainingPlan(count, processes, config.batch_size, accumulation, effective, steps)
 
 
 def mixed_precision(precision: str, device: str, seq2seq: bool) -> tuple[bool, bool]:
@@ -177,8 +181,12 @@ def fit(
     device: str,
     seq2seq: bool,
     metadata: dict,
+    save: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Train with the Hugging Face Trainer; save the model, its tokenizer and ``inpars-reranker.json`` in ``output_dir/model``."""
+    """Train with the Hugging Face Trainer; save the model, its tokenizer and ``inpars-reranker.json`` in ``output_dir/model``.
+
+    ``save(folder)`` replaces the Trainer's own saving, for a model that is a training wrapper around what is kept.
+    """
     import transformers
     from transformers.trainer_utils import SchedulerType
     from transformers.training_args import OptimizerNames
@@ -237,9 +245,13 @@ def fit(
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     model_dir = output_dir / "model"
-    trainer.save_model(str(model_dir))
+    if save is None:
+        trainer.save_model(str(model_dir))
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(str(model_dir))
+        if save is not None:
+            save(model_dir)
+        else:
+            tokenizer.save_pretrained(str(model_dir))
         record = {
             **metadata,
             "max_length": config.max_length,
