@@ -85,6 +85,8 @@ class RetrieveConfig:
     remove_query: bool = False
     """Drop a hit whose document id is the query id, as pyserini's BEIR regressions do (ArguAna and Quora queries
     are corpus documents). Never for collections that give a query its relevant document's id (faq-construction)."""
+    model: str | None = None
+    """dense only: the sentence-transformers bi-encoder (default embedded:minilm-l6)."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ downstream (their fingerprints include it).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -17,12 +18,24 @@ from typing import Any
 
 from inpars import io
 from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
-from inpars.data import Dataset, Query
+from inpars.data import Dataset
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
 from inpars.provenance import git_commit, library_versions
 
 logger = logging.getLogger(__name__)
+
+BM25_BACKENDS = ("bm25s", "pyserini")
+
+
+def bm25_settings(retrieve: RetrieveConfig) -> RetrieveConfig:
+    """The recipe's BM25: its first stage when that is BM25, else bm25s with the same parameters.
+
+    Negatives and the BM25 consistency filter always search with it, and it is the baseline every run reports.
+    """
+    if retrieve.backend in BM25_BACKENDS:
+        return retrieve
+    return dataclasses.replace(retrieve, backend="bm25s", model=None)
 
 
 @dataclass
@@ -118,6 +131,8 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     data_fp = fingerprint({"dataset": config.dataset, **counts})
 
     retriever_cache: dict[str, Any] = {}
+    bm25 = bm25_settings(config.retrieve)
+    first_is_bm25 = bm25 is config.retrieve
 
     def retriever(rc: RetrieveConfig):
         key = fingerprint(rc)
@@ -138,23 +153,23 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     def do_filter(folder: Path) -> dict:
         queries = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
         # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
-        context = FilterContext(docs=dataset.docs, retrieve=config.retrieve, cache_dir=folder / "cache")
+        context = FilterContext(docs=dataset.docs, retrieve=bm25, cache_dir=folder / "cache")
         summary = write_filter_outputs(filter_queries(queries, config.filter, context), folder / "kept.jsonl", folder)
         return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
 
     # The consistency filter searches with the recipe's BM25 settings, so they are part of the stage's config.
-    filter_config = {"filter": to_dict(config.filter), "retrieve": to_dict(config.retrieve)}
+    filter_config = {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}
     flt = run_stage(run_dir, "filter", filter_config, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
     stages.append(flt)
 
     # 3. negatives
     def do_negatives(folder: Path) -> dict:
         kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
-        examples = mine_negatives(kept, dataset.docs, retriever(config.retrieve), config.negatives)
+        examples = mine_negatives(kept, dataset.docs, retriever(bm25), config.negatives)
         io.write_training(folder / "train.jsonl", examples)
         return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0)}
 
-    neg = run_stage(run_dir, "negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(config.retrieve)}, [flt.fingerprint], ["train.jsonl"], do_negatives, seed=config.negatives.seed, force=force)
+    neg = run_stage(run_dir, "negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}, [flt.fingerprint], ["train.jsonl"], do_negatives, seed=config.negatives.seed, force=force)
     stages.append(neg)
 
     # 4. train
@@ -166,13 +181,16 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     trn = run_stage(run_dir, "train", config.train, [neg.fingerprint], ["model"], do_train, seed=config.train.seed, force=force)
     stages.append(trn)
 
-    # 5. retrieve the real test queries
+    # 5. retrieve the real test queries (and, when the first stage is not BM25, BM25's run as the baseline)
     def do_retrieve(folder: Path) -> dict:
         run = retriever(config.retrieve).search(dataset.queries, config.retrieve.top_k)
         io.write_trec_run(folder / "run.trec", run, tag=config.retrieve.backend)
+        if not first_is_bm25:
+            io.write_trec_run(folder / "bm25.trec", retriever(bm25).search(dataset.queries, bm25.top_k), tag=bm25.backend)
         return {"queries": len(run)}
 
-    ret = run_stage(run_dir, "retrieve", config.retrieve, [data_fp], ["run.trec"], do_retrieve, force=force)
+    retrieved = ["run.trec"] if first_is_bm25 else ["run.trec", "bm25.trec"]
+    ret = run_stage(run_dir, "retrieve", config.retrieve, [data_fp], retrieved, do_retrieve, force=force)
     stages.append(ret)
 
     # 6. rerank
@@ -190,10 +208,11 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     def do_evaluate(folder: Path) -> dict:
         # Queries shown to the generator as few-shot examples are not test queries any more.
         qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate")
-        metrics = {
-            "bm25": evaluate(io.read_trec_run(run_dir / "retrieve" / "run.trec"), qrels, config.evaluate.measures),
-            config.train.reranker: evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures),
-        }
+        systems = {"bm25": "run.trec" if first_is_bm25 else "bm25.trec"}
+        if not first_is_bm25:
+            systems[config.retrieve.backend] = "run.trec"
+        metrics = {name: evaluate(io.read_trec_run(run_dir / "retrieve" / file), qrels, config.evaluate.measures) for name, file in systems.items()}
+        metrics[config.train.reranker] = evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures)
         io.write_json(folder / "metrics.json", metrics)
         return metrics
 

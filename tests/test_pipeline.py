@@ -59,3 +59,21 @@ def test_pipeline_end_to_end_and_caching(tmp_path, faq_slice):
     assert {s.name: s.skipped for s in third.stages} == {
         "generate": True, "filter": True, "negatives": True, "train": False, "retrieve": True, "rerank": False, "evaluate": False,
     }
+
+
+def test_dense_first_stage_with_a_bi_encoder_keeps_bm25_as_baseline(tmp_path, faq_slice):
+    """A dense first stage: negatives and the baseline still come from BM25, and all three systems are scored."""
+    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace("retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}")
+    config = load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "filter.top_k=20", "negatives.num_negatives=2"])
+    run_pipeline(config, dataset=faq_slice)
+    run_dir = tmp_path / "slice"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert list(metrics) == ["bm25", "dense", "bi-encoder"]
+    negatives = json.loads((run_dir / "negatives" / "stage.json").read_text())
+    assert negatives["config"]["retrieve"]["backend"] == "bm25s"
+    bm25 = io.read_trec_run(run_dir / "retrieve" / "bm25.trec")
+    dense = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+    assert set(bm25) == set(dense) == set(faq_slice.queries)
+    assert bm25 != dense
+    groups = io.read_json(run_dir / "train" / "model" / "inpars-reranker.json")
+    assert groups["reranker"] == "bi-encoder" and groups["training"]["plan"]["examples"] == 20

@@ -113,8 +113,8 @@ class _GroupCollator:
             return ids.setdefault(doc_id, len(ids))
 
         return {
-            "query": dict(self.encoder.tokenize([r["query"] for r in rows])),
-            "documents": dict(self.encoder.tokenize([r["positive"] for r in rows] + [n for r in rows for n in r["negatives"]])),
+            "query": dict(self.encoder.preprocess([r["query"] for r in rows])),
+            "documents": dict(self.encoder.preprocess([r["positive"] for r in rows] + [n for r in rows for n in r["negatives"]])),
             "document_ids": torch.tensor([number(r["positive_id"]) for r in rows] + [number(n) for r in rows for n in r["negative_ids"]]),
         }
 

@@ -19,10 +19,12 @@ class DenseRetriever:
 
     name = "dense"
 
-    def __init__(self, config: RetrieveConfig | None = None, model: str = MINILM, batch_size: int = 64, device: str = "auto") -> None:
+    def __init__(self, config: RetrieveConfig | None = None, model: str | None = None, batch_size: int = 64, device: str = "auto") -> None:
+        """``model`` wins over ``config.model``; with neither, all-MiniLM-L6-v2."""
         from sentence_transformers import SentenceTransformer
 
         self.config = config or RetrieveConfig(backend="dense")
+        model = model or self.config.model or MINILM
         self.model_name = model
         self.batch_size = batch_size
         self.encoder = SentenceTransformer(resolve(model), device=None if device == "auto" else device)
