@@ -270,7 +270,7 @@ class _TablesFile:
                 raise self.fail(f"{key}.counts.{count_key}", f"'{key}.counts.{count_key}' should be a positive whole number, got {count!r}", "copy it from the source named in counts_source")
         return DatasetEntry(
             name, self.text(data["dataset"], f"{key}.dataset"), dict(counts), self.text(data["counts_source"], f"{key}.counts_source"),
-            released, None, self.where(key),
+            released, None, self.where(f"{key}.counts"),
         )
 
     def condition(self, value: Any, key: str) -> Condition:
