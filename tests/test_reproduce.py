@@ -293,3 +293,19 @@ def test_make_reproduce_runs_the_cli_here_or_in_the_image():
     assert docker[0].endswith("inpars:test reproduce nq  --from-released checkpoint --output-dir runs/reproduce")
     regression = _make("-n", "regression", "VENV=/nonexistent-venv", "BIN=.venv/bin").splitlines()
     assert regression[-1].startswith(".venv/bin/inpars reproduce faq-construction --condition demo")
+
+
+def test_pipeline_reranks_with_a_given_model_or_retrieves_only(tmp_path, faq_slice):
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import run_pipeline
+
+    recipe = "name: given\ntrain: {reranker: cross-encoder}\nretrieve: {top_k: 10}\nrerank: {top_k: 3, batch_size: 32}\nevaluate: {measures: [nDCG@10]}\n"
+    config = load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}"])
+    result = run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
+    assert [s.name for s in result.stages] == ["retrieve", "rerank", "evaluate"]
+    assert set(result.metrics) == {"bm25", "cross-encoder"} and not (tmp_path / "given" / "generate").exists()
+    again = run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
+    assert all(s.skipped for s in again.stages)
+    only = run_pipeline(load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "name=bm25"]), dataset=faq_slice, rerank=False)
+    assert [s.name for s in only.stages] == ["retrieve", "evaluate"] and set(only.metrics) == {"bm25"}
+    assert only.metrics["bm25"] == result.metrics["bm25"]
