@@ -7,10 +7,25 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 
-.PHONY: help demo test test-fast test-slow lint clean
+# The reproduction kit: 'make reproduce-<dataset>' runs 'inpars reproduce <dataset>' (CONDITION=..., FROM_RELEASED=data or
+# checkpoint narrow it); DOCKER=1 runs the same command inside the image built by 'make docker-build'.
+IMAGE ?= inpars:latest
+DOCKER ?= 0
+CONDITION ?=
+FROM_RELEASED ?=
+REPRODUCE_DIR ?= runs/reproduce
+# The interpreter that lists the tables for 'make help': the venv's when it exists (it only needs PyYAML).
+LIST_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+REPRODUCE_FLAGS = $(foreach c,$(CONDITION),--condition $(c)) $(if $(FROM_RELEASED),--from-released $(FROM_RELEASED)) --output-dir $(REPRODUCE_DIR)
+DOCKER_RUN = docker run --rm --gpus all --ipc host -v $(CURDIR)/runs:/workspace/runs -v $(HOME)/.cache:/root/.cache $(IMAGE)
+
+.PHONY: help demo test test-fast test-slow lint lint-docker regression docker-build clean
 
 help:  ## list the targets
-	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
+	@echo "reproduction targets (make reproduce-<dataset> [CONDITION=c] [FROM_RELEASED=data|checkpoint] [DOCKER=1]):"
+	@$(LIST_PYTHON) -m inpars.reproduce --list 2>/dev/null | awk '{ printf "  reproduce-%-22s %s\n", $$1, substr($$0, length($$1) + 2) } \
+		END { if (NR == 0) print "  (listing them needs PyYAML: run make test once to create .venv)" }'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +68,27 @@ test-slow: $(VENV)/.dev  ## only the slow tests
 
 lint: $(VENV)/.dev  ## ruff
 	$(BIN)/ruff check inpars tests
+
+lint-docker: $(VENV)/.dev  ## hadolint on the Dockerfile, and its pins against docker/requirements.lock
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/python docker/check_pins.py
+
+# Every dataset of reproduce/*.yaml; 'inpars reproduce' names the datasets and conditions that exist when one does not.
+reproduce-%: $(if $(filter 1,$(DOCKER)),,$(VENV)/.dev)  ## run a dataset's conditions and check them against the papers (see below)
+ifeq ($(DOCKER),1)
+	$(DOCKER_RUN) reproduce $* $(REPRODUCE_FLAGS)
+else
+	$(BIN)/inpars reproduce $* $(REPRODUCE_FLAGS)
+endif
+
+regression: $(VENV)/.demo  ## the offline regression: the demo recipe against its recorded scores (CPU, ~17 min)
+	$(BIN)/inpars reproduce faq-construction --condition demo --output-dir $(REPRODUCE_DIR)
+
+docker-build:  ## build the CUDA image (pinned base, Python 3.12, Java 21, locked dependencies)
+	docker build -t $(IMAGE) .
+
+docker-reproduce-%:  ## 'make reproduce-<dataset>' inside the image
+	$(MAKE) reproduce-$* DOCKER=1
 
 clean:  ## remove the virtual environment and run folders
 	rm -rf $(VENV) runs

@@ -371,9 +371,38 @@ def demo_cmd(
 
 
 @command("reproduce")
-def reproduce_cmd(dataset: Annotated[str, typer.Argument(help="A BEIR dataset.")]) -> None:
-    """Reproduce a paper table cell (not available yet)."""
-    raise InparsError("'inpars reproduce' is not implemented yet: the paper tables and recipes are still to come; use 'inpars run RECIPE.yaml' meanwhile")
+def reproduce_cmd(
+    dataset: Annotated[str | None, typer.Argument(help="A dataset of the tables (see --list), e.g. scifact or faq-construction.")] = None,
+    condition: Annotated[list[str] | None, typer.Option("--condition", "-C", help="A condition of the tables (repeatable); default: every runnable one.")] = None,
+    from_released: Annotated[str | None, typer.Option(help="Start from what the authors released: 'data' (their synthetic queries) or 'checkpoint' (their fine-tuned model).")] = None,
+    output_dir: Annotated[Path, typer.Option(help="Run folders go to OUTPUT_DIR/DATASET/CONDITION, the report to OUTPUT_DIR/DATASET/.")] = Path("runs/reproduce"),
+    tables: Annotated[Path | None, typer.Option(help="The tables folder or file (default: reproduce/ of the source, or $INPARS_REPRODUCE_TABLES).")] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the datasets and their conditions, then exit.")] = False,
+    set_: SetOpt = None,
+    force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run a paper's condition, compare every cell with the expected score, write a report; exit 1 on any FAIL."""
+    from rich.console import Console
+
+    from inpars.reproduce import listing, load_tables, reproduce, result_table, write_report
+
+    loaded = load_tables(tables)
+    if list_:
+        typer.echo("\n".join(listing(loaded)))
+        return
+    if dataset is None:
+        raise InparsError(f"name a dataset: inpars reproduce DATASET; runnable: {', '.join(loaded.runnable_datasets())}")
+    _setup_logging(verbose)
+    result = reproduce(loaded, dataset, condition or (), from_released, output_dir, force, set_ or ())
+    console = Console()
+    console.print(result_table(result))
+    console.print(f"report -> {write_report(result, output_dir / dataset)}")
+    if not result.ok:
+        failed = sum(1 for check in result.checks if not check.ok)
+        typer.secho(f"FAIL: {failed} of {len(result.checks)} cells outside their tolerance", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"OK: {len(result.checks)} cells within their tolerance")
 
 
 def main() -> None:

@@ -74,12 +74,15 @@ def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
         raise MissingDependencyError("ir_datasets", "demo") from exc
     ds = ir_datasets.load(dataset_id)
     docs = {}
-    for d in ds.docs_iter():
-        docs[d.doc_id] = Doc(doc_id=d.doc_id, text=getattr(d, "text", "") or "", title=getattr(d, "title", "") or "")
-    queries = {q.query_id: Query(query_id=q.query_id, text=q.text) for q in ds.queries_iter()}
     qrels: Qrels = {}
-    for qrel in ds.qrels_iter():
-        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+    try:
+        for d in ds.docs_iter():
+            docs[d.doc_id] = Doc(doc_id=d.doc_id, text=getattr(d, "text", "") or "", title=getattr(d, "title", "") or "")
+        queries = {q.query_id: Query(query_id=q.query_id, text=q.text) for q in ds.queries_iter()}
+        for qrel in ds.qrels_iter():
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+    except (OSError, RuntimeError) as exc:  # ir_datasets reports a failed download as either
+        raise InparsError(f"could not load '{dataset_id}' through ir_datasets ({type(exc).__name__}: {str(exc)[:200]}); it downloads on first use and needs a network") from None
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
     return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels)
 

@@ -256,15 +256,19 @@ def synthetic_to_row(query: SyntheticQuery) -> dict:
 _SYNTHETIC_KEYS = {"query_id", "doc_id", "text", "log_probs", "prompt", "model"}
 
 
-def synthetic_from_row(obj: dict, path: Path, lineno: int) -> SyntheticQuery:
+def _log_probs(obj: dict, path: Path, lineno: int, hint: str) -> tuple[float, ...]:
     log_probs = obj.get("log_probs") or []
     if not isinstance(log_probs, list) or not all(isinstance(x, (int, float)) for x in log_probs):
-        raise InputError(path, lineno, "log_probs must be a list of numbers", "regenerate the file with 'inpars generate'")
+        raise InputError(path, lineno, "log_probs must be a list of numbers", hint)
+    return tuple(float(x) for x in log_probs)
+
+
+def synthetic_from_row(obj: dict, path: Path, lineno: int) -> SyntheticQuery:
     return SyntheticQuery(
         query_id=_as_id(obj["query_id"], path, lineno, "query_id"),
         doc_id=_as_id(obj["doc_id"], path, lineno, "doc_id"),
         text=str(obj["text"]),
-        log_probs=tuple(float(x) for x in log_probs),
+        log_probs=_log_probs(obj, path, lineno, "regenerate the file with 'inpars generate'"),
         prompt=str(obj.get("prompt", "")),
         model=str(obj.get("model", "")),
         extra={k: v for k, v in obj.items() if k not in _SYNTHETIC_KEYS},
@@ -388,3 +392,52 @@ def write_png(path: str | os.PathLike, figure: Any) -> None:
     """Save a matplotlib figure as PNG, atomically."""
     with atomic_write(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=110, bbox_inches="tight")
+
+
+# ---------------------------------------------------------------------------------------------- released data
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in blocks."""
+    import hashlib
+
+    path = Path(path)
+    _require_file(path, "file")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_released_synthetic(path: str | os.PathLike, model: str = "EleutherAI/gpt-j-6b") -> list[SyntheticQuery]:
+    """The InPars papers' released synthetic queries (JSONL rows with ``doc_id``, ``question``, ``log_probs``).
+
+    Each row becomes a synthetic query whose id is its line number, so two queries for one document stay apart.
+    """
+    path = Path(path)
+    queries = []
+    for lineno, obj in iter_jsonl(path, required=("doc_id", "question")):
+        log_probs = _log_probs(obj, path, lineno, "is this a released InPars synthetic-queries file?")
+        doc_id = _as_id(obj["doc_id"], path, lineno, "doc_id")
+        text = " ".join(str(obj["question"]).split())
+        queries.append(SyntheticQuery(query_id=f"released-{lineno}", doc_id=doc_id, text=text, log_probs=log_probs, model=model))
+    return queries
+
+
+def download(url: str, target: str | os.PathLike, timeout: float = 60.0) -> Path:
+    """Fetch ``url`` into ``target`` once (atomically); an existing ``target`` is returned as it is."""
+    import urllib.error
+    import urllib.request
+
+    from inpars.errors import InparsError
+
+    target = Path(target)
+    if target.is_file():
+        return target
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(target, "wb") as handle:
+            shutil.copyfileobj(response, handle, length=1 << 20)
+    except (urllib.error.URLError, OSError) as exc:
+        raise InparsError(f"could not download {url} ({getattr(exc, 'reason', exc)}); it needs a network once. Offline, fetch it elsewhere and save it as {target}") from None
+    return target

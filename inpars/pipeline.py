@@ -110,13 +110,27 @@ def run_stage(
     return StageRecord(name, fp, False, seconds, summary)
 
 
-def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset | None = None) -> PipelineResult:
-    """Generate, filter, mine negatives, train, retrieve, rerank and evaluate into ``config.run_dir``."""
+def run_pipeline(
+    config: PipelineConfig,
+    force: bool = False,
+    dataset: Dataset | None = None,
+    *,
+    queries: str | Path | None = None,
+    model: str | None = None,
+    rerank: bool = True,
+) -> PipelineResult:
+    """Generate, filter, mine negatives, train, retrieve, rerank and evaluate into ``config.run_dir``.
+
+    ``queries``: synthetic queries (JSONL) that replace generation (released data, or another run's).
+    ``model``: a trained reranker (Hugging Face id or folder) that replaces generation, filtering, mining and training.
+    ``rerank``: False retrieves and evaluates only (a first-stage baseline).
+    """
+    if model is not None and queries is not None:
+        raise InparsError("give either synthetic queries or a trained model to start from, not both")
+    if not rerank and (model is not None or queries is not None):
+        raise InparsError("a retrieval-only run takes neither synthetic queries nor a model")
     from inpars.evaluate import evaluate
-    from inpars.filter import FilterContext, filter_queries, write_filter_outputs
-    from inpars.generate import generate_queries
     from inpars.generate.fewshot import without_fewshot_queries
-    from inpars.negatives import mine_negatives
     from inpars.rerank import rerank_run, rerankers
     from inpars.retrieve import retrievers
 
@@ -131,8 +145,6 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     data_fp = fingerprint({"dataset": config.dataset, **counts})
 
     retriever_cache: dict[str, Any] = {}
-    bm25 = bm25_settings(config.retrieve)
-    first_is_bm25 = bm25 is config.retrieve
 
     def retriever(rc: RetrieveConfig):
         key = fingerprint(rc)
@@ -142,22 +154,95 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
             retriever_cache[key] = r
         return retriever_cache[key]
 
-    # 1. generate
+    if rerank and model is None:
+        model_fp = _train_stages(run_dir, config, dataset, data_fp, retriever, stages, force, queries)
+        model = str(run_dir / "train" / "model")
+    elif rerank:
+        model_fp = fingerprint({"model": model, "reranker": config.train.reranker})
+
+    # 5. retrieve the real test queries (and, when the first stage is not BM25, BM25's run as the baseline)
+    bm25 = bm25_settings(config.retrieve)
+    first_is_bm25 = bm25 is config.retrieve
+
+    def do_retrieve(folder: Path) -> dict:
+        run = retriever(config.retrieve).search(dataset.queries, config.retrieve.top_k)
+        io.write_trec_run(folder / "run.trec", run, tag=config.retrieve.backend)
+        if not first_is_bm25:
+            io.write_trec_run(folder / "bm25.trec", retriever(bm25).search(dataset.queries, bm25.top_k), tag=bm25.backend)
+        return {"queries": len(run)}
+
+    retrieved = ["run.trec"] if first_is_bm25 else ["run.trec", "bm25.trec"]
+    ret = run_stage(run_dir, "retrieve", config.retrieve, [data_fp], retrieved, do_retrieve, force=force)
+    stages.append(ret)
+    upstream = [ret.fingerprint]
+
+    # 6. rerank
+    def do_rerank(folder: Path) -> dict:
+        first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+        reranker = rerankers.get(config.train.reranker)(model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
+        run = rerank_run(reranker, first, dataset.queries, dataset.docs, config.rerank.top_k)
+        io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
+        return {"queries": len(run), "pairs": sum(min(len(v), config.rerank.top_k) for v in first.values())}
+
+    if rerank:
+        rr = run_stage(run_dir, "rerank", config.rerank, [model_fp, ret.fingerprint], ["run.trec"], do_rerank, force=force)
+        stages.append(rr)
+        upstream.append(rr.fingerprint)
+
+    # 7. evaluate
+    def do_evaluate(folder: Path) -> dict:
+        # Queries shown to the generator as few-shot examples are not test queries any more.
+        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if stages[0].name == "generate" else dataset.qrels
+        systems = {"bm25": "run.trec" if first_is_bm25 else "bm25.trec"}
+        if not first_is_bm25:
+            systems[config.retrieve.backend] = "run.trec"
+        metrics = {name: evaluate(io.read_trec_run(run_dir / "retrieve" / file), qrels, config.evaluate.measures) for name, file in systems.items()}
+        if rerank:
+            metrics[config.train.reranker] = evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures)
+        io.write_json(folder / "metrics.json", metrics)
+        return metrics
+
+    ev = run_stage(run_dir, "evaluate", config.evaluate, upstream, ["metrics.json"], do_evaluate, force=force)
+    stages.append(ev)
+    metrics = io.read_json(run_dir / "evaluate" / "metrics.json")
+    io.write_json(run_dir / "metrics.json", metrics)
+    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=stages, counts=counts)
+
+
+def _train_stages(run_dir: Path, config: PipelineConfig, dataset: Dataset, data_fp: str, retriever, stages: list[StageRecord], force: bool, queries: str | Path | None) -> str:
+    """Generate (or import ``queries``), filter, mine negatives and train; return the training stage's fingerprint."""
+    from inpars.filter import FilterContext, filter_queries, write_filter_outputs
+    from inpars.generate import generate_queries
+    from inpars.negatives import mine_negatives
+    from inpars.rerank import rerankers
+
+    # 1. generate, or take the given synthetic queries
     def do_generate(folder: Path) -> dict:
         return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl", dataset=config.dataset, restart=force).as_dict()
 
-    gen = run_stage(run_dir, "generate", config.generate, [data_fp], ["queries.jsonl"], do_generate, seed=config.generate.seed, force=force)
+    def do_import(folder: Path) -> dict:
+        rows = io.read_synthetic(queries)
+        unknown = sum(1 for q in rows if q.doc_id not in dataset.docs)
+        if unknown:
+            raise InparsError(f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; check that they belong to this dataset")
+        return {"imported": io.write_synthetic(folder / "queries.jsonl", rows), "source": str(queries)}
+
+    if queries is None:
+        gen = run_stage(run_dir, "generate", config.generate, [data_fp], ["queries.jsonl"], do_generate, seed=config.generate.seed, force=force)
+    else:
+        gen = run_stage(run_dir, "generate", {"queries": io.file_sha256(queries)}, [data_fp], ["queries.jsonl"], do_import, force=force)
     stages.append(gen)
 
     # 2. filter
     def do_filter(folder: Path) -> dict:
-        queries = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
+        generated = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
         # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
         context = FilterContext(docs=dataset.docs, retrieve=bm25, cache_dir=folder / "cache")
-        summary = write_filter_outputs(filter_queries(queries, config.filter, context), folder / "kept.jsonl", folder)
+        summary = write_filter_outputs(filter_queries(generated, config.filter, context), folder / "kept.jsonl", folder)
         return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
 
     # The consistency filter searches with the recipe's BM25 settings, so they are part of the stage's config.
+    bm25 = bm25_settings(config.retrieve)
     filter_config = {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}
     flt = run_stage(run_dir, "filter", filter_config, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
     stages.append(flt)
@@ -181,43 +266,4 @@ def run_pipeline(config: PipelineConfig, force: bool = False, dataset: Dataset |
     trn = run_stage(run_dir, "train", config.train, [neg.fingerprint], ["model"], do_train, seed=config.train.seed, force=force)
     stages.append(trn)
 
-    # 5. retrieve the real test queries (and, when the first stage is not BM25, BM25's run as the baseline)
-    def do_retrieve(folder: Path) -> dict:
-        run = retriever(config.retrieve).search(dataset.queries, config.retrieve.top_k)
-        io.write_trec_run(folder / "run.trec", run, tag=config.retrieve.backend)
-        if not first_is_bm25:
-            io.write_trec_run(folder / "bm25.trec", retriever(bm25).search(dataset.queries, bm25.top_k), tag=bm25.backend)
-        return {"queries": len(run)}
-
-    retrieved = ["run.trec"] if first_is_bm25 else ["run.trec", "bm25.trec"]
-    ret = run_stage(run_dir, "retrieve", config.retrieve, [data_fp], retrieved, do_retrieve, force=force)
-    stages.append(ret)
-
-    # 6. rerank
-    def do_rerank(folder: Path) -> dict:
-        first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
-        reranker = rerankers.get(config.train.reranker)(str(run_dir / "train" / "model"), max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
-        run = rerank_run(reranker, first, dataset.queries, dataset.docs, config.rerank.top_k)
-        io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
-        return {"queries": len(run), "pairs": sum(min(len(v), config.rerank.top_k) for v in first.values())}
-
-    rr = run_stage(run_dir, "rerank", config.rerank, [trn.fingerprint, ret.fingerprint], ["run.trec"], do_rerank, force=force)
-    stages.append(rr)
-
-    # 7. evaluate
-    def do_evaluate(folder: Path) -> dict:
-        # Queries shown to the generator as few-shot examples are not test queries any more.
-        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate")
-        systems = {"bm25": "run.trec" if first_is_bm25 else "bm25.trec"}
-        if not first_is_bm25:
-            systems[config.retrieve.backend] = "run.trec"
-        metrics = {name: evaluate(io.read_trec_run(run_dir / "retrieve" / file), qrels, config.evaluate.measures) for name, file in systems.items()}
-        metrics[config.train.reranker] = evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures)
-        io.write_json(folder / "metrics.json", metrics)
-        return metrics
-
-    ev = run_stage(run_dir, "evaluate", config.evaluate, [ret.fingerprint, rr.fingerprint], ["metrics.json"], do_evaluate, force=force)
-    stages.append(ev)
-    metrics = io.read_json(run_dir / "evaluate" / "metrics.json")
-    io.write_json(run_dir / "metrics.json", metrics)
-    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=stages, counts=counts)
+    return trn.fingerprint

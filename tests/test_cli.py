@@ -54,9 +54,3 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
     result = runner.invoke(app, ["run", str(recipe)])
     assert result.exit_code == 2
     assert f"error: {recipe}:2: unknown key 'generate.modle'; did you mean 'model'?" in result.output
-
-
-def test_reproduce_says_it_is_not_ready():
-    result = runner.invoke(app, ["reproduce", "scifact"])
-    assert result.exit_code == 2
-    assert "not implemented yet" in result.output

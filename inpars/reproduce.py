@@ -1,0 +1,691 @@
+"""Reproducing the papers' tables: expected scores kept as YAML in the layout of pyserini's 2CR tables, a condition
+run through the library, sanity counts checked before scoring, every cell compared within its stated tolerance,
+an OK / FAIL table, a markdown report with a bar chart.
+
+A tables file (``reproduce/*.yaml``) holds ``sources`` (where numbers come from), ``datasets`` (the inpars dataset
+name, the sanity counts and their source, or why the dataset cannot run) and ``conditions``: each names a recipe
+(a bundled name such as ``inpars-v2`` or a YAML path), how much of it runs (``kind``), the system whose scores are
+checked, ``--set`` overrides with ``{dataset}`` placeholders, tolerances with their reasons per way of running
+(``full``, or from the ``data`` or ``checkpoint`` the authors released), and one cell per dataset with its expected
+scores. A condition with ``reference`` is a row reported by a paper that nothing here can run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inpars.errors import InparsError, InputError
+
+logger = logging.getLogger(__name__)
+
+MODES = ("full", "data", "checkpoint")
+"""How a condition is run: every stage here, from the released synthetic queries, or with the released model."""
+KINDS = ("retrieval", "rerank", "pipeline")
+"""retrieval: retrieve and evaluate; rerank: an existing model reranks (``train.model``); pipeline: the whole method."""
+COUNT_KEYS = ("docs", "queries", "qrels")
+TABLES_ENV = "INPARS_REPRODUCE_TABLES"
+
+
+# ---------------------------------------------------------------------------------------------- the tables
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    value: float
+    reason: str
+    metrics: Mapping[str, Tolerance] = field(default_factory=dict)
+    """Tolerances of single metrics that differ from ``value``."""
+
+    def for_metric(self, metric: str) -> Tolerance:
+        return self.metrics.get(metric, self)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    dataset: str | None
+    """The name inpars loads (``beir/scifact``, ``faq-construction``); None when the dataset cannot run."""
+    counts: Mapping[str, int] | None
+    counts_source: str | None
+    released_data: str | None
+    """The stem of the released synthetic-queries file of this dataset, if there is one."""
+    unavailable: str | None
+    where: str
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    scores: Mapping[str, float]
+    set: tuple[str, ...]
+    tolerance: Mapping[str, Tolerance]
+    source: str | None
+    where: str
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    description: str
+    recipe: str | None
+    kind: str | None
+    system: str | None
+    set: tuple[str, ...]
+    source: str
+    average: float | None
+    released: Mapping[str, str]
+    tolerance: Mapping[str, Tolerance]
+    reference: str | None
+    cells: tuple[Cell, ...]
+    where: str
+    folder: Path
+    """The folder of the tables file, against which a recipe path is resolved."""
+
+    def cell(self, dataset: str) -> Cell | None:
+        return next((c for c in self.cells if c.dataset == dataset), None)
+
+    def modes(self) -> list[str]:
+        return ["full", *(mode for mode in MODES[1:] if mode in self.released)]
+
+    def tolerance_for(self, cell: Cell, mode: str, metric: str) -> Tolerance:
+        chosen = cell.tolerance.get(mode) or self.tolerance[mode]
+        return chosen.for_metric(metric)
+
+
+@dataclass(frozen=True)
+class Tables:
+    sources: Mapping[str, str]
+    datasets: Mapping[str, DatasetEntry]
+    conditions: Mapping[str, Condition]
+    files: tuple[Path, ...]
+
+    def dataset(self, name: str) -> DatasetEntry:
+        if name not in self.datasets:
+            raise InparsError(_unknown("dataset", name, self.datasets, f"in {', '.join(str(f) for f in self.files)}"))
+        return self.datasets[name]
+
+    def condition(self, name: str) -> Condition:
+        if name not in self.conditions:
+            raise InparsError(_unknown("condition", name, self.conditions, f"in {', '.join(str(f) for f in self.files)}"))
+        return self.conditions[name]
+
+    def runnable(self, dataset: str) -> list[Condition]:
+        """The conditions with a cell for ``dataset`` that inpars can run, in table order."""
+        entry = self.datasets.get(dataset)
+        if entry is None or entry.unavailable:
+            return []
+        return [c for c in self.conditions.values() if c.reference is None and c.cell(dataset) is not None]
+
+    def runnable_datasets(self) -> list[str]:
+        return [name for name in self.datasets if self.runnable(name)]
+
+
+def _unknown(kind: str, name: str, known: Iterable[str], where: str) -> str:
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown {kind} '{name}' {where}; {hint}available: {', '.join(known)}"
+
+
+def default_tables_dir() -> Path:
+    """``$INPARS_REPRODUCE_TABLES``, else the ``reproduce/`` folder of the source checkout."""
+    env = os.environ.get(TABLES_ENV)
+    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "reproduce"
+    if not folder.is_dir():
+        raise InparsError(f"no reproduction tables at {folder}; pass --tables with the reproduce/ folder of the inpars source, or set ${TABLES_ENV}")
+    return folder
+
+
+def load_tables(paths: str | Path | Sequence[str | Path] | None = None) -> Tables:
+    """Load and check tables files (a folder means every ``*.yaml`` in it; None: :func:`default_tables_dir`)."""
+    if paths is None:
+        paths = default_tables_dir()
+    if isinstance(paths, (str, Path)):
+        folder = Path(paths)
+        files = sorted(folder.glob("*.yaml")) if folder.is_dir() else [folder]
+    else:
+        files = [Path(p) for p in paths]
+    if not files:
+        raise InparsError(f"no tables (*.yaml) in {paths}; pass the reproduce/ folder of the inpars source")
+    sources: dict[str, str] = {}
+    datasets: dict[str, DatasetEntry] = {}
+    conditions: dict[str, Condition] = {}
+    for path in files:
+        _TablesFile(path).load_into(sources, datasets, conditions)
+    for condition in conditions.values():  # cross-file references are checked once everything is loaded
+        _check_references(condition, sources, datasets)
+    return Tables(sources=sources, datasets=datasets, conditions=conditions, files=tuple(files))
+
+
+class _TablesFile:
+    """One YAML tables file, read with the line of every key so that every problem names ``file:line``."""
+
+    def __init__(self, path: Path) -> None:
+        from inpars.config import _key_lines
+
+        if not path.is_file():
+            raise InputError(path, None, "tables file not found", "check the path")
+        self.path = path
+        text = path.read_text(encoding="utf-8")
+        try:
+            node = yaml.compose(text)
+            self.data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', exc)})", "fix the file") from None
+        self.lines = _key_lines(node) if node is not None else {}
+
+    def where(self, key: str) -> str:
+        line = self.lines.get(key)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def fail(self, key: str, problem: str, hint: str) -> InputError:
+        return InputError(self.path, self.lines.get(key), problem, hint)
+
+    def mapping(self, value: Any, key: str, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
+        if not isinstance(value, dict):
+            raise self.fail(key, f"'{key}' should be a mapping", "indent its keys under it")
+        for name in value:
+            if name not in allowed:
+                close = difflib.get_close_matches(str(name), allowed, n=1)
+                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
+                raise self.fail(f"{key}.{name}", f"unknown key '{key}.{name}'", hint)
+        for name in required:
+            if value.get(name) in (None, ""):
+                raise self.fail(key, f"'{key}' needs '{name}'", f"add {name}: ...")
+        return value
+
+    def text(self, value: Any, key: str) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(key, f"'{key}' should be a non-empty text", "write it as a string")
+        return value
+
+    def strings(self, value: Any, key: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
+            raise self.fail(key, f"'{key}' should be a list of key=value overrides", 'write e.g. ["retrieve.prebuilt_index=beir-v1.0.0-{dataset}.flat"]')
+        return tuple(value)
+
+    def score(self, value: Any, key: str) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise self.fail(key, f"'{key}' should be a score between 0 and 1, got {value!r}", "write the number as the paper prints it")
+        return float(value)
+
+    def tolerance(self, value: Any, key: str, metric_level: bool = False) -> Tolerance:
+        allowed = ("value", "reason") if metric_level else ("value", "reason", "metrics")
+        data = self.mapping(value, key, allowed, required=("value", "reason"))
+        number = data["value"]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0.0 <= number < 1.0:
+            raise self.fail(f"{key}.value", f"'{key}.value' should be a number in [0, 1), got {number!r}", "give the largest difference that still counts as reproduced")
+        metrics = {}
+        if not metric_level and data.get("metrics") is not None:
+            for metric, inner in self.mapping(data["metrics"], f"{key}.metrics", list(data["metrics"])).items():
+                metrics[str(metric)] = self.tolerance(inner, f"{key}.metrics.{metric}", metric_level=True)
+        return Tolerance(float(number), self.text(data["reason"], f"{key}.reason"), metrics)
+
+    def tolerances(self, value: Any, key: str) -> dict[str, Tolerance]:
+        if value is None:
+            return {}
+        data = self.mapping(value, key, MODES)
+        return {mode: self.tolerance(inner, f"{key}.{mode}") for mode, inner in data.items()}
+
+    # ------------------------------------------------------------------------------------------ sections
+
+    def load_into(self, sources: dict, datasets: dict, conditions: dict) -> None:
+        data = self.mapping(self.data, "tables", ("sources", "datasets", "conditions"))
+        for name, text in self.mapping(data.get("sources") or {}, "sources", list(data.get("sources") or {})).items():
+            sources[str(name)] = self.text(text, f"sources.{name}")
+        for name, value in (data.get("datasets") or {}).items():
+            key = f"datasets.{name}"
+            if name in datasets:
+                raise self.fail(key, f"dataset '{name}' is defined twice (also at {datasets[name].where})", "keep one entry")
+            datasets[str(name)] = self.dataset_entry(str(name), value, key)
+        items = data.get("conditions") or []
+        if not isinstance(items, list):
+            raise self.fail("conditions", "'conditions' should be a list", "write each condition as '- name: ...'")
+        for index, value in enumerate(items):
+            condition = self.condition(value, f"conditions.{index}")
+            if condition.name in conditions:
+                raise self.fail(f"conditions.{index}.name", f"condition '{condition.name}' is defined twice (also at {conditions[condition.name].where})", "keep one")
+            conditions[condition.name] = condition
+
+    def dataset_entry(self, name: str, value: Any, key: str) -> DatasetEntry:
+        data = self.mapping(value, key, ("dataset", "counts", "counts_source", "released_data", "unavailable"))
+        released = data.get("released_data")
+        if data.get("unavailable") is not None:
+            return DatasetEntry(name, None, None, None, released, self.text(data["unavailable"], f"{key}.unavailable"), self.where(key))
+        self.mapping(data, key, list(data), required=("dataset", "counts", "counts_source"))
+        counts = self.mapping(data["counts"], f"{key}.counts", COUNT_KEYS, required=COUNT_KEYS)
+        for count_key, count in counts.items():
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise self.fail(f"{key}.counts.{count_key}", f"'{key}.counts.{count_key}' should be a positive whole number, got {count!r}", "copy it from the source named in counts_source")
+        return DatasetEntry(
+            name, self.text(data["dataset"], f"{key}.dataset"), dict(counts), self.text(data["counts_source"], f"{key}.counts_source"),
+            released, None, self.where(f"{key}.counts"),
+        )
+
+    def condition(self, value: Any, key: str) -> Condition:
+        allowed = ("name", "description", "recipe", "kind", "system", "set", "source", "average", "released", "tolerance", "reference", "datasets")
+        data = self.mapping(value, key, allowed, required=("name", "description", "source", "datasets"))
+        name = self.text(data["name"], f"{key}.name")
+        reference = data.get("reference")
+        if reference is None:
+            self.mapping(data, key, allowed, required=("recipe", "kind", "system", "tolerance"))
+            if data["kind"] not in KINDS:
+                raise self.fail(f"{key}.kind", f"'{key}.kind' is '{data['kind']}'", f"use one of {', '.join(KINDS)}")
+        else:
+            reference = self.text(reference, f"{key}.reference")
+        released = self.mapping(data.get("released") or {}, f"{key}.released", MODES[1:])
+        tolerance = self.tolerances(data.get("tolerance"), f"{key}.tolerance")
+        if reference is None:
+            for mode in ("full", *released):
+                if mode not in tolerance:
+                    raise self.fail(f"{key}.tolerance", f"condition '{name}' has no '{mode}' tolerance", f"add tolerance.{mode} with its value and reason")
+        average = data.get("average")
+        cells = data["datasets"]
+        if not isinstance(cells, list) or not cells:
+            raise self.fail(f"{key}.datasets", f"'{key}.datasets' should be a non-empty list", "write each cell as '- dataset: NAME' with its scores")
+        seen: set[str] = set()
+        parsed = []
+        for index, item in enumerate(cells):
+            cell = self.cell(item, f"{key}.datasets.{index}")
+            if cell.dataset in seen:
+                raise self.fail(f"{key}.datasets.{index}", f"condition '{name}' has two cells for '{cell.dataset}'", "keep one")
+            seen.add(cell.dataset)
+            parsed.append(cell)
+        return Condition(
+            name=name,
+            description=self.text(data["description"], f"{key}.description"),
+            recipe=data.get("recipe"),
+            kind=data.get("kind"),
+            system=data.get("system"),
+            set=self.strings(data.get("set"), f"{key}.set"),
+            source=self.text(data["source"], f"{key}.source"),
+            average=None if average is None else self.score(average, f"{key}.average"),
+            released={mode: self.text(v, f"{key}.released.{mode}") for mode, v in released.items()},
+            tolerance=tolerance,
+            reference=reference,
+            cells=tuple(parsed),
+            where=self.where(key),
+            folder=self.path.parent,
+        )
+
+    def cell(self, value: Any, key: str) -> Cell:
+        data = self.mapping(value, key, ("dataset", "scores", "set", "tolerance", "source"), required=("dataset", "scores"))
+        scores = self.mapping(data["scores"], f"{key}.scores", list(data["scores"]) if isinstance(data["scores"], dict) else ())
+        if not scores:
+            raise self.fail(f"{key}.scores", f"'{key}.scores' is empty", "give at least one metric, e.g. {nDCG@10: 0.594}")
+        return Cell(
+            dataset=self.text(data["dataset"], f"{key}.dataset"),
+            scores={str(metric): self.score(v, f"{key}.scores.{metric}") for metric, v in scores.items()},
+            set=self.strings(data.get("set"), f"{key}.set"),
+            tolerance=self.tolerances(data.get("tolerance"), f"{key}.tolerance"),
+            source=data.get("source"),
+            where=self.where(key),
+        )
+
+
+def _check_references(condition: Condition, sources: Mapping[str, str], datasets: Mapping[str, DatasetEntry]) -> None:
+    for source, where in [(condition.source, condition.where), *((c.source, c.where) for c in condition.cells if c.source)]:
+        if source not in sources:
+            raise InparsError(f"{where}: unknown source '{source}'; {_unknown('source', source, sources, 'in the tables').split('; ', 1)[1]}")
+    for cell in condition.cells:
+        if cell.dataset not in datasets:
+            raise InparsError(f"{cell.where}: {_unknown('dataset', cell.dataset, datasets, 'in the tables')}; add it under datasets: with its counts")
+        entry = datasets[cell.dataset]
+        if "data" in condition.released and "{released_data}" in condition.released["data"] and not entry.unavailable and not entry.released_data:
+            raise InparsError(f"{cell.where}: condition '{condition.name}' names released data, but dataset '{cell.dataset}' has no released_data")
+
+
+# ---------------------------------------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class CellCheck:
+    condition: str
+    dataset: str
+    mode: str
+    metric: str
+    expected: float
+    obtained: float
+    tolerance: Tolerance
+
+    @property
+    def difference(self) -> float:
+        return self.obtained - self.expected
+
+    @property
+    def ok(self) -> bool:
+        # A hair of slack: 0.5947 vs 0.5942 is a difference of 0.0005 that floats print as 0.00050000000000005.
+        return abs(self.difference) <= self.tolerance.value + 1e-9
+
+
+def compare(condition: Condition, cell: Cell, obtained: Mapping[str, float], mode: str = "full") -> list[CellCheck]:
+    """One check per expected metric of ``cell``; a metric missing from ``obtained`` is an error, never a pass."""
+    missing = [metric for metric in cell.scores if metric not in obtained]
+    if missing:
+        raise InparsError(f"the run of '{condition.name}' on {cell.dataset} has no {', '.join(missing)} (it has {', '.join(obtained) or 'nothing'}); add the metric to evaluate.measures")
+    return [
+        CellCheck(condition.name, cell.dataset, mode, metric, expected, float(obtained[metric]), condition.tolerance_for(cell, mode, metric))
+        for metric, expected in cell.scores.items()
+    ]
+
+
+def check_counts(entry: DatasetEntry, obtained: Mapping[str, int]) -> None:
+    """Stop before scoring when the loaded dataset is not the one the tables describe."""
+    if not entry.counts:
+        return
+    wrong = [f"{key} {obtained.get(key)} (expected {entry.counts[key]:,})" for key in COUNT_KEYS if obtained.get(key) != entry.counts[key]]
+    if wrong:
+        raise InparsError(
+            f"{entry.where}: dataset '{entry.name}' ({entry.dataset}) does not match its sanity counts: {'; '.join(wrong)} "
+            f"[source: {entry.counts_source}]; the download may be incomplete or another version: delete it from the ir_datasets cache and retry"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+@dataclass
+class ConditionRun:
+    condition: str
+    dataset: str
+    mode: str
+    checks: list[CellCheck]
+    run_dir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+@dataclass
+class Reproduction:
+    dataset: str
+    runs: list[ConditionRun]
+    tables: Tables
+
+    @property
+    def checks(self) -> list[CellCheck]:
+        return [check for run in self.runs for check in run.checks]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(check.ok for check in self.checks)
+
+
+def _fill(text: str, entry: DatasetEntry) -> str:
+    return text.replace("{dataset}", entry.name).replace("{released_data}", entry.released_data or "")
+
+
+def recipe_text(condition: Condition) -> tuple[str, str]:
+    """The recipe's YAML and where it came from: a bundled recipe name, or a path beside the tables file."""
+    from importlib import resources
+
+    assert condition.recipe is not None
+    path = Path(condition.recipe)
+    if path.suffix in (".yaml", ".yml"):
+        path = path if path.is_absolute() else condition.folder / path
+        if not path.is_file():
+            raise InparsError(f"{condition.where}: recipe {path} not found; give a bundled recipe name or a path relative to the tables file")
+        return path.read_text(encoding="utf-8"), str(path)
+    bundled = resources.files("inpars.recipes").joinpath(f"{condition.recipe}.yaml")
+    if not bundled.is_file():
+        names = sorted(p.name[:-5] for p in resources.files("inpars.recipes").iterdir() if p.name.endswith(".yaml"))
+        raise InparsError(f"{condition.where}: {_unknown('recipe', condition.recipe, names, 'among the bundled recipes')}")
+    return bundled.read_text(encoding="utf-8"), f"inpars/recipes/{condition.recipe}.yaml"
+
+
+def condition_config(entry: DatasetEntry, condition: Condition, cell: Cell, mode: str, output_dir: str | Path, overrides: Sequence[str] = ()):
+    """The pipeline config of one cell: the recipe, the dataset, the condition's and the cell's overrides."""
+    from inpars.config import load_pipeline_config
+
+    text, source = recipe_text(condition)
+    name = condition.name if mode == "full" else f"{condition.name}-from-{mode}"
+    measures = ",".join(dict.fromkeys(cell.scores))
+    settings = [
+        f"dataset={entry.dataset}",
+        f"name={name}",
+        f"output_dir={Path(output_dir) / entry.name}",
+        *(_fill(item, entry) for item in (*condition.set, *cell.set)),
+        f"evaluate.measures={measures}",
+        *overrides,
+    ]
+    config = load_pipeline_config(text=text, overrides=settings)
+    return config, source, settings
+
+
+def released_queries(url: str, folder: Path) -> Path:
+    """Download the released synthetic queries once (into the inpars cache) and convert them for the pipeline."""
+    from inpars import io
+    from inpars.models import cache_dir
+
+    raw = io.download(url, cache_dir() / "released" / url.rstrip("/").rsplit("/", 1)[-1])
+    converted = folder / f"released-{raw.stem}.jsonl"
+    if not converted.is_file():
+        io.write_synthetic(converted, io.read_released_synthetic(raw))
+    return converted
+
+
+def runnable_cell(tables: Tables, dataset: str, condition: str, mode: str = "full") -> tuple[DatasetEntry, Condition, Cell]:
+    """The dataset, condition and cell to run, or an error saying why this one cannot run and what can."""
+    entry = tables.dataset(dataset)
+    cond = tables.condition(condition)
+    if entry.unavailable:
+        raise InparsError(f"dataset '{dataset}' cannot run: {entry.unavailable}; runnable datasets: {', '.join(tables.runnable_datasets())}")
+    runnable = ", ".join(c.name for c in tables.runnable(dataset))
+    if cond.reference is not None:
+        raise InparsError(f"condition '{condition}' is a row reported by a paper, nothing here runs it ({cond.reference}); runnable on {dataset}: {runnable}")
+    cell = cond.cell(dataset)
+    if cell is None:
+        raise InparsError(f"condition '{condition}' has no expected scores for '{dataset}'; runnable on {dataset}: {runnable}")
+    if mode not in MODES:
+        raise InparsError(f"unknown way of running '{mode}'; use one of {', '.join(MODES)}")
+    if mode not in cond.modes():
+        shortcuts = [c.name for c in tables.runnable(dataset) if mode in c.released]
+        raise InparsError(f"condition '{condition}' has no released {mode} to start from (it runs as: {', '.join(cond.modes())}); conditions with one: {', '.join(shortcuts) or 'none'}")
+    return entry, cond, cell
+
+
+def run_condition(
+    tables: Tables,
+    dataset: str,
+    condition: str,
+    mode: str = "full",
+    output_dir: str | Path = "runs/reproduce",
+    force: bool = False,
+    overrides: Sequence[str] = (),
+    loaded=None,
+) -> ConditionRun:
+    """Run one condition on one dataset (``mode``: full, or from the released data or checkpoint) and check its cell."""
+    from inpars.datasets import load_dataset
+    from inpars.pipeline import run_pipeline
+
+    entry, cond, cell = runnable_cell(tables, dataset, condition, mode)
+    config, source, settings = condition_config(entry, cond, cell, mode, output_dir, overrides)
+    logger.info("%s on %s (%s): %s %s", condition, dataset, mode, source, " ".join(f"--set {s}" for s in settings))
+    data = loaded if loaded is not None else load_dataset(entry.dataset)
+    check_counts(entry, data.counts())
+    kwargs: dict[str, Any] = {}
+    if cond.kind == "retrieval":
+        kwargs["rerank"] = False
+    elif cond.kind == "rerank":
+        kwargs["model"] = config.train.model
+    elif mode == "checkpoint":
+        kwargs["model"] = _fill(cond.released["checkpoint"], entry)
+    elif mode == "data":
+        config.run_dir.mkdir(parents=True, exist_ok=True)
+        kwargs["queries"] = released_queries(_fill(cond.released["data"], entry), config.run_dir)
+    result = run_pipeline(config, force=force, dataset=data, **kwargs)
+    if cond.system not in result.metrics:
+        raise InparsError(f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'")
+    return ConditionRun(condition, dataset, mode, compare(cond, cell, result.metrics[cond.system], mode), result.run_dir)
+
+
+def plan(tables: Tables, dataset: str, conditions: Sequence[str] = (), released: str | None = None) -> list[tuple[str, str]]:
+    """(condition, mode) pairs to run: the named conditions, else every runnable one; ``released`` picks a shortcut."""
+    if released is not None and released not in MODES[1:]:
+        raise InparsError(f"--from-released is '{released}'; use data (the released synthetic queries) or checkpoint (the released model)")
+    if conditions:
+        steps = [(name, released or "full") for name in dict.fromkeys(conditions)]
+        for name, mode in steps:
+            runnable_cell(tables, dataset, name, mode)
+        return steps
+    entry = tables.dataset(dataset)
+    if entry.unavailable:
+        raise InparsError(f"dataset '{dataset}' cannot run: {entry.unavailable}; runnable datasets: {', '.join(tables.runnable_datasets())}")
+    chosen = tables.runnable(dataset)
+    if released is None:
+        return [(c.name, "full") for c in chosen]
+    with_shortcut = [(c.name, released) for c in chosen if released in c.released]
+    if not with_shortcut:
+        raise InparsError(f"no condition has a released {released} for '{dataset}'; run without --from-released")
+    return with_shortcut
+
+
+def reproduce(
+    tables: Tables,
+    dataset: str,
+    conditions: Sequence[str] = (),
+    released: str | None = None,
+    output_dir: str | Path = "runs/reproduce",
+    force: bool = False,
+    overrides: Sequence[str] = (),
+) -> Reproduction:
+    """Run the planned conditions of ``dataset`` (the dataset is loaded once) and collect every check."""
+    from inpars.datasets import load_dataset
+
+    steps = plan(tables, dataset, conditions, released)
+    loaded = load_dataset(tables.dataset(dataset).dataset) if steps else None
+    runs = [run_condition(tables, dataset, name, mode, output_dir, force, overrides, loaded) for name, mode in steps]
+    return Reproduction(dataset, runs, tables)
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+
+
+def result_table(reproduction: Reproduction):
+    """A rich table: expected against obtained, the difference, the tolerance and OK or FAIL per cell."""
+    from rich.table import Table
+
+    table = Table("condition", "run", "metric", "expected", "obtained", "diff", "tolerance", "result", title=f"reproduction: {reproduction.dataset}")
+    for check in reproduction.checks:
+        verdict = "[green]OK[/green]" if check.ok else "[bold red]FAIL[/bold red]"
+        table.add_row(check.condition, check.mode, check.metric, f"{check.expected:.4f}", f"{check.obtained:.4f}", f"{check.difference:+.4f}", f"±{check.tolerance.value:g}", verdict)
+    return table
+
+
+def plot(reproduction: Reproduction):
+    """Grouped bars, expected and obtained, per condition and metric; the tolerance as an error bar on expected."""
+    from inpars.errors import require
+
+    require("matplotlib", "demo")
+    from matplotlib.figure import Figure  # object API: no pyplot, no global backend
+
+    checks = reproduction.checks
+    figure = Figure(figsize=(max(5.0, 1.1 * len(checks) + 2), 3.6))
+    ax = figure.subplots()
+    positions = range(len(checks))
+    width = 0.38
+    ax.bar([p - width / 2 for p in positions], [c.expected for c in checks], width, yerr=[c.tolerance.value for c in checks], capsize=3, color="tab:gray", label="expected (± tolerance)")
+    ax.bar([p + width / 2 for p in positions], [c.obtained for c in checks], width, color=["tab:green" if c.ok else "tab:red" for c in checks], label="obtained")
+    ax.set_xticks(list(positions))
+    ax.set_xticklabels([f"{c.condition}\n{c.metric}" + ("" if c.mode == "full" else f"\n(from {c.mode})") for c in checks], fontsize=8)
+    ax.set_ylim(0, min(1.0, max([c.expected + c.tolerance.value for c in checks] + [c.obtained for c in checks] + [0.1]) * 1.15))
+    ax.set_ylabel("score")
+    ax.set_title(f"{reproduction.dataset}: expected and obtained (green OK, red FAIL)", fontsize=9)
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def markdown(reproduction: Reproduction, chart: str | None) -> str:
+    from inpars.provenance import git_commit, library_versions
+
+    failed = [c for c in reproduction.checks if not c.ok]
+    lines = [
+        f"# Reproduction: {reproduction.dataset}",
+        "",
+        f"**{'OK' if reproduction.ok else 'FAIL'}**: {len(reproduction.checks) - len(failed)} of {len(reproduction.checks)} cells within tolerance.",
+        "",
+        f"inpars commit `{git_commit() or 'unknown'}`; " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
+        "",
+        "| condition | run | metric | expected | obtained | diff | tolerance | result |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in reproduction.checks:
+        lines.append(f"| {c.condition} | {c.mode} | {c.metric} | {c.expected:.4f} | {c.obtained:.4f} | {c.difference:+.4f} | ±{c.tolerance.value:g} | {'OK' if c.ok else '**FAIL**'} |")
+    if chart:
+        lines += ["", f"![expected and obtained]({chart})"]
+    lines += ["", "## Tolerances", ""]
+    for reason in dict.fromkeys(f"- {c.condition} ({c.mode}, {c.metric}): ±{c.tolerance.value:g}: {c.tolerance.reason}" for c in reproduction.checks):
+        lines.append(reason)
+    lines += ["", "## Sources", ""]
+    used = {reproduction.tables.conditions[c.condition].source for c in reproduction.checks}
+    used |= {cell.source for c in reproduction.checks for cell in [reproduction.tables.conditions[c.condition].cell(c.dataset)] if cell and cell.source}
+    lines += [f"- {name}: {reproduction.tables.sources[name]}" for name in sorted(used)]
+    lines += ["", "## Runs", ""]
+    lines += [f"- {run.condition} ({run.mode}): `{run.run_dir}`" for run in reproduction.runs]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(reproduction: Reproduction, folder: str | Path) -> Path:
+    """``report.md``, ``report.png`` and ``results.json`` in ``folder``, each written atomically; returns the markdown's path."""
+    from inpars import io
+
+    folder = Path(folder)
+    chart = None
+    if reproduction.checks:
+        io.write_png(folder / "report.png", plot(reproduction))
+        chart = "report.png"
+    with io.atomic_write(folder / "report.md") as handle:
+        handle.write(markdown(reproduction, chart))
+    io.write_json(folder / "results.json", {
+        "dataset": reproduction.dataset,
+        "ok": reproduction.ok,
+        "checks": [
+            {"condition": c.condition, "mode": c.mode, "metric": c.metric, "expected": c.expected, "obtained": c.obtained,
+             "difference": c.difference, "tolerance": c.tolerance.value, "reason": c.tolerance.reason, "ok": c.ok}
+            for c in reproduction.checks
+        ],
+        "runs": {f"{r.condition}:{r.mode}": str(r.run_dir) for r in reproduction.runs},
+    })
+    return folder / "report.md"
+
+
+def listing(tables: Tables) -> list[str]:
+    """One line per runnable dataset: its name, then its conditions (a condition with released shortcuts shows them)."""
+    out = []
+    for name in tables.runnable_datasets():
+        conditions = [c.name + (f"[{','.join(c.modes()[1:])}]" if len(c.modes()) > 1 else "") for c in tables.runnable(name)]
+        out.append(f"{name} {' '.join(conditions)}")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m inpars.reproduce --list``: what the Makefile's help shows, without the heavy imports of the CLI."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m inpars.reproduce", description="List what 'inpars reproduce' can run.")
+    parser.add_argument("--list", action="store_true", help="one line per dataset: the name, then its conditions")
+    parser.add_argument("--tables", help="the tables folder or file (default: reproduce/ of the source)")
+    args = parser.parse_args(argv)
+    try:
+        lines = listing(load_tables(args.tables))
+    except InparsError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""The reproduction kit: the tables load and hold the papers' cells, checks pass and fail where they should, the CLI
+reports and exits non-zero on a FAIL, the Makefile lists the targets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from inpars import io
+from inpars.cli import app
+from inpars.data import SyntheticQuery
+from inpars.errors import InparsError
+from inpars.reproduce import check_counts, compare, condition_config, load_tables, plan, released_queries, runnable_cell
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLE1_DATASETS = ["trec-covid", "nfcorpus", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact"]
+TABLE1_ROWS = ["bm25-flat", "bm25-multifield", "monot5-3b-msmarco", "inpars-v1", "inpars-v2", "promptagator-reported", "inpars-v1-promptagator", "inpars-v2-promptagator", "rankt5"]
+TABLE2_DATASETS = TABLE1_DATASETS + ["bioasq", "nq", "signal1m", "trec-news", "robust04", "cqadupstack", "quora"]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return load_tables(ROOT / "reproduce")
+
+
+# ---------------------------------------------------------------------------------------------- the tables
+
+
+def test_every_paper_cell_is_in_the_tables(tables):
+    for row in TABLE1_ROWS:
+        condition = tables.condition(row)
+        for dataset in TABLE1_DATASETS:
+            cell = condition.cell(dataset)
+            assert cell is not None, f"{row} has no cell for {dataset}"
+            assert 0.1 < cell.scores["nDCG@10"] < 0.9
+    # BM25-flat holds pyserini's 4-decimal values; Table 1 prints them truncated to 3 (0.5947 as .594).
+    flat = {d: tables.condition("bm25-flat").cell(d).scores["nDCG@10"] for d in TABLE1_DATASETS}
+    assert flat["trec-covid"] == 0.5947 and flat["scifact"] == 0.6789 and flat["climate-fever"] == 0.1651
+    # Table 2: all 18 datasets, TPU column under inpars-v2 (equal to Table 1's row where both exist), GPU column apart.
+    for dataset in TABLE2_DATASETS:
+        assert tables.condition("inpars-v2").cell(dataset) is not None
+        assert tables.condition("inpars-v2-gpu").cell(dataset) is not None
+    assert tables.condition("inpars-v2").cell("hotpotqa").scores["nDCG@10"] == 0.791
+    assert tables.condition("inpars-v2-gpu").cell("hotpotqa").scores["nDCG@10"] == 0.711
+    assert tables.condition("inpars-v2").average == 0.533 and tables.condition("inpars-v2-gpu").average == 0.545
+
+
+def test_every_runnable_condition_has_tolerances_with_reasons_and_a_recipe_that_builds(tables, tmp_path):
+    for name, condition in tables.conditions.items():
+        if condition.reference is not None:
+            continue
+        assert condition.modes()[0] == "full"
+        for mode in condition.modes():
+            tolerance = condition.tolerance[mode]
+            assert 0 < tolerance.value < 0.1 and len(tolerance.reason) > 30, name
+        for cell in condition.cells:
+            entry = tables.datasets[cell.dataset]
+            if entry.unavailable:
+                continue
+            for mode in condition.modes():
+                config, _, _ = condition_config(entry, condition, cell, mode, tmp_path)
+                assert config.dataset == entry.dataset
+                assert set(cell.scores) <= set(config.evaluate.measures)
+                if entry.dataset.startswith("beir/"):
+                    assert config.retrieve.prebuilt_index == f"beir-v1.0.0-{cell.dataset}.{'multifield' if 'multifield' in name else 'flat'}"
+                    assert config.retrieve.top_k == 1000 and config.retrieve.remove_query
+    prompt = condition_config(tables.datasets["scifact"], tables.condition("inpars-v2-promptagator"), tables.condition("inpars-v2-promptagator").cell("scifact"), "full", tmp_path)[0]
+    assert prompt.generate.prompt == "published:promptagator-scifact" and prompt.train.learning_rate == 1e-3
+    climate = tables.condition("inpars-v2-promptagator").cell("climate-fever")
+    assert condition_config(tables.datasets["climate-fever"], tables.condition("inpars-v2-promptagator"), climate, "full", tmp_path)[0].generate.prompt == "promptagator-climate-fever"
+    gpu = tables.condition("inpars-v2-gpu")
+    assert condition_config(tables.datasets["nq"], gpu, gpu.cell("nq"), "data", tmp_path)[0].train.learning_rate == 3e-4
+
+
+def test_sanity_counts_are_present_for_every_runnable_dataset(tables):
+    for name in tables.runnable_datasets():
+        entry = tables.datasets[name]
+        assert set(entry.counts) == {"docs", "queries", "qrels"} and entry.counts_source in tables.sources
+    assert tables.datasets["scifact"].counts == {"docs": 5183, "queries": 300, "qrels": 339}
+    assert tables.datasets["bioasq"].unavailable and not tables.runnable("bioasq")
+
+
+def test_the_demo_regression_entry(tables, faq):
+    demo = tables.condition("demo")
+    assert demo.recipe == "demo" and demo.system == "cross-encoder"
+    assert set(demo.cell("faq-construction").scores) == {"nDCG@10", "RR@10", "R@100"}
+    assert demo.tolerance_for(demo.cell("faq-construction"), "full", "R@100").value < demo.tolerance["full"].value
+    check_counts(tables.datasets["faq-construction"], faq.counts())  # the embedded collection matches its counts
+
+
+# ---------------------------------------------------------------------------------------------- checking
+
+
+TINY = """
+sources:
+  here: measured in this test
+datasets:
+  faq:
+    dataset: faq-construction
+    counts: {docs: 503, queries: 503, qrels: 503}
+    counts_source: here
+conditions:
+  - name: bm25
+    description: bm25s top 100
+    recipe: bm25.yaml
+    kind: retrieval
+    system: bm25
+    source: here
+    tolerance:
+      full:
+        value: 0.001
+        reason: the same library on the same data gives the same ranking
+        metrics:
+          R@100: {value: 0.01, reason: looser for this test}
+    datasets:
+      - dataset: faq
+        scores: {nDCG@10: EXPECTED, R@100: 0.8807}
+"""
+RECIPE = "name: x\nretrieve: {backend: bm25s, top_k: 100}\n"
+
+
+def _tiny(tmp_path: Path, expected: float = 0.5375, text: str = TINY) -> Path:
+    folder = tmp_path / "tables"
+    folder.mkdir(exist_ok=True)
+    (folder / "t.yaml").write_text(text.replace("EXPECTED", str(expected)))
+    (folder / "bm25.yaml").write_text(RECIPE)
+    return folder / "t.yaml"
+
+
+def test_compare_ok_within_tolerance_and_fail_beyond(tmp_path):
+    tables = load_tables(_tiny(tmp_path, 0.5))
+    condition = tables.condition("bm25")
+    cell = condition.cell("faq")
+    checks = compare(condition, cell, {"nDCG@10": 0.501, "R@100": 0.8707})
+    assert [c.ok for c in checks] == [True, True]  # exactly at the edge counts as reproduced
+    assert [c.tolerance.value for c in checks] == [0.001, 0.01]
+    checks = compare(condition, cell, {"nDCG@10": 0.4985, "R@100": 0.95})
+    assert [c.ok for c in checks] == [False, False]
+    assert checks[0].difference == pytest.approx(-0.0015)
+    with pytest.raises(InparsError, match="has no R@100"):
+        compare(condition, cell, {"nDCG@10": 0.5})
+
+
+def test_sanity_count_mismatch_says_what_and_where(tmp_path):
+    path = _tiny(tmp_path)
+    tables = load_tables(path)
+    with pytest.raises(InparsError) as error:
+        check_counts(tables.datasets["faq"], {"docs": 500, "queries": 503, "qrels": 503})
+    message = str(error.value)
+    assert message.startswith(f"{path}:7: dataset 'faq'") and "docs 500 (expected 503)" in message and "queries" not in message.split("counts:")[1]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        ("    kind: retrieval", "    kind: retrieval\n    sytem: bm25", 14, "unknown key 'conditions.0.sytem'; did you mean 'system'?"),
+        ("        scores: {nDCG@10: EXPECTED", "        scores: {nDCG@10: 1.5", 24, "should be a score between 0 and 1"),
+        ("      full:\n        value: 0.001\n", "      data:\n        value: 0.001\n", 16, "no 'full' tolerance"),
+        ("        reason: the same library on the same data gives the same ranking\n", "", 17, "needs 'reason'"),
+        ("    counts: {docs: 503,", "    counts: {docs: many,", 7, "should be a positive whole number"),
+    ],
+)
+def test_table_mistakes_name_the_file_and_line(tmp_path, old, new, line, words):
+    assert old in TINY
+    path = _tiny(tmp_path, text=TINY.replace(old, new))
+    with pytest.raises(InparsError) as error:
+        load_tables(path)
+    assert str(error.value).startswith(f"{path}:{line}: ") and words in str(error.value)
+
+
+def test_unknown_names_list_what_exists(tables):
+    with pytest.raises(InparsError, match=r"unknown dataset 'scifakt' .*did you mean 'scifact'\? available: trec-covid, "):
+        tables.dataset("scifakt")
+    with pytest.raises(InparsError, match="is a row reported by a paper"):
+        runnable_cell(tables, "scifact", "rankt5")
+    with pytest.raises(InparsError, match="no released checkpoint .* conditions with one: inpars-v2, inpars-v2-promptagator"):
+        runnable_cell(tables, "scifact", "inpars-v1", "checkpoint")
+    with pytest.raises(InparsError, match="dataset 'robust04' cannot run: Robust04"):
+        plan(tables, "robust04")
+
+
+def test_plan_picks_conditions(tables):
+    assert plan(tables, "faq-construction") == [("demo", "full")]
+    assert plan(tables, "scifact", released="checkpoint") == [("inpars-v2", "checkpoint"), ("inpars-v2-promptagator", "checkpoint")]
+    assert plan(tables, "nq") == [("inpars-v2", "full"), ("inpars-v2-gpu", "full")]
+    assert plan(tables, "scifact", ["bm25-flat", "bm25-flat"]) == [("bm25-flat", "full")]
+
+
+def test_released_queries_are_converted(tmp_path, monkeypatch):
+    monkeypatch.setenv("INPARS_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "scifacts_synthetic_queries_100k.jsonl"
+    rows = [
+        {"doc_id": 4983, "doc_text": "a", "question": "what is\n the  cell?", "log_probs": [-0.5, -1.0]},
+        {"doc_id": 4983, "doc_text": "a", "question": "why", "log_probs": [-2.0]},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    converted = released_queries(source.as_uri(), tmp_path / "run")
+    queries = io.read_synthetic(converted)
+    assert [(q.query_id, q.doc_id, q.text, q.log_probs) for q in queries] == [
+        ("released-1", "4983", "what is the cell?", (-0.5, -1.0)),
+        ("released-2", "4983", "why", (-2.0,)),
+    ]
+    assert (tmp_path / "cache" / "released" / source.name).read_bytes() == source.read_bytes()
+    source.write_text('{"doc_id": 1, "question": "q", "log_probs": "bad"}\n')
+    with pytest.raises(InparsError, match=r":1: log_probs must be a list of numbers"):
+        io.read_released_synthetic(source)
+
+
+def test_imported_queries_must_belong_to_the_dataset(tmp_path, faq_slice):
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import run_pipeline
+
+    queries = tmp_path / "q.jsonl"
+    io.write_synthetic(queries, [SyntheticQuery("q1", "not-a-doc", "what")])
+    config = load_pipeline_config(text="name: imported\n", overrides=[f"output_dir={tmp_path}"])
+    with pytest.raises(InparsError, match="1 of 1 synthetic queries name a document"):
+        run_pipeline(config, dataset=faq_slice, queries=queries)
+    with pytest.raises(InparsError, match="not both"):
+        run_pipeline(config, dataset=faq_slice, queries=queries, model="x")
+
+
+# ---------------------------------------------------------------------------------------------- the command
+
+
+def test_reproduce_command_reports_ok(tmp_path):
+    tables = _tiny(tmp_path, 0.5375)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reproduce", "faq", "--tables", str(tables), "--output-dir", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "OK: 2 cells within their tolerance" in result.output
+    report = (out / "faq" / "report.md").read_text()
+    assert "| bm25 | full | nDCG@10 | 0.5375 |" in report and "**OK**" in report and "![expected and obtained](report.png)" in report
+    assert (out / "faq" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    results = json.loads((out / "faq" / "results.json").read_text())
+    assert results["ok"] and {c["metric"] for c in results["checks"]} == {"nDCG@10", "R@100"}
+    assert (out / "faq" / "bm25" / "retrieve" / "run.trec").is_file()
+
+
+def test_reproduce_command_exits_non_zero_on_a_fail(tmp_path):
+    tables = _tiny(tmp_path, 0.70)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reproduce", "faq", "--condition", "bm25", "--tables", str(tables), "--output-dir", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output and "FAIL: 1 of 2 cells outside their tolerance" in result.output
+    assert "| bm25 | full | nDCG@10 | 0.7000 | 0.5375 | -0.1625 | ±0.001 | **FAIL** |" in (out / "faq" / "report.md").read_text()
+
+
+def test_reproduce_command_errors_are_one_line(tmp_path):
+    for args, expected in [
+        (["reproduce", "scifakt"], "error: unknown dataset 'scifakt' in "),
+        (["reproduce", "scifact", "--condition", "inpars-v3"], "error: unknown condition 'inpars-v3' in "),
+        (["reproduce", "scifact", "--condition", "rankt5"], "error: condition 'rankt5' is a row reported by a paper"),
+        (["reproduce", "scifact", "--from-released", "weights"], "error: --from-released is 'weights'; use data"),
+        (["reproduce"], "error: name a dataset: inpars reproduce DATASET; runnable: trec-covid, "),
+    ]:
+        result = runner.invoke(app, [*args, "--tables", str(ROOT / "reproduce")])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expected), result.output
+    result = runner.invoke(app, ["reproduce", "--list", "--tables", str(ROOT / "reproduce")])
+    assert result.exit_code == 0 and "scifact bm25-flat bm25-multifield" in result.output and "faq-construction demo" in result.output
+
+
+# ---------------------------------------------------------------------------------------------- make
+
+
+def _make(*args: str) -> str:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    return subprocess.run(["make", "-s", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True).stdout
+
+
+def test_make_help_lists_every_reproduce_target(tables):
+    import sys
+
+    help_text = _make("help", f"PYTHON={sys.executable}", "BIN=/nonexistent")
+    for dataset in tables.runnable_datasets():
+        assert f"  reproduce-{dataset} " in help_text
+    assert "reproduce-bioasq" not in help_text and "regression" in help_text and "docker-build" in help_text
+
+
+def test_make_reproduce_runs_the_cli_here_or_in_the_image():
+    commands = _make("-n", "reproduce-scifact", "CONDITION=bm25-flat", "FROM_RELEASED=", "BIN=.venv/bin", "VENV=/nonexistent-venv").splitlines()
+    assert any(c.startswith(".venv/bin/inpars reproduce scifact --condition bm25-flat ") for c in commands)
+    docker = _make("-n", "reproduce-nq", "DOCKER=1", "FROM_RELEASED=checkpoint", "IMAGE=inpars:test").splitlines()
+    assert docker == [next(c for c in docker if c.startswith("docker run "))]
+    assert docker[0].endswith("inpars:test reproduce nq  --from-released checkpoint --output-dir runs/reproduce")
+    regression = _make("-n", "regression", "VENV=/nonexistent-venv", "BIN=.venv/bin").splitlines()
+    assert regression[-1].startswith(".venv/bin/inpars reproduce faq-construction --condition demo")
+
+
+def test_pipeline_reranks_with_a_given_model_or_retrieves_only(tmp_path, faq_slice):
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import run_pipeline
+
+    recipe = "name: given\ntrain: {reranker: cross-encoder}\nretrieve: {top_k: 10}\nrerank: {top_k: 3, batch_size: 32}\nevaluate: {measures: [nDCG@10]}\n"
+    config = load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}"])
+    result = run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
+    assert [s.name for s in result.stages] == ["retrieve", "rerank", "evaluate"]
+    assert set(result.metrics) == {"bm25", "cross-encoder"} and not (tmp_path / "given" / "generate").exists()
+    again = run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
+    assert all(s.skipped for s in again.stages)
+    only = run_pipeline(load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "name=bm25"]), dataset=faq_slice, rerank=False)
+    assert [s.name for s in only.stages] == ["retrieve", "evaluate"] and set(only.metrics) == {"bm25"}
+    assert only.metrics["bm25"] == result.metrics["bm25"]
