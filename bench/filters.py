@@ -1,4 +1,4 @@
-"""Filters compared on the same generated queries: each filter's output trains the cross-encoder, which reranks.
+"""Filters compared on the same generated queries: each filter's output trains the recipe's reranker, which reranks.
 
 Takes a run folder whose generate stage is done, copies its ``generate/`` into one run folder per condition
 (so generation is skipped: same config, same fingerprint) and runs the rest of the pipeline with
@@ -7,7 +7,7 @@ Takes a run folder whose generate stage is done, copies its ``generate/`` into o
 alone, a reranker filter that uses the model trained without filtering, and the combination of the
 conditions that beat no filtering.
 
-    python bench/filters.py runs/exp1 --output-dir runs/bench-filters [--only none,dedup] [--epochs 1] [--rerank-top-k 20]
+    python bench/filters.py runs/demo --output-dir runs/bench-filters [--only none,hygiene] [--epochs 1] [--rerank-top-k 100] [--negatives 1]
 
 Writes ``results.json`` and ``results.md`` (a table) into the output folder. The collection has no dev split:
 the combination is chosen on the same queries it is scored on, so its figure is optimistic.
@@ -47,20 +47,27 @@ SINGLE = {
     "consistency-bm25": [{"name": "consistency", "retriever": "bm25s", "k": 1}],
     "consistency-dense": [{"name": "consistency", "retriever": "dense", "model": "embedded:minilm-l6", "k": 1}],
     "lm-mean-top250": [{"name": "lm_score", "method": "mean_log_probs", "top_k": HALF}],
+    "lm-sum-top250": [{"name": "lm_score", "method": "sum_log_probs", "top_k": HALF}],
+    "lm-probs-top250": [{"name": "lm_score", "method": "mean_probs", "top_k": HALF}],
+    # InPars-v2 scores (query, source document) with a reranker trained elsewhere (monoT5-3B on MS MARCO); offline,
+    # the only such model at hand is all-MiniLM-L6-v2 untrained, scoring as a bi-encoder.
+    "reranker-minilm-top250": [{"name": "reranker", "reranker": "bi-encoder", "model": "embedded:minilm-l6", "top_k": HALF, "max_length": 256}],
 }
 
 
-def self_reranker_steps(out: Path) -> list[dict]:
-    """InPars-v2's reranker filter, with the only reranker at hand: the one trained on the unfiltered queries."""
-    return [{"name": "reranker", "reranker": "cross-encoder", "model": str(out / "none" / "train" / "model"), "top_k": HALF, "max_length": 256}]
+def self_reranker_steps(out: Path, reranker: str) -> list[dict]:
+    """InPars-v2's reranker filter with the reranker trained on the unfiltered queries."""
+    return [{"name": "reranker", "reranker": reranker, "model": str(out / "none" / "train" / "model"), "top_k": HALF, "max_length": 256}]
 
 
-def condition_config(source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, seed: int) -> PipelineConfig:
+def condition_config(source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, seed: int, negatives: int | None) -> PipelineConfig:
     data = json.loads(json.dumps(source))
     data.update(name=name, output_dir=str(out))
     data["filter"] = {"steps": steps} if steps else {}
     data["train"].update(epochs=epochs, seed=seed)
     data["rerank"].update(top_k=rerank_top_k)
+    if negatives is not None:
+        data["negatives"].update(num_negatives=negatives)
     return build(PipelineConfig, data, source="bench/filters.py")
 
 
@@ -90,8 +97,9 @@ def table(rows: list[dict], reranker: str) -> str:
     measures = list(rows[0]["metrics"][reranker])
     head = ["condition", "kept", "train pairs", *(f"{m} (rerank)" for m in measures), "dropped by", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    bm25 = rows[0]["metrics"]["bm25"]
-    lines.append("| BM25 (no training) | | | " + " | ".join(f"{bm25[m]:.4f}" for m in measures) + " | | |")
+    for system, scores in rows[0]["metrics"].items():
+        if system != reranker:  # the first stage(s): BM25, and the dense model untrained when it is the first stage
+            lines.append(f"| {system} (no training) | | | " + " | ".join(f"{scores[m]:.4f}" for m in measures) + " | | |")
     for r in rows:
         scores = " | ".join(f"{r['metrics'][reranker][m]:.4f}" for m in measures)
         dropped = ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "-"
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default="", help="comma-separated condition names (default: all)")
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--rerank-top-k", type=int, default=20)
+    parser.add_argument("--negatives", type=int, help="BM25 negatives per query (default: the source run's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "transformers", "sentence_transformers", "bm25s"):
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     def go(name: str, steps: list[dict], seed: int = 0) -> dict | None:
         if only and name not in only:
             return None
-        config = condition_config(source, out, name, steps, args.epochs, args.rerank_top_k, seed)
+        config = condition_config(source, out, name, steps, args.epochs, args.rerank_top_k, seed, args.negatives)
         row = run_condition(args.source_run, config, dataset)
         row["steps"] = steps
         rows.append(row)
@@ -135,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     go("none-seed1", [], seed=1)
     singles = {name: go(name, steps) for name, steps in SINGLE.items()}
     if (out / "none" / "train" / "model").is_dir():
-        go("reranker-self-top250", self_reranker_steps(out))
+        go("reranker-self-top250", self_reranker_steps(out, reranker))
     if base is not None and not only:
         baseline = max(r["metrics"][reranker]["nDCG@10"] for r in rows if r["condition"].startswith("none"))  # beat both seeds
         better = [n for n, r in singles.items() if r is not None and r["metrics"][reranker]["nDCG@10"] > baseline]
