@@ -54,7 +54,7 @@ $(VENV)/.dev: $(VENV)/.demo $(VENV)/.java pyproject.toml
 	$(PIP) install -q -e ".[demo,dev,pyserini]" "$(TORCH_SPEC)"
 	@touch $@
 
-demo: $(VENV)/.demo  ## run the offline demo (InPars on faq-construction, CPU, ~17 min)
+demo: $(VENV)/.demo  ## run the offline demo (InPars on faq-construction, CPU, ~12 min)
 	$(BIN)/inpars demo
 
 test: $(VENV)/.dev  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
@@ -81,7 +81,7 @@ else
 	$(BIN)/inpars reproduce $* $(REPRODUCE_FLAGS)
 endif
 
-regression: $(VENV)/.demo  ## the offline regression: the demo recipe against its recorded scores (CPU, ~17 min)
+regression: $(VENV)/.demo  ## the offline regression: the demo recipe against its recorded scores (CPU, ~9 min)
 	$(BIN)/inpars reproduce faq-construction --condition demo --output-dir $(REPRODUCE_DIR)
 
 docker-build:  ## build the CUDA image (pinned base, Python 3.12, Java 21, locked dependencies)
