@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -98,3 +99,17 @@ def test_training_round_trip_and_bad_label(tmp_path):
     path.write_text('{"query": "q", "doc": "d", "label": 3}\n')
     with pytest.raises(InputError, match=r"train.jsonl:1: label 3 is not 0 or 1"):
         io.read_training(path)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_outputs_follow_the_umask(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        with io.atomic_write(tmp_path / "out.txt") as handle:
+            handle.write("x\n")
+        with io.atomic_directory(tmp_path / "folder") as staging:
+            (staging / "inside.txt").write_text("y\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~mask
