@@ -1,53 +1,73 @@
-# The reproduction image: a CUDA runtime, Python 3.12 and Java 21 from Ubuntu 24.04, every Python package pinned by
-# docker/requirements.lock (vLLM, torch as vLLM pins it, pyserini for Java 21), and inpars with its tables.
-#   make docker-build                       build it
-#   make docker-reproduce-scifact           run 'inpars reproduce scifact' in it (runs/ and ~/.cache are mounted)
-# No Docker engine runs in CI: CI lints this file (hadolint) and checks its pins against the lock (docker/check_pins.py).
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+# The reproduction image: Debian 13 (Python 3.13, OpenJDK 21 with its incubator modules, a C compiler and the Python
+# headers that triton needs at run time) and every Python package from docker/requirements.lock, hashes checked.
+# CUDA comes with PyPI's torch and vLLM wheels (nvidia-* packages), so the host needs only an NVIDIA driver.
+#   make docker-build                       build it on the published base (BASE_IMAGE below, pinned by digest)
+#   make docker-test                        build it on a twin of that base bootstrapped from Debian, then test inside
+#   make docker-reproduce-scifact           run 'inpars reproduce scifact' in it
+# BASE_IMAGE: the published base by digest; CI passes the locally bootstrapped twin of the same release
+# (docker/bootstrap-base.sh). check_pins.py holds this line, the release and the versions below to the lock's header.
+ARG BASE_IMAGE=debian:trixie-slim@sha256:a29215f6a35e51e22adffa17f89e9d2ef06214e64a2bad10d765c46aea49f11f
 
-ARG PYTHON_VERSION=3.12
+FROM ${BASE_IMAGE} AS system
+ARG PYTHON_VERSION=3.13
 ARG JAVA_VERSION=21
-# What the image is for, stated as labels; docker/check_pins.py holds them to the lock.
-ARG VLLM_VERSION=0.11.0
-ARG TORCH_VERSION=2.8.0
-ARG PYSERINI_VERSION=0.40.0
-LABEL org.opencontainers.image.title="inpars reproduction" \
-      org.opencontainers.image.description="InPars, InPars-v2 and Promptagator reproduction: vllm ${VLLM_VERSION}, torch ${TORCH_VERSION}, pyserini ${PYSERINI_VERSION}, Java ${JAVA_VERSION}"
-
 ENV DEBIAN_FRONTEND=noninteractive \
+    LANG=C.UTF-8 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:${PATH} \
-    JAVA_HOME=/usr/lib/jvm/java-${JAVA_VERSION}-openjdk-amd64 \
-    INPARS_REPRODUCE_TABLES=/opt/inpars/reproduce
-
+    JAVA_HOME=/usr/lib/jvm/java-${JAVA_VERSION}-openjdk-amd64
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
-# System packages come from the Ubuntu release the base image pins; the Python packages are pinned by the lock.
+# System packages come from the Debian release of the base; the Python packages are pinned and hashed by the lock.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        "python${PYTHON_VERSION}" "python${PYTHON_VERSION}-venv" "openjdk-${JAVA_VERSION}-jre-headless" ca-certificates \
+        "python${PYTHON_VERSION}" "python${PYTHON_VERSION}-venv" "python${PYTHON_VERSION}-dev" gcc libc6-dev make \
+        "openjdk-${JAVA_VERSION}-jre-headless" ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && "python${PYTHON_VERSION}" -m venv "${VIRTUAL_ENV}"
+    && "python${PYTHON_VERSION}" --version \
+    && java --list-modules | grep -q '^jdk.incubator.vector@'
 
+# The dependencies are installed in a build stage: a CA bundle that the build network may need (docker/build-ca.pem,
+# written by 'make docker-build', empty where none is needed) reaches pip there and never the final image.
+FROM system AS dependencies
+ARG PYTHON_VERSION=3.13
+# setuptools comes first, from the lock, so that the packages that ship only as sources (pyserini) build with it and
+# not with whatever release build isolation would fetch.
+COPY docker/requirements.lock docker/check_pins.py docker/build-ca.pem /tmp/build/
+RUN "python${PYTHON_VERSION}" -m venv "${VIRTUAL_ENV}" \
+    && if [ -s /tmp/build/build-ca.pem ]; then export PIP_CERT=/tmp/build/build-ca.pem; fi \
+    && python /tmp/build/check_pins.py --lock /tmp/build/requirements.lock --entries setuptools >/tmp/build/setuptools.lock \
+    && pip install --no-deps --require-hashes -r /tmp/build/setuptools.lock \
+    && pip install --no-deps --require-hashes --no-build-isolation -r /tmp/build/requirements.lock
+
+FROM system
+ARG PYTHON_VERSION=3.13
+LABEL org.opencontainers.image.title="inpars reproduction" \
+      org.opencontainers.image.description="InPars, InPars-v2 and Promptagator reproduction: Debian 13, Python ${PYTHON_VERSION}, OpenJDK 21, docker/requirements.lock"
+COPY --from=dependencies /opt/venv /opt/venv
 WORKDIR /opt/inpars
-
-# The lock alone first, so that editing the source does not reinstall the dependencies.
-COPY docker/requirements.lock docker/check_pins.py docker/
-RUN pip install --no-deps -r docker/requirements.lock \
-    && python docker/check_pins.py --installed
-
-COPY pyproject.toml README.md ./
+COPY docker/requirements.lock docker/overrides.txt docker/check_pins.py docker/entrypoint.sh docker/
+COPY pyproject.toml README.md Makefile ./
 COPY inpars inpars
 COPY reproduce reproduce
-COPY docker/entrypoint.sh docker/
-RUN pip install --no-deps . \
-    && java -version \
-    && inpars reproduce --list >/dev/null
-
+# inpars itself, built offline with the locked setuptools; the lock check (versions and pip check) and the listing
+# prove the install whole.
+# Caches live under /cache (mount the host's ~/.cache there) and are writable by any uid the container runs as.
+RUN pip install --no-deps --no-build-isolation . \
+    && python docker/check_pins.py --installed \
+    && inpars reproduce --list >/dev/null \
+    && mkdir -p /cache /workspace \
+    && chmod 1777 /cache /workspace
+ENV INPARS_IN_IMAGE=1 \
+    INPARS_REPRODUCE_TABLES=/opt/inpars/reproduce \
+    HOME=/tmp \
+    XDG_CACHE_HOME=/cache \
+    HF_HOME=/cache/huggingface \
+    PYSERINI_CACHE=/cache/pyserini \
+    IR_DATASETS_HOME=/cache/ir_datasets
 WORKDIR /workspace
 ENTRYPOINT ["/opt/inpars/docker/entrypoint.sh"]
 CMD ["--help"]

