@@ -164,11 +164,12 @@ def _unknown(kind: str, name: str, known: Iterable[str], where: str) -> str:
 
 
 def default_tables_dir() -> Path:
-    """``$INPARS_REPRODUCE_TABLES``, else the ``reproduce/`` folder of the source checkout."""
+    """``$INPARS_REPRODUCE_TABLES``, else the tables installed with the package (``inpars/tables``: in a source
+    checkout a link to the top-level ``reproduce/`` folder, in a wheel a copy of it)."""
     env = os.environ.get(TABLES_ENV)
-    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "reproduce"
-    if not folder.is_dir():
-        raise InparsError(f"no reproduction tables at {folder}; pass --tables with the reproduce/ folder of the inpars source, or set ${TABLES_ENV}")
+    folder = Path(env) if env else Path(__file__).resolve().parent / "tables"
+    if not folder.is_dir() or not any(folder.glob("*.yaml")):
+        raise InparsError(f"no reproduction tables at {folder}; reinstall inpars, pass --tables with the reproduce/ folder of the inpars source, or set ${TABLES_ENV}")
     return folder
 
 

@@ -94,7 +94,7 @@ def test_released_checkpoints_are_one_explicit_name_per_dataset(tables):
 
 
 def test_an_unknown_checkpoint_is_said_before_any_download(tables):
-    entry, condition, cell = runnable_cell(tables, "scifact", "inpars-v2", "checkpoint")
+    _, condition, _ = runnable_cell(tables, "scifact", "inpars-v2", "checkpoint")
     assert condition.checkpoint("scifact").model == "zeta-alpha-ai/monot5-3b-inpars-v2-scifact"
     with pytest.raises(InparsError, match=r"no released checkpoint of 'inpars-v2' is known for 'quora' \(no name found.*run it without --from-released"):
         plan(tables, "quora", ["inpars-v2"], "checkpoint")
