@@ -241,6 +241,9 @@ class PipelineConfig:
     dataset: str = "faq-construction"
     """A registered dataset name (see ``inpars datasets``) or a local BEIR folder."""
     output_dir: str = "runs"
+    fix_text: bool = False
+    """Repair mojibake in every document and query (``ftfy.fix_text``) as the dataset is loaded, as the InPars
+    reference code does; the paper recipes set it."""
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     negatives: NegativesConfig = field(default_factory=NegativesConfig)

@@ -76,6 +76,15 @@ class Dataset:
     queries: dict[str, Query]
     qrels: Qrels
 
+    def with_fixed_text(self) -> Dataset:
+        """The same collection with mojibake and broken Unicode repaired by ``ftfy.fix_text`` in every title,
+        document and query: what the InPars reference code does to whatever it loads."""
+        import ftfy
+
+        docs = {doc_id: Doc(doc_id, ftfy.fix_text(d.text), ftfy.fix_text(d.title)) for doc_id, d in self.docs.items()}
+        queries = {query_id: Query(query_id, ftfy.fix_text(q.text)) for query_id, q in self.queries.items()}
+        return Dataset(self.name, docs, queries, self.qrels)
+
     def counts(self) -> dict[str, int]:
         return {
             "docs": len(self.docs),

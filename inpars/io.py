@@ -194,13 +194,22 @@ def write_beir_folder(folder: str | os.PathLike, docs: Iterable[Doc], queries: I
 # ---------------------------------------------------------------------------------------------- TREC runs
 
 
+def format_score(score: float) -> str:
+    """The shortest text that reads back as the same float: distinct scores stay distinct in a run file.
+
+    A fixed number of decimals would not do: monoT5's log P(true) of confident documents lies within 5e-7 of 0,
+    and six decimals would print them all as ``-0.000000`` and leave their order to the document ids.
+    """
+    return repr(float(score))
+
+
 def write_trec_run(path: str | os.PathLike, run: Run, tag: str = "inpars") -> None:
-    """TREC format ``qid Q0 docid rank score tag``, ranked by descending score (ties by doc id)."""
+    """TREC format ``qid Q0 docid rank score tag``, ranked by descending score (ties by doc id); scores exact."""
     with atomic_write(path) as handle:
         for query_id, scores in run.items():
             ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
             for rank, (doc_id, score) in enumerate(ranked, start=1):
-                handle.write(f"{query_id} Q0 {doc_id} {rank} {score:.6f} {tag}\n")
+                handle.write(f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n")
 
 
 def read_trec_run(path: str | os.PathLike) -> Run:

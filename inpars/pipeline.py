@@ -138,6 +138,8 @@ def run_pipeline(
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(run_dir / "config.json", to_dict(config))
     dataset = dataset or load_dataset(config.dataset)
+    if config.fix_text:
+        dataset = dataset.with_fixed_text()
     counts = dataset.counts()
     if not dataset.docs:
         raise InparsError(f"dataset '{config.dataset}' has no documents")

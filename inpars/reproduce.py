@@ -72,6 +72,19 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """A released fine-tuned model of one dataset: its hub name, or None where none was found, and where that is known from."""
+
+    model: str | None
+    source: str
+
+
+AVERAGE_SLACK = 0.001
+"""How far a printed average may lie from the mean of its printed cells: the papers round or truncate both to 3
+decimals, so each lies within 0.001 of the true value on the same side; more than that is a typing error."""
+
+
+@dataclass(frozen=True)
 class Condition:
     name: str
     description: str
@@ -88,12 +101,27 @@ class Condition:
     where: str
     folder: Path
     """The folder of the tables file, against which a recipe path is resolved."""
+    checkpoints: Mapping[str, Checkpoint] = field(default_factory=dict)
+    """dataset -> the released fine-tuned model (``released.checkpoint``), found or not, with its source."""
+    average_note: str | None = None
+    """Why the printed average differs from the mean of the printed cells (a paper's own inconsistency)."""
 
     def cell(self, dataset: str) -> Cell | None:
         return next((c for c in self.cells if c.dataset == dataset), None)
 
     def modes(self) -> list[str]:
-        return ["full", *(mode for mode in MODES[1:] if mode in self.released)]
+        return ["full", *(mode for mode in MODES[1:] if mode in self.released or (mode == "checkpoint" and self.checkpoints))]
+
+    def checkpoint(self, dataset: str) -> Checkpoint:
+        """The released model of ``dataset``, or an error saying none is known and where that was looked up."""
+        found = self.checkpoints.get(dataset)
+        if found is None or found.model is None:
+            why = f" ({found.source})" if found is not None else ""
+            raise InparsError(
+                f"{self.where}: no released checkpoint of '{self.name}' is known for '{dataset}'{why}; "
+                "run it without --from-released, or with --from-released data where the condition has it"
+            )
+        return found
 
     def tolerance_for(self, cell: Cell, mode: str, metric: str) -> Tolerance:
         chosen = cell.tolerance.get(mode) or self.tolerance[mode]
@@ -136,11 +164,12 @@ def _unknown(kind: str, name: str, known: Iterable[str], where: str) -> str:
 
 
 def default_tables_dir() -> Path:
-    """``$INPARS_REPRODUCE_TABLES``, else the ``reproduce/`` folder of the source checkout."""
+    """``$INPARS_REPRODUCE_TABLES``, else the tables installed with the package (``inpars/tables``: in a source
+    checkout a link to the top-level ``reproduce/`` folder, in a wheel a copy of it)."""
     env = os.environ.get(TABLES_ENV)
-    folder = Path(env) if env else Path(__file__).resolve().parent.parent / "reproduce"
-    if not folder.is_dir():
-        raise InparsError(f"no reproduction tables at {folder}; pass --tables with the reproduce/ folder of the inpars source, or set ${TABLES_ENV}")
+    folder = Path(env) if env else Path(__file__).resolve().parent / "tables"
+    if not folder.is_dir() or not any(folder.glob("*.yaml")):
+        raise InparsError(f"no reproduction tables at {folder}; reinstall inpars, pass --tables with the reproduce/ folder of the inpars source, or set ${TABLES_ENV}")
     return folder
 
 
@@ -274,7 +303,7 @@ class _TablesFile:
         )
 
     def condition(self, value: Any, key: str) -> Condition:
-        allowed = ("name", "description", "recipe", "kind", "system", "set", "source", "average", "released", "tolerance", "reference", "datasets")
+        allowed = ("name", "description", "recipe", "kind", "system", "set", "source", "average", "average_note", "released", "tolerance", "reference", "datasets")
         data = self.mapping(value, key, allowed, required=("name", "description", "source", "datasets"))
         name = self.text(data["name"], f"{key}.name")
         reference = data.get("reference")
@@ -284,10 +313,11 @@ class _TablesFile:
                 raise self.fail(f"{key}.kind", f"'{key}.kind' is '{data['kind']}'", f"use one of {', '.join(KINDS)}")
         else:
             reference = self.text(reference, f"{key}.reference")
-        released = self.mapping(data.get("released") or {}, f"{key}.released", MODES[1:])
+        released = dict(self.mapping(data.get("released") or {}, f"{key}.released", MODES[1:]))
+        checkpoints = self.checkpoints(released.pop("checkpoint", None), f"{key}.released.checkpoint")
         tolerance = self.tolerances(data.get("tolerance"), f"{key}.tolerance")
         if reference is None:
-            for mode in ("full", *released):
+            for mode in ("full", *released, *(["checkpoint"] if checkpoints else [])):
                 if mode not in tolerance:
                     raise self.fail(f"{key}.tolerance", f"condition '{name}' has no '{mode}' tolerance", f"add tolerance.{mode} with its value and reason")
         average = data.get("average")
@@ -302,7 +332,7 @@ class _TablesFile:
                 raise self.fail(f"{key}.datasets.{index}", f"condition '{name}' has two cells for '{cell.dataset}'", "keep one")
             seen.add(cell.dataset)
             parsed.append(cell)
-        return Condition(
+        condition = Condition(
             name=name,
             description=self.text(data["description"], f"{key}.description"),
             recipe=data.get("recipe"),
@@ -317,7 +347,45 @@ class _TablesFile:
             cells=tuple(parsed),
             where=self.where(key),
             folder=self.path.parent,
+            checkpoints=checkpoints,
+            average_note=None if data.get("average_note") is None else self.text(data["average_note"], f"{key}.average_note"),
         )
+        self.check_average(condition, key)
+        return condition
+
+    def checkpoints(self, value: Any, key: str) -> dict[str, Checkpoint]:
+        """``released.checkpoint``: one entry per dataset, ``{model: NAME or unknown, source: where it was found}``."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, f"'{key}' should map each dataset to its released model", "write e.g. scifact: {model: zeta-alpha-ai/monot5-3b-inpars-v2-scifact, source: ...}; a name pattern is not enough")
+        out = {}
+        for dataset, entry in value.items():
+            here = f"{key}.{dataset}"
+            entry = self.mapping(entry, here, ("model", "source"), required=("model", "source"))
+            model = self.text(entry["model"], f"{here}.model")
+            out[str(dataset)] = Checkpoint(None if model == "unknown" else model, self.text(entry["source"], f"{here}.source"))
+        return out
+
+    def check_average(self, condition: Condition, key: str) -> None:
+        """The printed average against the mean of the printed cells of the same source; a gap needs its note."""
+        if condition.average is None:
+            return
+        cells = [c.scores for c in condition.cells if (c.source or condition.source) == condition.source]
+        metrics = {m for scores in cells for m in scores}
+        if len(metrics) != 1:
+            raise self.fail(f"{key}.average", f"'{key}.average' is ambiguous: its cells hold {len(metrics)} metrics", "keep one metric per condition with an average")
+        (metric,) = metrics
+        mean = sum(scores[metric] for scores in cells) / len(cells)
+        gap = abs(mean - condition.average)
+        if gap > AVERAGE_SLACK + 1e-9 and condition.average_note is None:
+            raise self.fail(
+                f"{key}.average",
+                f"condition '{condition.name}': the mean of its {len(cells)} {metric} cells is {mean:.4f}, its average says {condition.average:g}",
+                "a cell or the average was mistyped: check both against the paper; if the paper itself disagrees, say so in average_note",
+            )
+        if gap <= AVERAGE_SLACK + 1e-9 and condition.average_note is not None:
+            raise self.fail(f"{key}.average_note", f"condition '{condition.name}' has an average_note, but its cells do average to {condition.average:g}", "remove the note")
 
     def cell(self, value: Any, key: str) -> Cell:
         data = self.mapping(value, key, ("dataset", "scores", "set", "tolerance", "source"), required=("dataset", "scores"))
@@ -491,8 +559,10 @@ def runnable_cell(tables: Tables, dataset: str, condition: str, mode: str = "ful
     if mode not in MODES:
         raise InparsError(f"unknown way of running '{mode}'; use one of {', '.join(MODES)}")
     if mode not in cond.modes():
-        shortcuts = [c.name for c in tables.runnable(dataset) if mode in c.released]
+        shortcuts = [c.name for c in tables.runnable(dataset) if mode in c.modes()]
         raise InparsError(f"condition '{condition}' has no released {mode} to start from (it runs as: {', '.join(cond.modes())}); conditions with one: {', '.join(shortcuts) or 'none'}")
+    if mode == "checkpoint":
+        cond.checkpoint(dataset)
     return entry, cond, cell
 
 
@@ -521,7 +591,7 @@ def run_condition(
     elif cond.kind == "rerank":
         kwargs["model"] = config.train.model
     elif mode == "checkpoint":
-        kwargs["model"] = _fill(cond.released["checkpoint"], entry)
+        kwargs["model"] = cond.checkpoint(entry.name).model
     elif mode == "data":
         config.run_dir.mkdir(parents=True, exist_ok=True)
         kwargs["queries"] = released_queries(_fill(cond.released["data"], entry), config.run_dir)
@@ -546,7 +616,7 @@ def plan(tables: Tables, dataset: str, conditions: Sequence[str] = (), released:
     chosen = tables.runnable(dataset)
     if released is None:
         return [(c.name, "full") for c in chosen]
-    with_shortcut = [(c.name, released) for c in chosen if released in c.released]
+    with_shortcut = [(c.name, released) for c in chosen if released in c.modes() and (released != "checkpoint" or c.checkpoints.get(dataset, Checkpoint(None, "")).model)]
     if not with_shortcut:
         raise InparsError(f"no condition has a released {released} for '{dataset}'; run without --from-released")
     return with_shortcut
@@ -666,7 +736,10 @@ def listing(tables: Tables) -> list[str]:
     """One line per runnable dataset: its name, then its conditions (a condition with released shortcuts shows them)."""
     out = []
     for name in tables.runnable_datasets():
-        conditions = [c.name + (f"[{','.join(c.modes()[1:])}]" if len(c.modes()) > 1 else "") for c in tables.runnable(name)]
+        conditions = []
+        for c in tables.runnable(name):
+            shortcuts = [m for m in c.modes()[1:] if m != "checkpoint" or (name in c.checkpoints and c.checkpoints[name].model)]
+            conditions.append(c.name + (f"[{','.join(shortcuts)}]" if shortcuts else ""))
         out.append(f"{name} {' '.join(conditions)}")
     return out
 

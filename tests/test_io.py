@@ -68,11 +68,28 @@ def test_trec_run_round_trip_and_ranking(tmp_path):
     path = tmp_path / "run.trec"
     io.write_trec_run(path, run, tag="t")
     lines = path.read_text().splitlines()
-    assert lines == ["q1 Q0 d2 1 2.000000 t", "q1 Q0 d1 2 0.500000 t", "q1 Q0 d3 3 0.500000 t"]
+    assert lines == ["q1 Q0 d2 1 2.0 t", "q1 Q0 d1 2 0.5 t", "q1 Q0 d3 3 0.5 t"]
     assert io.read_trec_run(path) == run
     path.write_text("q1 Q0 d1 1 x t\n")
     with pytest.raises(InputError, match=r"run.trec:1: score 'x' is not a number"):
         io.read_trec_run(path)
+
+
+def test_trec_run_keeps_scores_1e9_apart(tmp_path):
+    # monoT5 log P(true) of confident documents: all above -5e-7, one nanounit apart, ids in the opposite order
+    scores = {f"d{i}": -5e-7 + i * 1e-9 for i in range(5)}
+    scores["e"] = -1e-12
+    scores["f"] = -1e-12 - 1e-21
+    run = {"q1": scores}
+    path = tmp_path / "run.trec"
+    io.write_trec_run(path, run)
+    lines = [line.split() for line in path.read_text().splitlines()]
+    assert [parts[2] for parts in lines] == ["e", "f", "d4", "d3", "d2", "d1", "d0"]
+    assert len({parts[4] for parts in lines}) == len(scores)
+    assert io.read_trec_run(path) == run  # every float reads back exactly
+    reread = tmp_path / "again.trec"
+    io.write_trec_run(reread, io.read_trec_run(path))
+    assert reread.read_text() == path.read_text()
 
 
 def test_synthetic_round_trip_keeps_extra_fields(tmp_path):
