@@ -133,7 +133,7 @@ test-vllm: $(VLLM_VENV)/.ready  ## vLLM (its CPU build, the image's release) aga
 # The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform.
 lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/requirements.in or pyproject.toml
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
-	$(PYTHON) -m uv pip compile pyproject.toml docker/requirements.in --extra demo --extra pyserini --extra vllm --extra api \
+	$(PYTHON) -m uv pip compile --native-tls pyproject.toml docker/requirements.in --extra demo --extra pyserini --extra vllm --extra api \
 		--override docker/overrides.txt --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" --quiet -o docker/requirements.lock
 
