@@ -89,7 +89,7 @@ demo: $(DEMO_SETUP)  ## run the offline demo (InPars on faq-construction, CPU, ~
 	$(BIN)/inpars demo
 
 test: $(SETUP)  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
-	$(BIN)/python -m pytest -m "not gpu and not network"
+	$(BIN)/python -m pytest -m "not gpu and not network and not docker and not vllm"
 
 test-fast: $(SETUP)  ## the quick tests only (no real models end to end)
 	$(BIN)/python -m pytest
