@@ -4,6 +4,7 @@ reports and exits non-zero on a FAIL, the Makefile lists the targets."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -294,8 +295,15 @@ def test_make_reproduce_runs_the_cli_here_or_in_the_image():
     commands = _make("-n", "reproduce-scifact", "CONDITION=bm25-flat", "FROM_RELEASED=", "BIN=.venv/bin", "VENV=/nonexistent-venv").splitlines()
     assert any(c.startswith(".venv/bin/inpars reproduce scifact --condition bm25-flat ") for c in commands)
     docker = _make("-n", "reproduce-nq", "DOCKER=1", "FROM_RELEASED=checkpoint", "IMAGE=inpars:test").splitlines()
-    assert docker == [next(c for c in docker if c.startswith("docker run "))]
-    assert docker[0].endswith("inpars:test reproduce nq  --from-released checkpoint --output-dir runs/reproduce")
+    assert docker[0].startswith("mkdir -p ") and docker[1].startswith("docker run ") and len(docker) == 2
+    # The container runs as the caller, with the caches mounted, and runs the same make target inside.
+    assert "--user $(id -u):$(id -g)" in docker[1] and ":/cache " in docker[1] and ":/cache/ir_datasets " in docker[1]
+    assert docker[1].endswith("inpars:test make reproduce-nq  FROM_RELEASED=checkpoint REPRODUCE_DIR=runs/reproduce")
+    inside = subprocess.run(
+        ["make", "-s", "-n", "reproduce-nq", "FROM_RELEASED=checkpoint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "INPARS_IN_IMAGE": "1", "VIRTUAL_ENV": "/opt/venv"},
+    ).stdout.splitlines()
+    assert inside == ["/opt/venv/bin/inpars reproduce nq  --from-released checkpoint --output-dir runs/reproduce"]
     regression = _make("-n", "regression", "VENV=/nonexistent-venv", "BIN=.venv/bin").splitlines()
     assert regression[-1].startswith(".venv/bin/inpars reproduce faq-construction --condition demo")
 
