@@ -8,7 +8,7 @@
 # (docker/bootstrap-base.sh). check_pins.py holds this line, the release and the versions below to the lock's header.
 ARG BASE_IMAGE=debian:trixie-slim@sha256:a29215f6a35e51e22adffa17f89e9d2ef06214e64a2bad10d765c46aea49f11f
 
-FROM ${BASE_IMAGE} AS system
+FROM ${BASE_IMAGE}
 ARG PYTHON_VERSION=3.13
 ARG JAVA_VERSION=21
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -30,24 +30,23 @@ RUN apt-get update \
     && "python${PYTHON_VERSION}" --version \
     && java --list-modules | grep -q '^jdk.incubator.vector@'
 
-# The dependencies are installed in a build stage: a CA bundle that the build network may need (docker/build-ca.pem,
-# written by 'make docker-build', empty where none is needed) reaches pip there and never the final image.
-FROM system AS dependencies
-ARG PYTHON_VERSION=3.13
-# setuptools comes first, from the lock, so that the packages that ship only as sources (pyserini) build with it and
-# not with whatever release build isolation would fetch.
-COPY docker/requirements.lock docker/check_pins.py docker/build-ca.pem /tmp/build/
+# The lock, every file checked against its hash. setuptools comes first, so that the packages that ship only as
+# sources (pyserini) build with it and not with whatever release build isolation would fetch. PIP_CERT_URL: where the
+# build may fetch a CA bundle that pip needs on networks that intercept TLS (docker/build.sh serves it over loopback);
+# it is used by this step and removed in it, so no layer keeps it.
+ARG PIP_CERT_URL=
+COPY docker/requirements.lock docker/check_pins.py /tmp/build/
 RUN "python${PYTHON_VERSION}" -m venv "${VIRTUAL_ENV}" \
-    && if [ -s /tmp/build/build-ca.pem ]; then export PIP_CERT=/tmp/build/build-ca.pem; fi \
+    && if [ -n "${PIP_CERT_URL}" ]; then \
+        python -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "${PIP_CERT_URL}" /tmp/build/ca.pem \
+        && export PIP_CERT=/tmp/build/ca.pem; fi \
     && python /tmp/build/check_pins.py --lock /tmp/build/requirements.lock --entries setuptools >/tmp/build/setuptools.lock \
     && pip install --no-deps --require-hashes -r /tmp/build/setuptools.lock \
-    && pip install --no-deps --require-hashes --no-build-isolation -r /tmp/build/requirements.lock
+    && pip install --no-deps --require-hashes --no-build-isolation -r /tmp/build/requirements.lock \
+    && rm -rf /tmp/build
 
-FROM system
-ARG PYTHON_VERSION=3.13
 LABEL org.opencontainers.image.title="inpars reproduction" \
       org.opencontainers.image.description="InPars, InPars-v2 and Promptagator reproduction: Debian 13, Python ${PYTHON_VERSION}, OpenJDK 21, docker/requirements.lock"
-COPY --from=dependencies /opt/venv /opt/venv
 WORKDIR /opt/inpars
 COPY docker/requirements.lock docker/overrides.txt docker/check_pins.py docker/entrypoint.sh docker/
 COPY pyproject.toml README.md Makefile ./

@@ -137,13 +137,8 @@ lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/
 		--override docker/overrides.txt --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" --quiet -o docker/requirements.lock
 
-# The CA bundle that pip is configured with here, if any, reaches the build stage that installs the lock (not the image).
-docker/build-ca.pem: FORCE
-	@cert="$${PIP_CERT:-$$($(PYTHON) -m pip config list 2>/dev/null | sed -n "s/^[a-z:]*\.cert='\(.*\)'$$/\1/p" | head -1)}"; \
-	if [ -n "$$cert" ] && [ -f "$$cert" ]; then cp "$$cert" $@; else : > $@; fi
-
-docker-build: docker/build-ca.pem  ## build the image (Debian 13, Python 3.13, Java 21, the lock; BASE_IMAGE=... to change the base)
-	$(DOCKER_BUILD) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+docker-build:  ## build the image (Debian 13, Python 3.13, Java 21, the lock; BASE_IMAGE=... to change the base)
+	PYTHON=$(PYTHON) docker/build.sh $(IMAGE) $(BASE_IMAGE)
 
 docker-base:  ## bootstrap the twin of the image's base from Debian's packages (no registry needed)
 	docker/bootstrap-base.sh trixie $(TWIN_BASE)
@@ -161,4 +156,9 @@ docker-reproduce-%:  ## 'make reproduce-<dataset>' inside the image
 clean:  ## remove the virtual environments and run folders
 	rm -rf $(VENV) $(VLLM_VENV) runs
 
-FORCE:
+
+# The miniature BEIR-format collection that 'make reproduce-mini-faq' rehearses the paper conditions on (reproduce/rehearsal.yaml).
+runs/mini-faq/corpus.jsonl: $(SETUP)
+	$(BIN)/inpars export faq-construction runs/mini-faq --max-docs 120 --split train=0.5 --split dev=0.25 --split test=0.25
+
+reproduce-mini-faq: runs/mini-faq/corpus.jsonl

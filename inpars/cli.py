@@ -94,6 +94,28 @@ def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query
     typer.echo("Any local BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) works as --dataset PATH.")
 
 
+@command("export")
+def export_cmd(
+    dataset: Annotated[str, typer.Argument(help="faq-construction, beir/<name>[/<split>], or a local BEIR folder.")],
+    folder: Annotated[Path, typer.Argument(help="The BEIR folder to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).")],
+    split: Annotated[Optional[list[str]], typer.Option("--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1).")] = None,
+    max_docs: Annotated[Optional[int], typer.Option(help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the query order.")] = 0,
+) -> None:
+    """Write a dataset as a BEIR folder, its judged queries divided into splits; with --max-docs, a miniature of it."""
+    from inpars.datasets import export_beir, load_dataset
+
+    shares: dict[str, float] = {}
+    for item in split or ["test=1"]:
+        name, _, share = item.partition("=")
+        try:
+            shares[name.strip()] = float(share)
+        except ValueError:
+            _fail(f"--split {item}: write NAME=SHARE, e.g. --split train=0.5")
+    counts = export_beir(load_dataset(dataset), folder, shares, max_docs=max_docs, seed=seed)
+    typer.echo(f"{folder}: " + ", ".join(f"{count} {what}" for what, count in counts.items()))
+
+
 # ---------------------------------------------------------------------------------------------- stages
 
 

@@ -8,12 +8,14 @@ network the first time) or the path of a local BEIR folder (``corpus.jsonl``, ``
 from __future__ import annotations
 
 import logging
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from inpars.data import Dataset, Doc, Qrels, Query
 from inpars.errors import InparsError, InputError, MissingDependencyError
-from inpars.io import read_beir_corpus, read_beir_queries, read_qrels_tsv
+from inpars.io import atomic_directory, read_beir_corpus, read_beir_queries, read_qrels_tsv, write_beir_folder, write_qrels_tsv
 from inpars.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -166,3 +168,48 @@ def dataset_counts(name: str) -> dict[str, int | None]:
                 counts[key] = None
         return counts
     return load_dataset(name).counts()
+
+
+def export_beir(dataset: Dataset, folder: str | Path, splits: Mapping[str, float], max_docs: int | None = None, seed: int = 0) -> dict[str, int]:
+    """Write ``dataset`` as a BEIR folder whose judged queries are divided among ``splits`` (name -> share).
+
+    With ``max_docs`` the folder is a miniature: queries are taken in a seeded order while all of their relevant
+    documents still fit, so every kept judgement points into the kept corpus. Returns the counts written.
+    """
+    if not splits or any(share <= 0 for share in splits.values()):
+        raise InparsError("give each split a positive share, e.g. train=0.5 dev=0.25 test=0.25")
+    if max_docs is not None and max_docs < 1:
+        raise InparsError(f"max_docs must be at least 1, not {max_docs}")
+    rng = random.Random(seed)
+    order = sorted(dataset.qrels)
+    rng.shuffle(order)
+    kept_docs: set[str] = set()
+    kept_queries: list[str] = []
+    for query_id in order:
+        relevant = {doc_id for doc_id, grade in dataset.qrels[query_id].items() if doc_id in dataset.docs}
+        if query_id not in dataset.queries or not relevant:
+            continue
+        if max_docs is not None and len(kept_docs | relevant) > max_docs:
+            continue
+        kept_docs |= relevant
+        kept_queries.append(query_id)
+    if max_docs is None:
+        kept_docs = set(dataset.docs)
+    if len(kept_queries) < len(splits):
+        raise InparsError(f"{dataset.name}: {len(kept_queries)} judged queries fit in {max_docs} documents, fewer than the {len(splits)} splits; raise max_docs")
+    total = sum(splits.values())
+    bounds, start = {}, 0
+    for position, (name, share) in enumerate(splits.items()):
+        end = len(kept_queries) if position == len(splits) - 1 else start + max(1, round(len(kept_queries) * share / total))
+        bounds[name] = kept_queries[start:end]
+        start = end
+    counts = {"docs": len(kept_docs), "queries": len(kept_queries)}
+    with atomic_directory(folder) as staging:
+        docs = [dataset.docs[doc_id] for doc_id in dataset.docs if doc_id in kept_docs]
+        queries = [dataset.queries[query_id] for query_id in sorted(kept_queries)]
+        first, *rest = bounds
+        write_beir_folder(staging, docs, queries, {q: dict(dataset.qrels[q]) for q in bounds[first]}, split=first)
+        for name in rest:
+            write_qrels_tsv(staging / "qrels" / f"{name}.tsv", {q: dict(dataset.qrels[q]) for q in bounds[name]})
+    counts.update({f"qrels/{name}": sum(len(dataset.qrels[q]) for q in ids) for name, ids in bounds.items()})
+    return counts

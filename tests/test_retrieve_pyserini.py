@@ -20,7 +20,7 @@ from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query
 from inpars.errors import InparsError
 from inpars.retrieve.cache import MANIFEST
-from inpars.retrieve.pyserini import PyseriniRetriever, check_java, find_java, java_version
+from inpars.retrieve.pyserini import PyseriniRetriever, check_java, find_java, java_version, lucene_doc_count, required_java
 
 lucene = lucene_support.lucene  # the fixture that starts the JVM or skips
 
@@ -68,8 +68,17 @@ def test_old_java_is_refused(tmp_path, monkeypatch, no_java_home):
     java = fake_java(tmp_path / "bin", 'openjdk version "1.8.0_392"')
     monkeypatch.setenv("PATH", str(java.parent))
     assert java_version(java) == 8
-    with pytest.raises(InparsError, match=rf"needs Java 11 or newer, found Java 8 at {java}"):
+    with pytest.raises(InparsError, match=rf"needs Java {required_java()} or newer, found Java 8 at {java}"):
         check_java()
+
+
+@pytest.mark.parametrize(("release", "java"), [("0.22.1", 11), ("0.25.0", 11), ("0.35.0", 21), ("1.6.0", 21)])
+def test_the_java_needed_follows_the_pyserini_release(monkeypatch, release, java):
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: release if name == "pyserini" else real(name))
+    assert required_java() == java
 
 
 @pytest.mark.parametrize(("banner", "major"), [('openjdk version "17.0.15" 2025-04-15', 17), ('openjdk version "21-ea" 2023-09-19', 21)])
@@ -78,7 +87,11 @@ def test_java_version_is_read_from_the_banner(tmp_path, monkeypatch, no_java_hom
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     assert find_java() == java
     assert java_version(java) == major
-    check_java()
+    if major >= required_java():
+        check_java()
+    else:
+        with pytest.raises(InparsError, match=f"needs Java {required_java()} or newer, found Java {major}"):
+            check_java()
 
 
 def test_unreadable_version_is_an_error(tmp_path):
@@ -123,6 +136,7 @@ def test_index_is_built_once_per_corpus_and_analysis(lucene, tmp_path):
     first.index(DOCS)
     assert first.index_dir.parent == tmp_path / "cache" / "indexes"
     assert (first.index_dir / MANIFEST).is_file()
+    assert lucene_doc_count(first.index_dir) == sum(1 for d in DOCS if d.full_text.strip())
     assert not [p for p in first.index_dir.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
     again = PyseriniRetriever(RetrieveConfig(backend="pyserini", threads=1))
     again.index(DOCS)

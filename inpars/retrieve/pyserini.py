@@ -3,7 +3,8 @@
 The index is built from the corpus in BEIR's "flat" convention (title and text in one field, ``Doc.full_text``),
 with Anserini's ``IndexCollection`` over ``JsonCollection`` shards, one per thread, and cached per corpus.
 Users with a network can instead name a prebuilt index (``beir-v1.0.0-<dataset>.flat`` or ``.multifield``).
-Needs Java 11 or newer and ``pip install "inpars[pyserini]"`` (pyserini 0.22.1).
+Needs ``pip install "inpars[pyserini]"`` and the Java of the installed pyserini: 11 or newer for pyserini < 0.35
+(0.22.1 is what the CPU tests run), 21 for later releases (the image runs 1.6 on Debian's OpenJDK 21).
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ from inpars.retrieve.cache import cached_index
 logger = logging.getLogger(__name__)
 
 MIN_JAVA = 11
-"""pyserini 0.22.1 runs Anserini 0.22.1, compiled for Java 11."""
+"""pyserini 0.22.1 runs Anserini 0.22.1, compiled for Java 11; pyserini 0.35 and later need Java 21."""
+
+
+def required_java() -> int:
+    """The oldest Java that the installed pyserini's Anserini runs on."""
+    try:
+        release = importlib.metadata.version("pyserini")
+    except importlib.metadata.PackageNotFoundError:
+        return MIN_JAVA
+    numbers = [int(part) for part in re.findall(r"\d+", release)[:2]] + [0, 0]
+    return 21 if tuple(numbers[:2]) >= (0, 35) else MIN_JAVA
 
 # Lucene's English analysis stems with Porter's algorithm (or Krovetz's); it has no Snowball stemmer. "english",
 # the config default (Snowball's Porter2 in bm25s), selects Lucene's English analysis, hence Porter.
@@ -79,10 +90,11 @@ def java_version(java: Path) -> int:
 def check_java() -> None:
     java = find_java()
     version = java_version(java)
-    if version < MIN_JAVA:
+    needed = required_java()
+    if version < needed:
         raise InparsError(
-            f"the pyserini backend needs Java {MIN_JAVA} or newer, found Java {version} at {java}; "
-            "install a newer one (Debian/Ubuntu: apt-get install default-jre-headless) and point JAVA_HOME at it"
+            f"pyserini {importlib.metadata.version('pyserini')} needs Java {needed} or newer, found Java {version} at {java}; "
+            "install a newer one and point JAVA_HOME at it, or install pyserini==0.22.1 (Java 11+)"
         )
 
 
@@ -95,7 +107,33 @@ def lucene():
         check_java()
         jnius_config.add_options(*_JVM_OPTIONS)
     require("faiss", "pyserini")  # pyserini.search imports its dense searchers, and they import faiss
-    return require("pyserini.search.lucene", "pyserini")
+    # Some pyserini releases build an OpenAI client when pyserini.search is imported, which fails without an API key
+    # although BM25 never calls it; a placeholder key lets the import through and is removed after it.
+    placeholder = "OPENAI_API_KEY" not in os.environ
+    if placeholder:
+        os.environ["OPENAI_API_KEY"] = "unused-by-bm25"
+    try:
+        return require("pyserini.search.lucene", "pyserini")
+    except InparsError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a third-party import becomes one line
+        raise InparsError(f"importing pyserini {importlib.metadata.version('pyserini')} failed ({type(exc).__name__}: {exc}); reinstall it with pip install \"inpars[pyserini]\"") from None
+    finally:
+        if placeholder:
+            os.environ.pop("OPENAI_API_KEY", None)
+
+
+def lucene_doc_count(folder: Path) -> int:
+    """The number of documents in a Lucene index, read with Lucene's own reader."""
+    from jnius import autoclass
+
+    directory = autoclass("org.apache.lucene.store.FSDirectory").open(autoclass("java.io.File")(str(folder)).toPath())
+    reader = autoclass("org.apache.lucene.index.DirectoryReader").open(directory)
+    try:
+        return int(reader.numDocs())
+    finally:
+        reader.close()
+        directory.close()
 
 
 class PyseriniRetriever:
@@ -149,8 +187,13 @@ class PyseriniRetriever:
             args.keepStopwords = self._keep_stopwords
             args.quiet = True
             counters = autoclass("io.anserini.index.IndexCollection")(args).run()
-        indexed, empty = counters.indexed.get(), counters.empty.get()
-        failed = counters.unindexable.get() + counters.errors.get() + counters.skipped.get()
+        if counters is not None:
+            indexed, empty = counters.indexed.get(), counters.empty.get()
+            failed = counters.unindexable.get() + counters.errors.get() + counters.skipped.get()
+        else:
+            # Anserini 0.38 and later return nothing from run(); the index itself says what it holds.
+            indexed, failed = lucene_doc_count(folder), 0
+            empty = sum(1 for d in docs if not d.full_text.strip())
         if failed or indexed + empty != len(docs):
             raise InparsError(f"Lucene indexed {indexed} of {len(docs)} documents ({empty} empty, {failed} failed); see the Java log above")
         if empty:
