@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from inpars.errors import InparsError, InputError
+from inpars.io import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def load_prompt(name_or_path: str) -> Prompt:
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise InputError(path, None, "prompt file not found", "check the path")
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "prompt file")
         source = str(path)
     else:
         if name_or_path not in builtin_prompts():
