@@ -350,7 +350,7 @@ def _coerce(value: Any, annotation: Any, where: str, source: str, line: int | No
         if base.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, (list, tuple, dict)) for v in value):
                 raise ValueError
             return tuple(str(v) for v in value)
     except (TypeError, ValueError):
@@ -419,18 +419,23 @@ def _nested_class(cls: type, key: str) -> type | None:
     return target if dataclasses.is_dataclass(target) else None
 
 
-def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+def _key_lines(node: yaml.Node, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
     out: dict[str, int] = {}
+    # An alias is the node it names: walk each node once, or nested aliases (an "alias bomb") take forever.
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
             out[key] = key_node.start_mark.line + 1
-            out.update(_key_lines(value_node, prefix=f"{key}."))
+            out.update(_key_lines(value_node, f"{key}.", seen))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             key = f"{prefix}{index}"
             out[key] = item.start_mark.line + 1
-            out.update(_key_lines(item, prefix=f"{key}."))
+            out.update(_key_lines(item, f"{key}.", seen))
     return out
 
 

@@ -132,9 +132,13 @@ UTF8_HINT = "save the file as UTF-8 (for example: iconv -f latin1 -t utf-8 FILE)
 
 
 def show(value: Any, limit: int = 40) -> str:
-    """A value as an error message quotes it: its repr, cut short (a 5 MB line must not become a 5 MB message)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+    """A value as an error message quotes it: its repr, cut short (a 5 MB line, or a YAML alias bomb, stays short)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxstring, short.maxother = 2, 4, 4, 4, limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."
 
 
 def _not_utf8(path: Path, lineno: int, line_offset: int, raw: bytes, exc: UnicodeDecodeError) -> InputError:

@@ -158,7 +158,7 @@ def parse_prompt(text: str, source: str) -> Prompt:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
-        raise InputError(source, line, "invalid YAML", "fix the prompt file") from None
+        raise InputError(source, line, f"invalid YAML ({getattr(exc, 'problem', None) or exc})", "fix the prompt file") from None
     lines = _lines(text)
     if not isinstance(data, dict) or "template" not in data:
         raise InputError(source, None, "a prompt file needs at least 'template'", "see inpars/prompts/inpars.yaml for the layout")
