@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from inpars.errors import InparsError
+from inpars.errors import InparsError, InputError
 
 app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False)
 
@@ -148,10 +148,12 @@ def generate_cmd(
     verbose: VerboseOpt = False,
 ) -> None:
     """Write queries for documents with a language model (rerun the same command to resume)."""
+    from inpars import io
     from inpars.datasets import load_dataset
     from inpars.generate import generate_queries
 
     _setup_logging(verbose)
+    io.check_output(output)
     cfg = _config(config, set_, _flags(
         "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc, max_new_tokens=max_new_tokens,
         max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, device=device, num_examples=num_examples,
@@ -170,9 +172,11 @@ def merge_cmd(
     output: OutputOpt = Path("queries.jsonl"),
 ) -> None:
     """Join shard outputs into one file, checking that no shard is missing and no query repeats."""
+    from inpars import io
     from inpars.generate import merge_shards
 
     _setup_logging()
+    io.check_output(output)
     summary = merge_shards(shards, output)
     typer.echo(f"{summary.generated} queries for {summary.documents} documents from {len(shards)} shards -> {output}")
 
@@ -194,11 +198,12 @@ def filter_cmd(
     from inpars.filter import FilterContext, filter_queries, needs_docs, write_filter_outputs
 
     _setup_logging()
+    io.check_output(output)
     cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
     if dataset is None and needs_docs(cfg.filter):
         raise InparsError("a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset")
     docs = load_dataset(dataset).docs if dataset is not None else None
-    report_dir = report_dir or output.with_name(f"{output.stem}-report")
+    report_dir = io.check_output(report_dir or output.with_name(f"{output.stem}-report"), folder=True)
     rows = io.read_synthetic(queries)
     context = FilterContext(docs=docs, retrieve=cfg.retrieve, cache_dir=report_dir / "cache")
     summary = write_filter_outputs(filter_queries(rows, cfg.filter, context), output, report_dir)
@@ -226,11 +231,13 @@ def negatives_cmd(
     from inpars.retrieve import retrievers
 
     _setup_logging()
+    io.check_output(output)
     cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives))
+    rows = io.read_synthetic(queries)
     data = load_dataset(dataset)
     retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
     retriever.index(data.docs.values())
-    examples = mine_negatives(io.read_synthetic(queries), data.docs, retriever, cfg.negatives)
+    examples = mine_negatives(rows, data.docs, retriever, cfg.negatives)
     io.write_training(output, examples)
     typer.echo(f"{len(examples)} training examples -> {output}")
 
@@ -252,11 +259,15 @@ def train_cmd(
 ) -> None:
     """Fine-tune a reranker on synthetic training examples (on N GPUs: torchrun --nproc_per_node N -m inpars.cli train ...)."""
     from inpars import io
+    from inpars.models import check as check_model
     from inpars.rerank import rerankers
 
     _setup_logging()
+    io.check_output(output, folder=True)
     cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
-    model_dir = rerankers.get(cfg.train.reranker).train(io.read_training(examples), cfg.train, output)
+    rows = io.read_training(examples)
+    check_model(cfg.train.model)
+    model_dir = rerankers.get(cfg.train.reranker).train(rows, cfg.train, output)
     typer.echo(f"model -> {model_dir}")
 
 
@@ -275,6 +286,7 @@ def retrieve_cmd(
     from inpars.retrieve import retrievers
 
     _setup_logging()
+    io.check_output(output)
     cfg = _config(config, set_, _flags("retrieve", backend=backend, top_k=top_k))
     data = load_dataset(dataset)
     retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
@@ -299,13 +311,20 @@ def rerank_cmd(
     """Rerank the top-k of a run; deeper documents keep their first-stage order."""
     from inpars import io
     from inpars.datasets import load_dataset
+    from inpars.models import check as check_model
     from inpars.rerank import rerank_run, rerankers
+    from inpars.rerank.base import check_run
 
     _setup_logging()
+    io.check_output(output)
     cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
+    # The inputs are read and checked before the model loads: a bad run costs no model time.
+    first = io.read_trec_run(run)
     data = load_dataset(dataset)
+    check_run(first, data.queries, data.docs, source=run)
+    check_model(model)
     scorer = rerankers.get(cfg.train.reranker)(model, max_length=cfg.rerank.max_length, batch_size=cfg.rerank.batch_size)
-    out = rerank_run(scorer, io.read_trec_run(run), data.queries, data.docs, cfg.rerank.top_k)
+    out = rerank_run(scorer, first, data.queries, data.docs, cfg.rerank.top_k)
     io.write_trec_run(output, out, tag=cfg.train.reranker)
     typer.echo(f"{len(out)} queries -> {output}")
 
@@ -333,8 +352,13 @@ def evaluate_cmd(
         judgements = without_fewshot_queries(judgements, exclude_fewshot)
     measures = measure or list(DEFAULT_MEASURES)
     table = Table("run", *measures)
-    for path in runs:
-        scores = evaluate(io.read_trec_run(path), judgements, measures)
+    # Every run is read and checked before any is scored, so that a bad file stops the command with no table.
+    loaded = {path: io.read_trec_run(path) for path in runs}
+    for path, run in loaded.items():
+        if not set(run) & set(judgements):
+            raise InputError(path, None, f"none of its {len(run)} queries has judgements (e.g. {next(iter(run))!r})", "evaluate a run against its own dataset's qrels")
+    for path, run in loaded.items():
+        scores = evaluate(run, judgements, measures)
         table.add_row(str(path), *(f"{scores[m]:.4f}" for m in measures))
     Console().print(table)
 

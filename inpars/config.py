@@ -16,6 +16,29 @@ from typing import Any, ClassVar
 import yaml
 
 from inpars.errors import InparsError, InputError
+from inpars.io import read_text, show
+
+
+class InvalidValue(InparsError):
+    """A config field holds a value it cannot take; ``build`` adds the file and line."""
+
+    def __init__(self, key: str, problem: str, hint: str = "") -> None:
+        super().__init__(f"'{key}' {problem}" + (f"; {hint}" if hint else ""))
+        self.key = key
+        self.problem = problem
+        self.hint = hint
+
+
+def _check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool = False, high: float | None = None) -> None:
+    """Each of ``keys`` is None (when its field allows it) or lies in [low, high] ((low, high] when ``strict``)."""
+    for key in keys:
+        value = getattr(config, key)
+        if value is None:
+            continue
+        below = value <= low if strict else value < low
+        if below or (high is not None and value > high):
+            bound = f"{'above' if strict else 'at least'} {low:g}" + (f" and at most {high:g}" if high is not None else "")
+            raise InvalidValue(key, f"is {value}", f"it must be {bound}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +77,14 @@ class GenerateConfig:
     request_timeout: float = 120.0
     """openai backend: seconds to wait for one answer."""
 
+    def __post_init__(self) -> None:
+        _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)
+        _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
+        _check_range(self, ("top_p",), 0, strict=True, high=1)
+        _check_range(self, ("request_timeout",), 0, strict=True)
+        if self.queries_per_doc > 1 and self.temperature <= 0:
+            raise InvalidValue("queries_per_doc", f"is {self.queries_per_doc} with temperature 0", "greedy decoding repeats the same query: set temperature > 0")
+
 
 @dataclass(frozen=True)
 class FilterConfig:
@@ -65,6 +96,7 @@ class FilterConfig:
     """Filters applied in order, each a mapping with a ``name`` (see ``inpars.filter``); replaces method/top_k."""
 
     def __post_init__(self) -> None:
+        _check_range(self, ("top_k",), 1)
         if self.steps and (self.method is not None or self.top_k is not None):
             raise ValueError("give either filter.method/top_k or filter.steps, not both; put the LM score in the steps as {name: lm_score, method: ..., top_k: ...}")
 
@@ -88,6 +120,14 @@ class RetrieveConfig:
     model: str | None = None
     """dense only: the sentence-transformers bi-encoder (default embedded:minilm-l6)."""
 
+    def __post_init__(self) -> None:
+        _check_range(self, ("k1", "threads"), 0)
+        _check_range(self, ("b",), 0, high=1)
+        _check_range(self, ("top_k",), 1)
+
+
+NEGATIVE_STRATEGIES = ("random", "hardest")
+
 
 @dataclass(frozen=True)
 class NegativesConfig:
@@ -102,15 +142,13 @@ class NegativesConfig:
     dense_model: str = "embedded:minilm-l6"
     """The sentence-transformers bi-encoder for dense negatives (an embedded name, Hugging Face id or folder)."""
 
-
-class InvalidValue(InparsError):
-    """A config field holds a value it cannot take; ``build`` adds the file and line."""
-
-    def __init__(self, key: str, problem: str, hint: str = "") -> None:
-        super().__init__(f"'{key}' {problem}" + (f"; {hint}" if hint else ""))
-        self.key = key
-        self.problem = problem
-        self.hint = hint
+    def __post_init__(self) -> None:
+        _check_range(self, ("depth",), 1)
+        _check_range(self, ("num_negatives", "dense_negatives"), 0)
+        if self.num_negatives + self.dense_negatives < 1:
+            raise InvalidValue("num_negatives", "(BM25) plus 'dense_negatives' is 0", "mine at least one negative per query")
+        if self.strategy not in NEGATIVE_STRATEGIES:
+            raise InvalidValue("strategy", f"is '{self.strategy}'", f"use one of {', '.join(NEGATIVE_STRATEGIES)}")
 
 
 # Named training recipes. A preset supplies the fields that a recipe, ``--set`` or ``from_preset`` leaves unset.
@@ -221,6 +259,8 @@ class TrainConfig:
             raise InvalidValue("epochs", f"is {self.epochs}: that trains on nothing", "give a positive number of epochs or set max_steps")
         if self.learning_rate <= 0:
             raise InvalidValue("learning_rate", f"is {self.learning_rate}", "it must be positive")
+        _check_range(self, ("warmup_ratio",), 0, high=1)
+        _check_range(self, ("weight_decay",), 0)
 
 
 @dataclass(frozen=True)
@@ -229,10 +269,17 @@ class RerankConfig:
     batch_size: int = 64
     max_length: int = 256
 
+    def __post_init__(self) -> None:
+        _check_range(self, ("top_k", "batch_size", "max_length"), 1)
+
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
+
+    def __post_init__(self) -> None:
+        if not self.measures:
+            raise InvalidValue("measures", "is empty", "name at least one ir_measures measure, e.g. nDCG@10")
 
 
 @dataclass(frozen=True)
@@ -306,11 +353,11 @@ def _coerce(value: Any, annotation: Any, where: str, source: str, line: int | No
         if base.startswith("tuple"):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
+            if not isinstance(value, (list, tuple)) or any(isinstance(v, (list, tuple, dict)) for v in value):
                 raise ValueError
             return tuple(str(v) for v in value)
     except (TypeError, ValueError):
-        raise InputError(source, line, f"'{where}' should be {base}, got {value!r}", "fix the value") from None
+        raise InputError(source, line, f"'{where}' should be {base}, got {show(value)}", "fix the value") from None
     return value
 
 
@@ -375,18 +422,23 @@ def _nested_class(cls: type, key: str) -> type | None:
     return target if dataclasses.is_dataclass(target) else None
 
 
-def _key_lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+def _key_lines(node: yaml.Node, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
     out: dict[str, int] = {}
+    # An alias is the node it names: walk each node once, or nested aliases (an "alias bomb") take forever.
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
             out[key] = key_node.start_mark.line + 1
-            out.update(_key_lines(value_node, prefix=f"{key}."))
+            out.update(_key_lines(value_node, f"{key}.", seen))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             key = f"{prefix}{index}"
             out[key] = item.start_mark.line + 1
-            out.update(_key_lines(item, prefix=f"{key}."))
+            out.update(_key_lines(item, f"{key}.", seen))
     return out
 
 
@@ -439,7 +491,7 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] | 
             p = Path(path)  # type: ignore[arg-type]
             if not p.is_file():
                 raise InputError(p, None, "recipe not found", "check the path, or use a bundled recipe (see 'inpars run --help')")
-            text = p.read_text(encoding="utf-8")
+            text = read_text(p, "recipe")
         try:
             node = yaml.compose(text)
             data = yaml.safe_load(text) or {}

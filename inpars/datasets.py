@@ -86,6 +86,7 @@ def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
     except (OSError, RuntimeError) as exc:  # ir_datasets reports a failed download as either
         raise InparsError(f"could not load '{dataset_id}' through ir_datasets ({type(exc).__name__}: {str(exc)[:200]}); it downloads on first use and needs a network") from None
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
+    check_judged_docs(qrels, docs, dataset_id, strict=False)
     return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels)
 
 
@@ -118,7 +119,30 @@ def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
     if unknown:
         raise InputError(qrels_path, None, f"{len(unknown)} judged query id(s) missing from queries.jsonl (e.g. '{unknown[0]}')", "check that the files belong together")
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
+    check_judged_docs(qrels, docs, qrels_path, strict=True)
     return Dataset(name=str(folder), docs=docs, queries=queries, qrels=qrels)
+
+
+MAX_UNKNOWN_JUDGED = 0.1
+"""The share of judgements naming documents absent from the corpus above which a local dataset is refused."""
+
+
+def check_judged_docs(qrels: Qrels, docs: dict[str, Doc], source: object, strict: bool) -> int:
+    """Warn about judgements of documents the corpus lacks (no run can retrieve them); refuse too many when ``strict``.
+
+    Returns the number of such judgements.
+    """
+    judged = [(qid, doc_id) for qid, judgements in qrels.items() for doc_id in judgements]
+    unknown = sorted({doc_id for _, doc_id in judged if doc_id not in docs})
+    count = sum(1 for _, doc_id in judged if doc_id not in docs)
+    if not count:
+        return 0
+    first = ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+    problem = f"{count} of {len(judged)} judgements name documents that are not in the corpus ({len(unknown)} ids: {first})"
+    if strict and count > MAX_UNKNOWN_JUDGED * len(judged):
+        raise InputError(source, None, problem, f"more than {MAX_UNKNOWN_JUDGED:.0%} unreachable: check that the qrels and the corpus belong together")
+    logger.warning("%s: %s; no run can retrieve them, so they lower every score", source, problem)
+    return count
 
 
 registry = Registry("dataset")

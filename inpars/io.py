@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -28,12 +29,44 @@ def _umask() -> int:
     return mask
 
 
+def check_output(path: str | os.PathLike, folder: bool = False) -> Path:
+    """Refuse an output path that cannot be replaced atomically by a file (or a folder), before any work is done.
+
+    A symbolic link is refused: renaming over it would replace the link, not the file it points to.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise InputError(path, None, f"is a symbolic link (to {os.readlink(path)}); outputs are written by renaming over their path, which would replace the link", "give the real path as the output")
+    if path.is_dir() and not folder:
+        raise InputError(path, None, "is a folder, not a file", "give a file name as the output")
+    if path.exists() and folder and not path.is_dir():
+        raise InputError(path, None, "is a file, not a folder", "give a folder name as the output")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(path, None, f"cannot be created: {parent} is a file", "choose another output path")
+            if not os.access(parent, os.W_OK | os.X_OK) and parent == path.parent:
+                raise InputError(path, None, f"cannot be written: no permission to write in {parent}", "choose another output path")
+            break
+    return path
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(path, None, f"cannot create the folder ({exc.strerror})", "choose another output path") from None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path`` and rename it into place only when the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output(path)
+    _mkdir(path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be written ({exc.strerror})", "choose another output path") from None
     try:
         # mkstemp creates 0600; an output follows the umask like any file the user creates (0644 usually).
         os.fchmod(fd, 0o666 & ~_umask())
@@ -69,8 +102,8 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
     If another writer completed ``path`` first, its folder is kept and this one is discarded.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output(path, folder=True)
+    _mkdir(path.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         staging.chmod(0o777 & ~_umask())
@@ -94,11 +127,62 @@ def _require_file(path: Path, what: str) -> None:
         raise InputError(path, None, f"{what} not found", "check the path")
 
 
+BOM = b"\xef\xbb\xbf"
+UTF8_HINT = "save the file as UTF-8 (for example: iconv -f latin1 -t utf-8 FILE)"
+
+
+def show(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: its repr, cut short (a 5 MB line, or a YAML alias bomb, stays short)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxtuple, short.maxdict, short.maxstring, short.maxother = 2, 4, 4, 4, limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit] + "..."
+
+
+def _not_utf8(path: Path, lineno: int, line_offset: int, raw: bytes, exc: UnicodeDecodeError) -> InputError:
+    return InputError(path, lineno, f"not UTF-8: byte 0x{raw[exc.start]:02x} at byte offset {line_offset + exc.start:,} (column {exc.start + 1})", UTF8_HINT)
+
+
+def iter_lines(path: str | os.PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 text file, without the line end (``\\n`` or ``\\r\\n``).
+
+    A leading byte-order mark is dropped (it would otherwise become part of the first id); bytes that are not
+    UTF-8 raise one :class:`InputError` with the line and the byte offset.
+    """
+    path = Path(path)
+    _require_file(path, what)
+    offset = 0
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            start = len(BOM) if lineno == 1 and raw.startswith(BOM) else 0
+            try:
+                text = raw[start:].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(path, lineno, offset + start, raw[start:], exc) from None
+            offset += len(raw)
+            yield lineno, text.rstrip("\n").removesuffix("\r")
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """A whole UTF-8 text file (a leading byte-order mark dropped); bytes that are not UTF-8 name their line and offset."""
+    path = Path(path)
+    _require_file(path, what)
+    data = path.read_bytes()
+    start = len(BOM) if data.startswith(BOM) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, start + exc.start) + 1
+        lineno = data.count(b"\n", 0, start + exc.start) + 1
+        raise _not_utf8(path, lineno, line_start, data[line_start:], UnicodeDecodeError(exc.encoding, exc.object, start + exc.start - line_start, start + exc.end - line_start, exc.reason)) from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     path = Path(path)
-    _require_file(path, "JSON file")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_text(path, "JSON file"))
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"invalid JSON ({exc.msg})", "fix or regenerate the file") from None
 
@@ -106,27 +190,36 @@ def read_json(path: str | os.PathLike) -> Any:
 def iter_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line; blank lines are allowed and skipped."""
     path = Path(path)
-    _require_file(path, "JSONL file")
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, lineno, f"invalid JSON ({exc.msg})", "each line must be one JSON object") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, lineno, "expected a JSON object", "each line must be one JSON object")
-            missing = [key for key in required if key not in obj]
-            if missing:
-                raise InputError(path, lineno, f"missing field(s) {', '.join(missing)}", f"each line needs {', '.join(required)}")
-            yield lineno, obj
+    for lineno, line in iter_lines(path, "JSONL file"):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, lineno, f"invalid JSON ({exc.msg})", "each line must be one JSON object") from None
+        if not isinstance(obj, dict):
+            raise InputError(path, lineno, "expected a JSON object", "each line must be one JSON object")
+        missing = [key for key in required if key not in obj]
+        if missing:
+            raise InputError(path, lineno, f"missing field(s) {', '.join(missing)}", f"each line needs {', '.join(required)}")
+        yield lineno, obj
 
 
 def _as_id(value: Any, path: Path, lineno: int, key: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise InputError(path, lineno, f"empty {key}", f"give every record a non-empty {key}")
-    return str(value)
+    if isinstance(value, (dict, list)):
+        raise InputError(path, lineno, f"{key} {show(value)} is not a string or a number", f"give every record a plain {key}")
+    text = str(value)
+    if any(c.isspace() for c in text):
+        # TREC runs and qrels separate their fields by whitespace: such an id would split into two fields there.
+        raise InputError(path, lineno, f"{key} {show(text)} contains whitespace", "ids must not contain spaces, tabs or line breaks")
+    return text
+
+
+def _require_rows(path: Path, count: int, what: str, hint: str) -> None:
+    if count == 0:
+        raise InputError(path, None, f"holds no {what}", hint)
 
 
 # ---------------------------------------------------------------------------------------------- BEIR
@@ -138,8 +231,9 @@ def read_beir_corpus(path: str | os.PathLike) -> dict[str, Doc]:
     for lineno, obj in iter_jsonl(path, required=("_id", "text")):
         doc_id = _as_id(obj["_id"], path, lineno, "_id")
         if doc_id in docs:
-            raise InputError(path, lineno, f"duplicate document id '{doc_id}'", "document ids must be unique")
+            raise InputError(path, lineno, f"duplicate document id {show(doc_id)}", "document ids must be unique")
         docs[doc_id] = Doc(doc_id=doc_id, text=str(obj.get("text") or ""), title=str(obj.get("title") or ""))
+    _require_rows(path, len(docs), "documents", "a corpus has one JSON object per line with _id and text")
     return docs
 
 
@@ -149,30 +243,45 @@ def read_beir_queries(path: str | os.PathLike) -> dict[str, Query]:
     for lineno, obj in iter_jsonl(path, required=("_id", "text")):
         query_id = _as_id(obj["_id"], path, lineno, "_id")
         if query_id in queries:
-            raise InputError(path, lineno, f"duplicate query id '{query_id}'", "query ids must be unique")
+            raise InputError(path, lineno, f"duplicate query id {show(query_id)}", "query ids must be unique")
         queries[query_id] = Query(query_id=query_id, text=str(obj["text"]))
+    _require_rows(path, len(queries), "queries", "a queries file has one JSON object per line with _id and text")
     return queries
+
+
+def _add_judgement(qrels: Qrels, first_line: dict, path: Path, lineno: int, query_id: str, doc_id: str, grade: int) -> None:
+    """Record a judgement; the same pair judged twice with different grades is an error naming both lines."""
+    previous = qrels.get(query_id, {}).get(doc_id)
+    if previous is not None and previous != grade:
+        raise InputError(
+            path, lineno, f"query {show(query_id)} judges document {show(doc_id)} {grade} here and {previous} on line {first_line[query_id, doc_id]}",
+            "keep one judgement per query and document",
+        )
+    first_line.setdefault((query_id, doc_id), lineno)
+    qrels.setdefault(query_id, {})[doc_id] = grade
 
 
 def read_qrels_tsv(path: str | os.PathLike) -> Qrels:
     """BEIR qrels: a header ``query-id corpus-id score`` (optional), then tab-separated rows."""
     path = Path(path)
-    _require_file(path, "qrels file")
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if lineno == 1 and parts[0] in ("query-id", "query_id", "qid"):
-                continue
-            if len(parts) != 3:
-                raise InputError(path, lineno, f"expected 3 tab-separated fields, found {len(parts)}", "rows are query-id, corpus-id, score")
-            try:
-                grade = int(float(parts[2]))
-            except ValueError:
-                raise InputError(path, lineno, f"relevance '{parts[2]}' is not a number", "the third field is an integer grade") from None
-            qrels.setdefault(parts[0], {})[parts[1]] = grade
+    first_line: dict = {}
+    for lineno, line in iter_lines(path, "qrels file"):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if lineno == 1 and parts[0] in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) != 3:
+            raise InputError(path, lineno, f"expected 3 tab-separated fields, found {len(parts)}", "rows are query-id, corpus-id, score")
+        try:
+            value = float(parts[2])
+            if not value.is_integer():
+                raise ValueError
+        except ValueError:
+            raise InputError(path, lineno, f"relevance {show(parts[2])} is not an integer", "the third field is an integer grade") from None
+        _add_judgement(qrels, first_line, path, lineno, parts[0], parts[1], int(value))
+    _require_rows(path, len(qrels), "judgements", "rows are query-id, corpus-id, score")
     return qrels
 
 
@@ -213,41 +322,51 @@ def write_trec_run(path: str | os.PathLike, run: Run, tag: str = "inpars") -> No
 
 
 def read_trec_run(path: str | os.PathLike) -> Run:
+    """A TREC run; a document listed twice for one query, or a score that is not a finite number, is an error."""
     path = Path(path)
-    _require_file(path, "run file")
     run: Run = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 6:
-                raise InputError(path, lineno, f"expected 6 fields (qid Q0 docid rank score tag), found {len(parts)}", "write runs in TREC format")
-            try:
-                score = float(parts[4])
-            except ValueError:
-                raise InputError(path, lineno, f"score '{parts[4]}' is not a number", "the fifth field is the score") from None
-            run.setdefault(parts[0], {})[parts[2]] = score
+    first_line: dict[tuple[str, str], int] = {}
+    for lineno, line in iter_lines(path, "run file"):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 6:
+            raise InputError(path, lineno, f"expected 6 fields (qid Q0 docid rank score tag), found {len(parts)}", "write runs in TREC format")
+        try:
+            score = float(parts[4])
+        except ValueError:
+            raise InputError(path, lineno, f"score {show(parts[4])} is not a number", "the fifth field is the score") from None
+        if not math.isfinite(score):
+            raise InputError(path, lineno, f"score '{parts[4]}' is not a finite number", "give every document a finite score")
+        key = (parts[0], parts[2])
+        if key in first_line:
+            raise InputError(
+                path, lineno, f"query {show(parts[0])} lists document {show(parts[2])} again (first on line {first_line[key]})",
+                "a run ranks each document at most once per query; remove the duplicate line",
+            )
+        first_line[key] = lineno
+        run.setdefault(parts[0], {})[parts[2]] = score
+    _require_rows(path, len(run), "results", "a run has one line per retrieved document: qid Q0 docid rank score tag")
     return run
 
 
 def read_trec_qrels(path: str | os.PathLike) -> Qrels:
     """TREC qrels ``qid iter docid grade``."""
     path = Path(path)
-    _require_file(path, "qrels file")
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 4:
-                raise InputError(path, lineno, f"expected 4 fields (qid iter docid grade), found {len(parts)}", "write qrels in TREC format")
-            try:
-                grade = int(parts[3])
-            except ValueError:
-                raise InputError(path, lineno, f"grade '{parts[3]}' is not an integer", "the fourth field is the grade") from None
-            qrels.setdefault(parts[0], {})[parts[2]] = grade
+    first_line: dict = {}
+    for lineno, line in iter_lines(path, "qrels file"):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 4:
+            raise InputError(path, lineno, f"expected 4 fields (qid iter docid grade), found {len(parts)}", "write qrels in TREC format")
+        try:
+            grade = int(parts[3])
+        except ValueError:
+            raise InputError(path, lineno, f"grade {show(parts[3])} is not an integer", "the fourth field is the grade") from None
+        _add_judgement(qrels, first_line, path, lineno, parts[0], parts[2], grade)
+    _require_rows(path, len(qrels), "judgements", "write qrels in TREC format: qid iter docid grade")
     return qrels
 
 
@@ -294,16 +413,19 @@ def synthetic_from_row(obj: dict, path: Path, lineno: int) -> SyntheticQuery:
     )
 
 
-def read_synthetic(path: str | os.PathLike) -> list[SyntheticQuery]:
+def read_synthetic(path: str | os.PathLike, allow_empty: bool = False) -> list[SyntheticQuery]:
+    """Synthetic queries; an empty file is an error unless ``allow_empty`` (a shard, or an interrupted run's rows)."""
     path = Path(path)
     queries: list[SyntheticQuery] = []
-    seen: set[str] = set()
+    first_line: dict[str, int] = {}
     for lineno, obj in iter_jsonl(path, required=("query_id", "doc_id", "text")):
         query = synthetic_from_row(obj, path, lineno)
-        if query.query_id in seen:
-            raise InputError(path, lineno, f"duplicate query_id '{query.query_id}'", "query ids must be unique")
-        seen.add(query.query_id)
+        if query.query_id in first_line:
+            raise InputError(path, lineno, f"duplicate query_id {show(query.query_id)} (first on line {first_line[query.query_id]})", "query ids must be unique")
+        first_line[query.query_id] = lineno
         queries.append(query)
+    if not allow_empty:
+        _require_rows(path, len(queries), "synthetic queries", "generate some with 'inpars generate' (or check that the filter kept any)")
     return queries
 
 
@@ -337,6 +459,7 @@ def read_training(path: str | os.PathLike) -> list[TrainingExample]:
                 label=int(label),
             )
         )
+    _require_rows(path, len(examples), "training examples", "write them with 'inpars negatives'")
     return examples
 
 
@@ -348,16 +471,18 @@ def read_queries(path: str | os.PathLike) -> dict[str, Query]:
     path = Path(path)
     if path.suffix == ".jsonl":
         return read_beir_queries(path)
-    _require_file(path, "queries file")
     queries: dict[str, Query] = {}
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 2:
-                raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
-            queries[parts[0]] = Query(parts[0], parts[1])
+    for lineno, line in iter_lines(path, "queries file"):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 2:
+            raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
+        query_id = _as_id(parts[0], path, lineno, "query_id")
+        if query_id in queries:
+            raise InputError(path, lineno, f"duplicate query id {show(query_id)}", "query ids must be unique")
+        queries[query_id] = Query(query_id, parts[1])
+    _require_rows(path, len(queries), "queries", "rows are query_id, text")
     return queries
 
 
@@ -441,6 +566,7 @@ def read_released_synthetic(path: str | os.PathLike, model: str = "EleutherAI/gp
         doc_id = _as_id(obj["doc_id"], path, lineno, "doc_id")
         text = " ".join(str(obj["question"]).split())
         queries.append(SyntheticQuery(query_id=f"released-{lineno}", doc_id=doc_id, text=text, log_probs=log_probs, model=model))
+    _require_rows(path, len(queries), "synthetic queries", "is it a released InPars synthetic-queries file?")
     return queries
 
 

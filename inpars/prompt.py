@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from inpars.errors import InparsError, InputError
+from inpars.io import read_text
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def load_prompt(name_or_path: str) -> Prompt:
     if name_or_path.endswith((".yaml", ".yml")) or path.is_file():
         if not path.is_file():
             raise InputError(path, None, "prompt file not found", "check the path")
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "prompt file")
         source = str(path)
     else:
         if name_or_path not in builtin_prompts():
@@ -157,7 +158,7 @@ def parse_prompt(text: str, source: str) -> Prompt:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
-        raise InputError(source, line, "invalid YAML", "fix the prompt file") from None
+        raise InputError(source, line, f"invalid YAML ({getattr(exc, 'problem', None) or exc})", "fix the prompt file") from None
     lines = _lines(text)
     if not isinstance(data, dict) or "template" not in data:
         raise InputError(source, None, "a prompt file needs at least 'template'", "see inpars/prompts/inpars.yaml for the layout")

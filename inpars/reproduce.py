@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from inpars.errors import InparsError, InputError
+from inpars.io import read_text, show
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class _TablesFile:
         if not path.is_file():
             raise InputError(path, None, "tables file not found", "check the path")
         self.path = path
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "tables file")
         try:
             node = yaml.compose(text)
             self.data = yaml.safe_load(text) or {}
@@ -249,7 +250,7 @@ class _TablesFile:
 
     def score(self, value: Any, key: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise self.fail(key, f"'{key}' should be a score between 0 and 1, got {value!r}", "write the number as the paper prints it")
+            raise self.fail(key, f"'{key}' should be a score between 0 and 1, got {show(value)}", "write the number as the paper prints it")
         return float(value)
 
     def tolerance(self, value: Any, key: str, metric_level: bool = False) -> Tolerance:
@@ -512,7 +513,7 @@ def recipe_text(condition: Condition) -> tuple[str, str]:
         path = path if path.is_absolute() else condition.folder / path
         if not path.is_file():
             raise InparsError(f"{condition.where}: recipe {path} not found; give a bundled recipe name or a path relative to the tables file")
-        return path.read_text(encoding="utf-8"), str(path)
+        return read_text(path, "recipe"), str(path)
     bundled = resources.files("inpars.recipes").joinpath(f"{condition.recipe}.yaml")
     if not bundled.is_file():
         names = sorted(p.name[:-5] for p in resources.files("inpars.recipes").iterdir() if p.name.endswith(".yaml"))

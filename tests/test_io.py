@@ -59,7 +59,7 @@ def test_qrels_errors(tmp_path):
     with pytest.raises(InputError, match=r"test.tsv:2: expected 3 tab-separated fields, found 2"):
         io.read_qrels_tsv(path)
     path.write_text("q1\td1\thigh\n")
-    with pytest.raises(InputError, match=r"test.tsv:1: relevance 'high' is not a number"):
+    with pytest.raises(InputError, match=r"test.tsv:1: relevance 'high' is not an integer"):
         io.read_qrels_tsv(path)
 
 

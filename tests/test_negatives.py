@@ -112,17 +112,17 @@ def test_dense_negatives_alone_need_no_retriever():
 
 
 @pytest.mark.parametrize(
-    ("config", "message"),
+    ("fields", "message"),
     [
-        (NegativesConfig(strategy="hard"), "unknown negative strategy 'hard'; available: random, hardest"),
-        (NegativesConfig(num_negatives=0), r"negatives.num_negatives \(BM25\) plus negatives.dense_negatives must be at least 1"),
-        (NegativesConfig(num_negatives=-1, dense_negatives=2), "cannot be negative, got -1 and 2"),
-        (NegativesConfig(depth=0), "negatives.depth must be at least 1, got 0"),
+        ({"strategy": "hard"}, "'strategy' is 'hard'; use one of random, hardest"),
+        ({"num_negatives": 0}, r"'num_negatives' \(BM25\) plus 'dense_negatives' is 0; mine at least one negative per query"),
+        ({"num_negatives": -1, "dense_negatives": 2}, "'num_negatives' is -1; it must be at least 0"),
+        ({"depth": 0}, "'depth' is 0; it must be at least 1"),
     ],
 )
-def test_bad_settings_are_refused(bm25, config, message):
+def test_bad_settings_are_refused_by_the_config(fields, message):
     with pytest.raises(InparsError, match=message):
-        mine_negatives(QUERIES, DOCS, bm25, config)
+        NegativesConfig(**fields)
 
 
 def test_bm25_negatives_need_a_retriever():

@@ -40,8 +40,8 @@ def test_mine_negatives_with_bm25():
 
 
 def test_negatives_errors():
-    with pytest.raises(InparsError, match="unknown negative strategy 'hard'; available: random, hardest"):
-        pick_negatives({}, [], NegativesConfig(strategy="hard"))
+    with pytest.raises(InparsError, match="'strategy' is 'hard'; use one of random, hardest"):
+        NegativesConfig(strategy="hard")
     retriever = BM25sRetriever()
     retriever.index(DOCS.values())
     with pytest.raises(InparsError, match="names document 'zz', which is not in the corpus"):

@@ -106,7 +106,7 @@ def test_remove_query_drops_the_hit_named_like_the_query(name, request):
 
 @pytest.mark.parametrize("name", ["bm25s", "pyserini"])
 def test_negative_threads_is_an_error(name, request):
-    with pytest.raises(InparsError, match=r"retrieve.threads must be 0 \(every core\) or a positive number, got -1"):
+    with pytest.raises(InparsError, match=r"'threads' is -1; it must be at least 0"):
         make(name, request, threads=-1)
 
 

@@ -106,12 +106,17 @@ class OpenAIGenerator(TokenizerOps):
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code == 200:
-                    return self._parse(response.json(), url)
-                problem = f"HTTP {response.status_code}: {response.text[:300]}"
-                if response.status_code in (401, 403):
-                    raise InparsError(f"{url} refused the request ({self._mask(problem)}); check the API key in ${self.api_key_env}")
-                if response.status_code not in RETRY_STATUS and response.status_code < 500:
-                    raise InparsError(f"{url} rejected the request ({self._mask(problem)})")
+                    data = _json_or_none(response)
+                    if data is not None:
+                        return self._parse(data, url)
+                    # A proxy or a server still starting may answer 200 with a page: retried like a 5xx.
+                    problem = f"HTTP 200 with a body that is not JSON ({response.headers.get('content-type', 'no content type')}): {response.text[:120]!r}"
+                else:
+                    problem = f"HTTP {response.status_code}: {response.text[:300]}"
+                    if response.status_code in (401, 403):
+                        raise InparsError(f"{url} refused the request ({self._mask(problem)}); check the API key in ${self.api_key_env}")
+                    if response.status_code not in RETRY_STATUS and response.status_code < 500:
+                        raise InparsError(f"{url} rejected the request ({self._mask(problem)})")
                 wait = _retry_after(response.headers.get("retry-after"), wait)
             if attempt == self.max_retries:
                 raise InparsError(f"{url} failed {attempt + 1} times, last: {self._mask(problem)}; raise generate.max_retries or check the server")
@@ -126,6 +131,14 @@ class OpenAIGenerator(TokenizerOps):
         except (KeyError, IndexError, TypeError):
             raise InparsError(f"{url} answered without choices; is it an OpenAI-compatible completions endpoint?") from None
         return from_completion_choice(choice, url)
+
+
+def _json_or_none(response) -> dict | list | None:
+    """The body as JSON, or None when it is not JSON (an HTML page, a truncated answer)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _retry_after(header: str | None, default: float) -> float:

@@ -24,7 +24,16 @@ from inpars.config import GenerateConfig, fingerprint, to_dict
 from inpars.data import Doc, SyntheticQuery
 from inpars.errors import InparsError, InputError
 from inpars.generate.base import GenerationRequest, generators, request_seed
-from inpars.io import drop_torn_tail, read_json, read_synthetic, synthetic_to_row, write_json, write_synthetic
+from inpars.io import (
+    check_output,
+    drop_torn_tail,
+    file_sha256,
+    read_json,
+    read_synthetic,
+    synthetic_to_row,
+    write_json,
+    write_synthetic,
+)
 from inpars.prompt import Prompt, load_prompt
 
 logger = logging.getLogger(__name__)
@@ -72,6 +81,11 @@ def meta_path(output: Path) -> Path:
     return output.with_name(output.name + ".meta.json")
 
 
+def partial_meta_path(output: Path) -> Path:
+    """What the rows of ``<output>.partial`` are made with, while a run is unfinished."""
+    return output.with_name(output.name + ".partial.meta.json")
+
+
 def _row_order(query: SyntheticQuery) -> tuple:
     return (query.doc_id, len(query.query_id), query.query_id)
 
@@ -81,20 +95,10 @@ def _read_partial(path: Path) -> list[SyntheticQuery]:
     if not path.is_file():
         return []
     drop_torn_tail(path)
-    return read_synthetic(path)
+    return read_synthetic(path, allow_empty=True)
 
 
-def _check_options(config: GenerateConfig, shard: int, num_shards: int) -> None:
-    if config.queries_per_doc < 1:
-        raise InparsError("queries_per_doc must be at least 1")
-    if config.queries_per_doc > 1 and config.temperature <= 0:
-        raise InparsError("queries_per_doc > 1 needs sampling: set temperature > 0 (greedy decoding repeats the same query)")
-    if config.batch_size < 1 or config.max_new_tokens < 1 or config.max_doc_tokens < 1:
-        raise InparsError("batch_size, max_new_tokens and max_doc_tokens must be at least 1")
-    if config.num_examples is not None and config.num_examples < 1:
-        raise InparsError(f"num_examples must be at least 1, got {config.num_examples}")
-    if not 0 < config.top_p <= 1:
-        raise InparsError(f"top_p must be in (0, 1], got {config.top_p}")
+def _check_options(shard: int, num_shards: int) -> None:
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise InparsError(f"shard {shard} does not exist among {num_shards} shard(s): use --shard 0..{num_shards - 1}")
 
@@ -117,26 +121,41 @@ def _fewshot(prompt: Prompt, corpus: dict[str, Doc], dataset: str | None, config
     return prompt.with_examples(examples), fewshot_record(pool, config.seed, examples)
 
 
-def _previous_run(output: Path, fp: str, identity: dict, shard: int, num_shards: int, restart: bool) -> dict | None:
-    """The meta of an earlier run with the same settings, or None; refuses partial rows made otherwise."""
-    meta_file, partial = meta_path(output), partial_path(output)
-    meta = read_json(meta_file) if meta_file.is_file() else None
-    if restart:
-        partial.unlink(missing_ok=True)
+def _finished_run(output: Path, fp: str) -> dict | None:
+    """The meta of a finished run with the same settings whose output is still the file it wrote, or None."""
+    meta_file = meta_path(output)
+    if not (meta_file.is_file() and output.is_file()):
         return None
-    if meta is not None and meta.get("fingerprint") == fp:
-        return meta
-    if partial.is_file() and partial.stat().st_size > 0:
-        if meta is None:
-            raise InparsError(f"{partial} has no {meta_file.name} beside it, so its settings are unknown; rerun with --restart to discard it")
-        before = {**meta.get("config", {}), "shard": meta.get("shard"), "num_shards": meta.get("num_shards")}
-        now = {**identity, "shard": shard, "num_shards": num_shards}
-        changed = sorted(k for k in now if before.get(k) != now[k]) or ["unknown"]
-        raise InparsError(
-            f"{partial} holds queries made with other settings (changed: {', '.join(changed)}); "
-            "rerun with the same settings to resume, or with --restart to discard them"
-        )
-    return None
+    meta = read_json(meta_file)
+    if meta.get("fingerprint") != fp or meta.get("status") != "done":
+        return None
+    # A run killed between writing the output and its meta leaves a new file beside an old meta: never trust it.
+    if "sha256" in meta and meta["sha256"] != file_sha256(output):
+        return None
+    return meta
+
+
+def _check_partial(output: Path, fp: str, identity: dict, shard: int, num_shards: int) -> None:
+    """Refuse partial rows made with other settings (or with settings that are unknown)."""
+    partial, running_file, meta_file = partial_path(output), partial_meta_path(output), meta_path(output)
+    if not (partial.is_file() and partial.stat().st_size > 0):
+        return
+    running = read_json(running_file) if running_file.is_file() else None
+    if running is None and meta_file.is_file():
+        # Outputs of earlier versions kept the running state in the output's own meta.
+        meta = read_json(meta_file)
+        running = meta if meta.get("status") == "running" else None
+    if running is None:
+        raise InparsError(f"{partial} has no {running_file.name} beside it, so its settings are unknown; rerun with --restart to discard it")
+    if running.get("fingerprint") == fp:
+        return
+    before = {**running.get("config", {}), "shard": running.get("shard"), "num_shards": running.get("num_shards")}
+    now = {**identity, "shard": shard, "num_shards": num_shards}
+    changed = sorted(k for k in now if before.get(k) != now[k]) or ["unknown"]
+    raise InparsError(
+        f"{partial} holds queries made with other settings (changed: {', '.join(changed)}); "
+        "rerun with the same settings to resume, or with --restart to discard them"
+    )
 
 
 def generate_queries(
@@ -156,19 +175,19 @@ def generate_queries(
     appended to ``<output>.partial`` after every batch; the final file appears when all documents are done.
     """
     started = time.perf_counter()
-    output = Path(output)
-    _check_options(config, shard, num_shards)
+    output = check_output(output)
+    _check_options(shard, num_shards)
     corpus = {d.doc_id: d for d in docs}
+    if not corpus:
+        raise InparsError("no documents to generate queries for; check the dataset")
     prompt = load_prompt(config.prompt)
     if generator is None:
         generator = generators.get(config.backend).from_config(config)
     extra: dict = {}
     examples_docs: set[str] = set()
+    record = None
     if prompt.needs_examples:
-        from inpars.generate.fewshot import FEWSHOT_FILE
-
         prompt, record = _fewshot(prompt, corpus, dataset, config, generator)
-        write_json(output.parent / FEWSHOT_FILE, record)
         extra["fewshot_query_ids"] = record["query_ids"]
         examples_docs = {e["doc_id"] for e in record["examples"]}
     # A document shown as an example would get its example query back; it is not a target.
@@ -178,13 +197,19 @@ def generate_queries(
     fp = fingerprint(identity, shard, num_shards)
     summary = GenerateSummary(documents=len(mine))
 
-    previous = _previous_run(output, fp, identity, shard, num_shards, restart)
-    if previous is not None and previous.get("status") == "done" and output.is_file():
+    partial = partial_path(output)
+    if restart:
+        partial.unlink(missing_ok=True)
+        partial_meta_path(output).unlink(missing_ok=True)
+    previous = None if restart else _finished_run(output, fp)
+    if previous is not None:
         logger.info("%s is complete for these settings (%d queries); nothing to do", output, previous["summary"]["generated"])
         return GenerateSummary(**{**previous["summary"], "resumed": previous["summary"]["generated"], "seconds": time.perf_counter() - started})
+    _check_partial(output, fp, identity, shard, num_shards)
+    # The running state goes beside the partial rows: a finished output and its meta stay as they are until this
+    # run has finished too, so a run that fails never changes them.
     meta = {"status": "running", "fingerprint": fp, "run_fingerprint": fingerprint(identity), "shard": shard, "num_shards": num_shards, "config": identity}
-    write_json(meta_path(output), meta)
-    partial = partial_path(output)
+    write_json(partial_meta_path(output), meta)
     done = _read_partial(partial)
     done_ids = {q.query_id for q in done}
     summary.resumed = len(done)
@@ -218,8 +243,13 @@ def generate_queries(
     summary.empty = sum(1 for q in done if not q.text)
     summary.unfinished = sum(1 for q in done if q.extra.get("finished") is False)
     summary.seconds = round(time.perf_counter() - started, 3)
-    write_json(meta_path(output), {**meta, "status": "done", "summary": summary.as_dict(), "skipped_doc_ids": skipped})
+    if record is not None:
+        from inpars.generate.fewshot import FEWSHOT_FILE
+
+        write_json(output.parent / FEWSHOT_FILE, record)
+    write_json(meta_path(output), {**meta, "status": "done", "sha256": file_sha256(output), "summary": summary.as_dict(), "skipped_doc_ids": skipped})
     partial.unlink(missing_ok=True)
+    partial_meta_path(output).unlink(missing_ok=True)
     logger.info(
         "generated %d queries for %d documents in %.1fs (%d resumed, %d empty, %d cut at max_new_tokens, %d skipped as too long)",
         summary.generated, summary.documents, summary.seconds, summary.resumed, summary.empty, summary.unfinished, summary.skipped_too_long,
@@ -279,7 +309,7 @@ def merge_shards(inputs: list[str | Path], output: str | Path) -> GenerateSummar
         if first is not None and (meta["run_fingerprint"], num_shards) != (first[1]["run_fingerprint"], first[1]["num_shards"]):
             raise InputError(path, None, f"made with other settings than {first[0]}", "merge only the shards of one run")
         metas[shard] = (path, meta)
-        shard_rows = read_synthetic(path)
+        shard_rows = read_synthetic(path, allow_empty=True)
         if len(shard_rows) != meta["summary"]["generated"]:
             raise InputError(path, None, f"holds {len(shard_rows)} queries, its meta says {meta['summary']['generated']}", "the file was changed: rerun that shard with --restart")
         for row in shard_rows:
@@ -299,7 +329,7 @@ def merge_shards(inputs: list[str | Path], output: str | Path) -> GenerateSummar
     summary = GenerateSummary(**{key: sum(p[key] for p in parts) for key in ("documents", "generated", "empty", "unfinished", "skipped_too_long", "resumed", "seconds")})
     first_meta = metas[0][1]
     write_json(meta_path(output), {
-        **first_meta, "status": "done", "fingerprint": fingerprint(first_meta["config"], 0, 1), "shard": 0, "num_shards": 1,
+        **first_meta, "status": "done", "fingerprint": fingerprint(first_meta["config"], 0, 1), "shard": 0, "num_shards": 1, "sha256": file_sha256(output),
         "merged_from": [str(metas[i][0]) for i in range(num_shards)], "summary": summary.as_dict(),
         "skipped_doc_ids": sorted(d for _, meta in metas.values() for d in meta.get("skipped_doc_ids", [])),
     })

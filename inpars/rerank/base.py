@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from inpars.data import Doc, Query, Run
+from inpars.errors import InputError
 from inpars.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -48,8 +49,22 @@ def score_in_batches(pairs: Sequence[tuple[str, str]], batch_size: int, score_ba
     return scores
 
 
+def check_run(run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], source: object = "the run") -> None:
+    """Refuse a run that is not of this dataset: a document the corpus lacks, or no query the dataset has."""
+    known = [qid for qid in run if qid in queries]
+    if run and not known:
+        raise InputError(source, None, f"none of its {len(run)} queries is a query of the dataset (e.g. {next(iter(run))!r})", "rerank a run of the same dataset (--dataset)")
+    for qid, scores in run.items():
+        missing = [doc_id for doc_id in scores if doc_id not in docs]
+        if missing:
+            raise InputError(source, None, f"query {qid!r} ranks document {missing[0]!r}, which is not in the dataset's corpus", "rerank a run of the same dataset (--dataset)")
+    if len(known) < len(run):
+        logger.warning("%s: %d of %d queries are not queries of the dataset; they are left out", source, len(run) - len(known), len(run))
+
+
 def rerank_run(reranker: Reranker, run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], top_k: int) -> Run:
     """Rescore each query's first-stage top ``top_k``; deeper documents keep their order below the reranked ones."""
+    check_run(run, queries, docs)
     pairs: list[tuple[str, str]] = []
     slots: list[tuple[str, str]] = []
     deeper: dict[str, list[str]] = {}

@@ -245,13 +245,17 @@ def fit(
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     model_dir = output_dir / "model"
+    # The model is saved beside its final name and renamed into place: a killed save never looks like a model.
+    staging = output_dir / ".model.partial"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)
     if save is None:
-        trainer.save_model(str(model_dir))
+        trainer.save_model(str(staging))
     if trainer.is_world_process_zero():
         if save is not None:
-            save(model_dir)
+            save(staging)
         else:
-            tokenizer.save_pretrained(str(model_dir))
+            tokenizer.save_pretrained(str(staging))
         record = {
             **metadata,
             "max_length": config.max_length,
@@ -264,7 +268,9 @@ def fit(
                 "seconds": round(time.perf_counter() - started, 3),
             },
         }
-        io.write_json(model_dir / METADATA, record)
+        io.write_json(staging / METADATA, record)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        os.replace(staging, model_dir)
     return model_dir
 
 

@@ -65,6 +65,8 @@ class CompletionServer:
 
     def __init__(self) -> None:
         self.fail: list[int] = []
+        self.html = 0
+        """How many requests to answer 200 with an HTML page (a proxy's, say) before answering properly."""
         self.authorizations: list[str | None] = []
         self.bodies: list[dict] = []
         self.lock = threading.Lock()
@@ -82,6 +84,17 @@ class CompletionServer:
                     status = server.fail.pop(0) if server.fail else 200
                 if self.path != "/v1/completions":
                     status = 404
+                with server.lock:
+                    html = status == 200 and server.html > 0
+                    server.html -= html
+                if html:
+                    page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>upstream starting</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
                 if status != 200:
                     self._send(status, {"error": {"message": f"status {status}; auth was {self.headers.get('Authorization')}"}}, {"Retry-After": "0"})
                     return

@@ -125,6 +125,44 @@ def test_openai_gives_up_after_max_retries_without_showing_the_key(completion_se
     assert SECRET not in caplog.text
 
 
+def test_openai_retries_a_200_answer_that_is_an_html_page(completion_server, caplog):
+    completion_server.html = 2
+    with caplog.at_level(logging.WARNING):
+        out = _openai(completion_server).generate([GenerationRequest("", "Document: cold water")])
+    assert out[0].text == "about cold water" and len(completion_server.bodies) == 3
+    assert "HTTP 200 with a body that is not JSON (text/html)" in caplog.text
+
+
+def test_openai_gives_up_on_html_pages_in_one_line_with_the_status_and_the_body(completion_server):
+    completion_server.html = 10
+    with pytest.raises(InparsError) as err:
+        _openai(completion_server, max_retries=2).generate([GenerationRequest("", "Document: cold water")])
+    message = str(err.value)
+    assert "\n" not in message and len(completion_server.bodies) == 3
+    assert message.startswith(f"{completion_server.url}/completions failed 3 times, last: HTTP 200 with a body that is not JSON (text/html): '<!DOCTYPE html><html><head><title>502 Bad")
+
+
+def test_a_failed_rerun_leaves_the_finished_output_and_its_meta_alone(completion_server, tmp_path):
+    """A rerun with other settings that fails must not touch what the first run finished."""
+    from dataclasses import replace
+
+    from inpars.generate.stage import meta_path
+
+    config = _config("openai", tmp_path, completion_server)
+    config = replace(config, max_retries=0, concurrency=1, batch_size=2)
+    out = tmp_path / "q.jsonl"
+    docs = make_docs(6)
+    generate_queries(docs, config, out)
+    finished = {path.name: path.read_bytes() for path in (out, meta_path(out))}
+    completion_server.fail = [200, 200, 500]  # the second run gets one batch done, then the server fails
+    with pytest.raises(InparsError, match="failed 1 times, last: HTTP 500"):
+        generate_queries(docs, replace(config, max_new_tokens=3), out)
+    assert {path.name: path.read_bytes() for path in (out, meta_path(out))} == finished
+    # The first command, run again, finds its output complete and does nothing.
+    summary = generate_queries(docs, config, out)
+    assert summary.resumed == summary.generated == 6 and out.read_bytes() == finished["q.jsonl"]
+
+
 def test_openai_does_not_retry_a_bad_request(completion_server):
     completion_server.fail = [400]
     with pytest.raises(InparsError, match="rejected the request \\(HTTP 400"):

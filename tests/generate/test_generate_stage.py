@@ -13,7 +13,7 @@ from inpars.config import GenerateConfig
 from inpars.errors import InparsError, InputError
 from inpars.generate import GenerationRequest, generate_queries, merge_shards
 from inpars.generate.hf import HFGenerator
-from inpars.generate.stage import in_shard, meta_path, partial_path
+from inpars.generate.stage import in_shard, meta_path, partial_meta_path, partial_path
 from inpars.io import read_json, read_synthetic
 from inpars.prompt import load_prompt
 
@@ -46,7 +46,7 @@ def test_several_sampled_queries_per_document(generator, config, tmp_path):
 
 
 def test_several_queries_need_sampling(generator, config, tmp_path):
-    with pytest.raises(InparsError, match="queries_per_doc > 1 needs sampling: set temperature > 0"):
+    with pytest.raises(InparsError, match="'queries_per_doc' is 2 with temperature 0; greedy decoding repeats the same query: set temperature > 0"):
         generate_queries(make_docs(2), replace(config, queries_per_doc=2), tmp_path / "q.jsonl", generator=generator)
 
 
@@ -95,7 +95,9 @@ def test_rerun_of_a_finished_output_does_nothing(generator, config, tmp_path):
 def test_partial_rows_of_other_settings_are_refused(generator, config, tmp_path):
     out = tmp_path / "q.jsonl"
     generate_queries(make_docs(5), config, out, generator=generator)
+    # What a run with the first settings leaves when it is killed: a few rows and what they were made with.
     partial_path(out).write_text(out.read_text().splitlines(keepends=True)[0])
+    partial_meta_path(out).write_text(json.dumps({**read_json(meta_path(out)), "status": "running"}))
     with pytest.raises(InparsError, match="holds queries made with other settings \\(changed: max_new_tokens\\).*--restart"):
         generate_queries(make_docs(5), replace(config, max_new_tokens=3), out, generator=generator)
     summary = generate_queries(make_docs(5), replace(config, max_new_tokens=3), out, generator=generator, restart=True)
@@ -107,7 +109,7 @@ def test_partial_rows_of_other_settings_are_refused(generator, config, tmp_path)
 def test_partial_rows_without_their_meta_are_refused(generator, config, tmp_path):
     out = tmp_path / "q.jsonl"
     partial_path(out).write_text('{"query_id": "d000-q", "doc_id": "d000", "text": "x"}\n')
-    with pytest.raises(InparsError, match="has no q.jsonl.meta.json beside it"):
+    with pytest.raises(InparsError, match="has no q.jsonl.partial.meta.json beside it"):
         generate_queries(make_docs(3), config, out, generator=generator)
 
 

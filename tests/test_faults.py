@@ -1,0 +1,172 @@
+"""Fault injection: SIGKILL at random points of every stage that writes, then the same command again.
+
+A whole recipe (generate, filter, negatives, train with checkpoints, retrieve, rerank, evaluate) runs with tiny
+models on a small collection, and ``inpars reproduce`` writes its report. Each kill point starts the command,
+waits until the chosen stage has begun, sleeps a random share of that stage's time in an uninterrupted run and
+kills the process with SIGKILL. Then, before the rerun, every file under its final name must be whole (byte for
+byte the uninterrupted run's output, or JSON that parses); after the rerun, every output must be byte-identical
+to the uninterrupted run's. ``INPARS_FAULT_KILLS`` sets the kill points per stage (default 2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "generate"))
+
+from fault_helpers import PRELOAD, run_command
+from generate_helpers import WORDS, make_docs, save_random_llama
+from test_reproduce import RECIPE, TINY
+
+from inpars.data import Query
+from inpars.io import write_beir_folder
+
+pytestmark = pytest.mark.faults
+logger = logging.getLogger(__name__)
+
+STAGES = ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate")
+OUTPUTS = (
+    "generate/queries.jsonl", "filter/kept.jsonl", "filter/dropped.jsonl", "negatives/train.jsonl", "train/model/model.safetensors",
+    "train/model/config.json", "retrieve/run.trec", "rerank/run.trec", "evaluate/metrics.json", "metrics.json",
+)
+REPORT_OUTPUTS = ("report.md", "results.json", "report.png", "bm25/retrieve/run.trec", "bm25/metrics.json")
+KILLS = int(os.environ.get("INPARS_FAULT_KILLS", "2"))
+
+
+@pytest.fixture(scope="module")
+def forkserver():
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory, tiny_t5) -> Path:
+    folder = tmp_path_factory.mktemp("faults")
+    docs = make_docs(40, seed=5)
+    queries = [Query(f"q{i}", f"what is {WORDS[i]} {WORDS[i + 3]}") for i in range(12)]
+    write_beir_folder(folder / "data", docs, queries, {f"q{i}": {docs[i].doc_id: 1} for i in range(12)})
+    llama = save_random_llama(folder / "llama")
+    path = folder / "recipe.yaml"
+    path.write_text(f"""name: f
+dataset: {folder / "data"}
+generate: {{model: {llama}, device: cpu, max_new_tokens: 8, batch_size: 4}}
+filter: {{method: mean_log_probs, top_k: 30}}
+negatives: {{depth: 10, num_negatives: 1}}
+train: {{reranker: monot5, model: {tiny_t5}, max_steps: 8, batch_size: 8, learning_rate: 1.0e-3, max_length: 48, warmup_ratio: 0.0, save_steps: 2}}
+retrieve: {{top_k: 10}}
+rerank: {{top_k: 5, batch_size: 16}}
+""")
+    return path
+
+
+def _start(context, args: list[str], log: Path):
+    process = context.Process(target=run_command, args=(args, str(log)))
+    process.start()
+    return process
+
+
+def _timeline(process, marks: dict[str, Path]) -> tuple[dict[str, float], float]:
+    """When each marker file first appeared, in seconds after the start, and when the process ended."""
+    started, seen = time.monotonic(), {}
+    while process.is_alive():
+        for name, path in marks.items():
+            if name not in seen and path.exists():
+                seen[name] = time.monotonic() - started
+        time.sleep(0.002)
+    process.join()
+    return seen, time.monotonic() - started
+
+
+def _same(folder: Path, reference: Path, name: str) -> bool:
+    """Byte-identical, once the run folder's own path (which a report names) is written as the reference's."""
+    here, there = str(folder.parent).encode(), str(reference.parent).encode()
+    return (folder / name).read_bytes().replace(here, there) == (reference / name).read_bytes()
+
+
+def _whole(folder: Path, reference: Path, outputs: tuple[str, ...]) -> None:
+    """No file under its final name is partial: outputs equal the reference's bytes, JSON files parse."""
+    for name in outputs:
+        if (folder / name).exists():
+            assert _same(folder, reference, name), f"{name} exists but differs from the uninterrupted run's"
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl") and "checkpoints" not in path.parts and not path.name.startswith("."):
+            text = path.read_text()
+            rows = text.splitlines() if path.suffix == ".jsonl" and not path.name.endswith(".partial") else [text]
+            for row in rows:
+                json.loads(row)
+
+
+def _kill_and_rerun(context, args: list[str], folder: Path, marker: Path, delay: float, reference: Path, outputs: tuple[str, ...]) -> bool:
+    """Start, wait for ``marker``, sleep ``delay``, SIGKILL; check that nothing partial looks whole; rerun; compare."""
+    log = folder.parent.with_suffix(".log")
+    process = _start(context, args, log)
+    while process.is_alive() and not marker.exists():
+        time.sleep(0.002)
+    time.sleep(delay)
+    killed = process.is_alive()
+    if killed:
+        os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    assert killed or process.exitcode == 0, log.read_text()[-3000:]
+    _whole(folder, reference, outputs)
+    again = _start(context, args, log)
+    again.join()
+    assert again.exitcode == 0, log.read_text()[-3000:]
+    for name in outputs:
+        assert _same(folder, reference, name), f"{name} differs after a kill and a rerun"
+    return killed
+
+
+def test_kill_9_anywhere_in_a_recipe_then_rerun_gives_the_same_bytes(forkserver, recipe, tmp_path, record_property):
+    def args(out: Path) -> list[str]:
+        return ["run", str(recipe), "--set", f"output_dir={out}"]
+
+    reference = tmp_path / "reference"
+    process = _start(forkserver, args(reference), tmp_path / "reference.log")
+    starts, end = _timeline(process, {s: reference / "f" / s / "stage.json" for s in STAGES})
+    assert process.exitcode == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    ends = [starts[s] for s in STAGES[1:]] + [end]
+    rng = random.Random(15)
+    tried = killed = 0
+    for stage, stop in zip(STAGES, ends):
+        for k in range(KILLS):
+            delay = rng.uniform(0, stop - starts[stage])
+            out = tmp_path / f"{stage}-{k}"
+            killed += _kill_and_rerun(forkserver, args(out), out / "f", out / "f" / stage / "stage.json", delay, reference / "f", OUTPUTS)
+            tried += 1
+    logger.info("recipe: %d kill points tried, %d landed before the process ended, all survived", tried, killed)
+    record_property("kill_points", f"{tried} tried, {killed} killed, {tried} survived")
+    assert killed >= tried // 2, f"only {killed} of {tried} kills landed before the run ended"
+
+
+def test_kill_9_while_reproduce_writes_its_report(forkserver, tmp_path):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "t.yaml").write_text(TINY.replace("EXPECTED", "0.5375"))
+    (tables / "bm25.yaml").write_text(RECIPE)
+
+    def args(out: Path) -> list[str]:
+        return ["reproduce", "faq", "--tables", str(tables / "t.yaml"), "--output-dir", str(out)]
+
+    reference = tmp_path / "reference"
+    process = _start(forkserver, args(reference), tmp_path / "reference.log")
+    starts, end = _timeline(process, {"retrieve": reference / "faq" / "bm25" / "retrieve" / "stage.json"})
+    assert process.exitcode == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    rng = random.Random(15)
+    killed = 0
+    for k in range(KILLS + 1):
+        out = tmp_path / f"report-{k}"
+        marker = out / "faq" / "bm25" / "retrieve" / "stage.json"
+        killed += _kill_and_rerun(forkserver, args(out), out / "faq", marker, rng.uniform(0, end - starts["retrieve"]), reference / "faq", REPORT_OUTPUTS)
+    logger.info("reproduce: %d kill points tried, %d landed before the process ended, all survived", KILLS + 1, killed)
