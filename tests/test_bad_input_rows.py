@@ -30,7 +30,7 @@ def test_an_unknown_model_fails_at_once_with_no_network(monkeypatch):
     assert time.monotonic() - started < 10
     message = str(err.value)
     assert "'no-such-org/no-such-model' is no folder here and not in the Hugging Face cache, and the hub is offline (127.0.0.1 cannot be reached" in message
-    assert "embedded:smollm2-135m, embedded:minilm-l6), a local folder, or a Hugging Face hub id" in message
+    assert "embedded:smollm2-135m, embedded:minilm-l6, embedded:t5-tiny-random), a local folder, or a Hugging Face hub id" in message
 
 
 @pytest.mark.parametrize(
