@@ -174,8 +174,12 @@ def prebuilt_server(lucene, tmp_path, monkeypatch):
 
     Returns a function that points PREBUILT's catalogue entry at the local server (or at a missing file).
     """
-    from pyserini.index.lucene import IndexReader
     from pyserini.prebuilt_index_info import TF_INDEX_INFO
+
+    try:  # pyserini >= 0.35 renamed its reader
+        from pyserini.index.lucene import LuceneIndexReader as IndexReader
+    except ImportError:
+        from pyserini.index.lucene import IndexReader
 
     built = PyseriniRetriever(RetrieveConfig(backend="pyserini"))
     built.index(DOCS)
@@ -193,6 +197,9 @@ def prebuilt_server(lucene, tmp_path, monkeypatch):
     def point(path: str | None = None, **overrides):
         monkeypatch.setitem(entry, "urls", [f"{base}/{path or tarball.name}"])
         monkeypatch.setitem(entry, "md5", hashlib.md5(tarball.read_bytes()).hexdigest())
+        for key in ("size compressed (bytes)", "size_bytes"):  # checked by pyserini >= 0.35
+            if key in entry:
+                monkeypatch.setitem(entry, key, type(entry[key])(tarball.stat().st_size))
         for key in ("documents", "unique_terms", "total_terms"):
             monkeypatch.setitem(entry, key, overrides.get(key, stats[key]))
 

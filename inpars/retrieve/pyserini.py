@@ -226,6 +226,9 @@ class PyseriniRetriever:
             from pyserini.util import get_cache_home
 
             raise InparsError(f"the prebuilt index '{name}' failed pyserini's checks ({exc}); delete it from {get_cache_home()} and retry") from None
+        except OSError as exc:  # later pyserini releases print a failed download and then open the missing file
+            reason = printed.getvalue().strip().splitlines()[-1:] or [str(exc)]
+            raise InparsError(f"could not download the prebuilt index '{name}' ({reason[0]}); leave retrieve.prebuilt_index empty to build an index from the corpus") from None
         logger.debug("pyserini: %s", printed.getvalue().strip())
         if searcher is None:
             reason = printed.getvalue().strip().splitlines()[-1:] or ["no network?"]
