@@ -195,7 +195,10 @@ def fetch_published_examples(corpus: str, revision: str, sha256: str | None) -> 
     headers = fetch_pinned(
         url, target, "the published few-shot examples", "use generate.fewshot_source=dataset",
         lambda data: digests.append(_check_sha256(data, url, sha256)),
-        not_found=f"{PUBLISHED_REPO} has no data/{corpus}.json at revision {revision}; set generate.fewshot_corpus to the file's name, or use generate.fewshot_source=dataset",
+        not_found=(
+            f"{PUBLISHED_REPO} has no data/{corpus}.json at revision {revision}, or the hub does not know that revision; set "
+            "generate.fewshot_corpus to the file's name or generate.fewshot_revision to a full commit id, or use generate.fewshot_source=dataset"
+        ),
     )
     commit = next((v for k, v in headers.items() if k.lower() == "x-repo-commit"), None)
     digest = digests[0]

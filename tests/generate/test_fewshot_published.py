@@ -119,7 +119,7 @@ def test_a_corpus_without_a_file_says_so(cache, monkeypatch):
         raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
 
     monkeypatch.setattr("urllib.request.urlopen", not_found)
-    with pytest.raises(InparsError, match=r"robust04.json: HTTP 404 \(Not Found\); inpars/fewshot-examples has no data/robust04.json at revision 0123abc; set generate.fewshot_corpus"):
+    with pytest.raises(InparsError, match=r"robust04.json: HTTP 404 \(Not Found\); inpars/fewshot-examples has no data/robust04.json at revision 0123abc, or the hub does not know that revision; set generate.fewshot_corpus"):
         load_published_examples("robust04", REVISION, None)
 
 
