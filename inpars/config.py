@@ -76,6 +76,34 @@ class GenerateConfig:
     """openai backend: seconds before the first retry, doubled at each further one (or the server's Retry-After)."""
     request_timeout: float = 120.0
     """openai backend: seconds to wait for one answer."""
+    fewshot_source: str = "dataset"
+    """Where prompts with ``examples_from: dataset`` (promptagator-*) take their examples: ``dataset``, the dataset's
+    own judged queries (any dataset), or ``published``, the per-corpus file of the ``inpars/fewshot-examples``
+    dataset on the Hugging Face hub that the reference code samples from."""
+    fewshot_corpus: str | None = None
+    """published: the file's name in that dataset (``data/<name>.json``); None takes the dataset's BEIR name."""
+    fewshot_revision: str | None = None
+    """published: the revision (commit) of ``inpars/fewshot-examples`` to download; required with ``published``."""
+    fewshot_sha256: str | None = None
+    """published: the sha256 of the file, checked before use; None uses it unverified and logs its hash to pin."""
+    fewshot_shuffle: bool = False
+    """Reorder the few-shot examples for every document (seeded by ``seed`` and the document id), as the reference
+    does; False keeps one order, so every document shares one prompt prefix."""
+
+    def __post_init__(self) -> None:
+        if self.fewshot_source not in FEWSHOT_SOURCES:
+            raise InvalidValue("fewshot_source", f"is '{self.fewshot_source}'", f"use one of {', '.join(FEWSHOT_SOURCES)}")
+        if self.fewshot_sha256 is not None and not _is_sha256(self.fewshot_sha256):
+            raise InvalidValue("fewshot_sha256", f"is '{self.fewshot_sha256}', not 64 hexadecimal digits", "copy the file's sha256, or leave it unset")
+        if self.fewshot_source == "published" and not self.fewshot_revision:
+            raise InvalidValue("fewshot_revision", "is unset, and fewshot_source is published", "give the commit of inpars/fewshot-examples to download")
+
+
+FEWSHOT_SOURCES = ("dataset", "published")
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
 
     def __post_init__(self) -> None:
         _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)

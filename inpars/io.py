@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -586,3 +586,32 @@ def download(url: str, target: str | os.PathLike, timeout: float = 60.0) -> Path
     except (urllib.error.URLError, OSError) as exc:
         raise InparsError(f"could not download {url} ({getattr(exc, 'reason', exc)}); it needs a network once. Offline, fetch it elsewhere and save it as {target}") from None
     return target
+
+
+def fetch_pinned(url: str, target: str | os.PathLike, what: str, instead: str, check: Callable[[bytes], object], not_found: str = "", timeout: float = 60.0) -> dict[str, str]:
+    """Download ``url``, a file pinned by its hash, into ``target``: ``check`` sees the bytes before they are kept.
+
+    Returns the response headers. Every failure is one line; offline, it says where to save the file by hand.
+    """
+    import urllib.error
+    import urllib.request
+
+    from inpars.errors import InparsError
+
+    target = Path(target)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+            headers = {str(k): str(v) for k, v in response.headers.items()}
+    except urllib.error.HTTPError as exc:
+        hint = not_found if exc.code == 404 and not_found else f"retry later, or save the file by hand as {target}"
+        raise InparsError(f"{url}: HTTP {exc.code} ({exc.reason}); {hint}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise InparsError(
+            f"{what} could not be downloaded from {url} ({getattr(exc, 'reason', exc)}); it needs a network once. "
+            f"Offline, download it elsewhere and save it as {target}, or {instead}"
+        ) from None
+    check(data)
+    with atomic_write(target, "wb") as handle:
+        handle.write(data)
+    return headers

@@ -231,23 +231,12 @@ def published_prompts_file() -> Path:
     if target.is_file():
         _check_published(target.read_bytes(), str(target))
         return target
-    import urllib.error
-    import urllib.request
+    from inpars.io import fetch_pinned
 
-    try:
-        with urllib.request.urlopen(PUBLISHED_URL, timeout=30) as response:
-            data = response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise InparsError(
-            f"the published prompt file could not be downloaded from {PUBLISHED_URL} ({getattr(exc, 'reason', exc)}); "
-            f"it needs a network once. Offline, download it elsewhere and save it as {target}, "
-            "or use a built-in prompt (inpars, inpars-gbq, promptagator-<dataset>)"
-        ) from None
-    _check_published(data, PUBLISHED_URL)
-    from inpars.io import atomic_write
-
-    with atomic_write(target, "wb") as handle:
-        handle.write(data)
+    fetch_pinned(
+        PUBLISHED_URL, target, "the published prompt file", "use a built-in prompt (inpars, inpars-gbq, promptagator-<dataset>)",
+        lambda data: _check_published(data, PUBLISHED_URL), timeout=30,
+    )
     return target
 
 

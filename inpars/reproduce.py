@@ -61,6 +61,17 @@ class DatasetEntry:
     """The stem of the released synthetic-queries file of this dataset, if there is one."""
     unavailable: str | None
     where: str
+    forums: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """A dataset scored as the mean over its parts (CQADupStack's forums): forum -> its sanity counts. ``dataset``
+    then names each forum's dataset with ``{forum}``; each forum runs apart and the cell is checked against the mean."""
+
+    def forum_entries(self) -> list[DatasetEntry]:
+        """One entry per forum, named ``<dataset>-<forum>`` (as pyserini names the forums' prebuilt indexes)."""
+        assert self.dataset is not None
+        return [
+            DatasetEntry(f"{self.name}-{forum}", self.dataset.replace("{forum}", forum), dict(counts), self.counts_source, None, None, self.where)
+            for forum, counts in self.forums.items()
+        ]
 
 
 @dataclass(frozen=True)
@@ -296,18 +307,39 @@ class _TablesFile:
             conditions[condition.name] = condition
 
     def dataset_entry(self, name: str, value: Any, key: str) -> DatasetEntry:
-        data = self.mapping(value, key, ("dataset", "counts", "counts_source", "released_data", "unavailable"))
+        data = self.mapping(value, key, ("dataset", "counts", "counts_source", "released_data", "unavailable", "forums"))
         released = data.get("released_data")
         if data.get("unavailable") is not None:
             return DatasetEntry(name, None, None, None, released, self.text(data["unavailable"], f"{key}.unavailable"), self.where(key))
+        if data.get("forums") is not None:
+            return self.forums_entry(name, data, key)
         self.mapping(data, key, list(data), required=("dataset", "counts", "counts_source"))
-        counts = self.mapping(data["counts"], f"{key}.counts", COUNT_KEYS, required=COUNT_KEYS)
+        return DatasetEntry(
+            name, self.text(data["dataset"], f"{key}.dataset"), self.counts(data["counts"], f"{key}.counts"), self.text(data["counts_source"], f"{key}.counts_source"),
+            released, None, self.where(f"{key}.counts"),
+        )
+
+    def counts(self, value: Any, key: str) -> dict[str, int]:
+        counts = self.mapping(value, key, COUNT_KEYS, required=COUNT_KEYS)
         for count_key, count in counts.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise self.fail(f"{key}.counts.{count_key}", f"'{key}.counts.{count_key}' should be a positive whole number, got {count!r}", "copy it from the source named in counts_source")
+                raise self.fail(f"{key}.{count_key}", f"'{key}.{count_key}' should be a positive whole number, got {count!r}", "copy it from the source named in counts_source")
+        return dict(counts)
+
+    def forums_entry(self, name: str, data: dict, key: str) -> DatasetEntry:
+        """A dataset scored as the mean over its forums: ``dataset`` with ``{forum}``, and each forum's counts."""
+        if "counts" in data:
+            raise self.fail(f"{key}.counts", f"dataset '{name}' has forums, so its counts are given per forum", "move them under forums.<forum>")
+        self.mapping(data, key, list(data), required=("dataset", "forums", "counts_source"))
+        pattern = self.text(data["dataset"], f"{key}.dataset")
+        if "{forum}" not in pattern:
+            raise self.fail(f"{key}.dataset", f"'{key}.dataset' has no {{forum}} placeholder", "write e.g. beir/cqadupstack/{forum}")
+        forums = data["forums"]
+        if not isinstance(forums, dict) or len(forums) < 2:
+            raise self.fail(f"{key}.forums", f"'{key}.forums' should map at least two forums to their counts", "write e.g. android: {docs: ..., queries: ..., qrels: ...}")
         return DatasetEntry(
-            name, self.text(data["dataset"], f"{key}.dataset"), dict(counts), self.text(data["counts_source"], f"{key}.counts_source"),
-            released, None, self.where(f"{key}.counts"),
+            name, pattern, None, self.text(data["counts_source"], f"{key}.counts_source"), data.get("released_data"), None, self.where(f"{key}.forums"),
+            forums={str(forum): self.counts(counts, f"{key}.forums.{forum}") for forum, counts in forums.items()},
         )
 
     def condition(self, value: Any, key: str) -> Condition:
@@ -418,7 +450,7 @@ def _check_references(condition: Condition, sources: Mapping[str, str], datasets
         if cell.dataset not in datasets:
             raise InparsError(f"{cell.where}: {_unknown('dataset', cell.dataset, datasets, 'in the tables')}; add it under datasets: with its counts")
         entry = datasets[cell.dataset]
-        if "data" in condition.released and "{released_data}" in condition.released["data"] and not entry.unavailable and not entry.released_data:
+        if "data" in condition.released and "{released_data}" in condition.released["data"] and not entry.unavailable and not entry.released_data and not entry.forums:
             raise InparsError(f"{cell.where}: condition '{condition.name}' names released data, but dataset '{cell.dataset}' has no released_data")
 
 
@@ -478,6 +510,8 @@ class ConditionRun:
     mode: str
     checks: list[CellCheck]
     run_dir: Path | None = None
+    forums: dict[str, dict[str, float]] = field(default_factory=dict)
+    """A dataset scored over its forums: each forum's scores (the checks hold their mean)."""
 
     @property
     def ok(self) -> bool:
@@ -594,7 +628,13 @@ def runnable_cell(tables: Tables, dataset: str, condition: str, mode: str = "ful
         raise InparsError(f"condition '{condition}' has no released {mode} to start from (it runs as: {', '.join(cond.modes())}); conditions with one: {', '.join(shortcuts) or 'none'}")
     if mode == "checkpoint":
         cond.checkpoint(dataset)
+    if mode == "data" and not _has_released_data(cond, entry):
+        raise InparsError(f"no released data of '{condition}' is known for '{dataset}'; run it without --from-released")
     return entry, cond, cell
+
+
+def _has_released_data(cond: Condition, entry: DatasetEntry) -> bool:
+    return "data" in cond.released and ("{released_data}" not in cond.released["data"] or bool(entry.released_data)) and not entry.forums
 
 
 def run_condition(
@@ -612,6 +652,8 @@ def run_condition(
     from inpars.pipeline import run_pipeline
 
     entry, cond, cell = runnable_cell(tables, dataset, condition, mode)
+    if entry.forums:
+        return _run_forums(entry, cond, cell, mode, output_dir, force, overrides)
     config, source, settings = condition_config(entry, cond, cell, mode, output_dir, overrides)
     logger.info("%s on %s (%s): %s %s", condition, dataset, mode, source, " ".join(f"--set {s}" for s in settings))
     data = loaded if loaded is not None else load_dataset(entry.dataset)
@@ -632,6 +674,39 @@ def run_condition(
     return ConditionRun(condition, dataset, mode, compare(cond, cell, result.metrics[cond.system], mode), result.run_dir)
 
 
+def forum_mean(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """The mean over forums of each metric (every forum's run must have it), as BEIR scores CQADupStack."""
+    metrics = dict.fromkeys(metric for forum in scores.values() for metric in forum)
+    for forum, values in scores.items():
+        missing = [metric for metric in metrics if metric not in values]
+        if missing:
+            raise InparsError(f"the run of forum '{forum}' has no {', '.join(missing)}; every forum needs the same measures to be averaged")
+    return {metric: sum(values[metric] for values in scores.values()) / len(scores) for metric in metrics}
+
+
+def _run_forums(entry: DatasetEntry, cond: Condition, cell: Cell, mode: str, output_dir: str | Path, force: bool, overrides: Sequence[str]) -> ConditionRun:
+    """Run a condition on every forum of ``entry`` (each its own dataset, counts checked) and check the cell against their mean."""
+    from inpars.datasets import load_dataset
+    from inpars.pipeline import run_pipeline
+
+    if mode != "full":
+        raise InparsError(f"dataset '{entry.name}' is scored over its forums; run it without --from-released")
+    scores: dict[str, dict[str, float]] = {}
+    for forum, part in zip(entry.forums, entry.forum_entries()):
+        config, source, settings = condition_config(part, cond, cell, mode, Path(output_dir) / entry.name, overrides)
+        logger.info("%s on %s, forum %s: %s %s", cond.name, entry.name, forum, source, " ".join(f"--set {s}" for s in settings))
+        data = load_dataset(part.dataset)
+        check_counts(part, data.counts())
+        kwargs: dict[str, Any] = {"rerank": False} if cond.kind == "retrieval" else {"model": config.train.model} if cond.kind == "rerank" else {}
+        result = run_pipeline(config, force=force, dataset=data, **kwargs)
+        if cond.system not in result.metrics:
+            raise InparsError(f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'")
+        scores[forum] = {metric: float(value) for metric, value in result.metrics[cond.system].items()}
+    mean = forum_mean(scores)
+    logger.info("%s on %s: the mean over %d forums is %s", cond.name, entry.name, len(scores), ", ".join(f"{m} {v:.4f}" for m, v in mean.items()))
+    return ConditionRun(cond.name, entry.name, mode, compare(cond, cell, mean, mode), Path(output_dir) / entry.name, forums=scores)
+
+
 def plan(tables: Tables, dataset: str, conditions: Sequence[str] = (), released: str | None = None) -> list[tuple[str, str]]:
     """(condition, mode) pairs to run: the named conditions, else every runnable one; ``released`` picks a shortcut."""
     if released is not None and released not in MODES[1:]:
@@ -647,7 +722,10 @@ def plan(tables: Tables, dataset: str, conditions: Sequence[str] = (), released:
     chosen = tables.runnable(dataset)
     if released is None:
         return [(c.name, "full") for c in chosen]
-    with_shortcut = [(c.name, released) for c in chosen if released in c.modes() and (released != "checkpoint" or c.checkpoints.get(dataset, Checkpoint(None, "")).model)]
+    with_shortcut = [
+        (c.name, released) for c in chosen
+        if released in c.modes() and (released != "checkpoint" or c.checkpoints.get(dataset, Checkpoint(None, "")).model) and (released != "data" or _has_released_data(c, entry))
+    ]
     if not with_shortcut:
         raise InparsError(f"no condition has a released {released} for '{dataset}'; run without --from-released")
     return with_shortcut
@@ -666,7 +744,8 @@ def reproduce(
     from inpars.datasets import load_dataset
 
     steps = plan(tables, dataset, conditions, released)
-    loaded = load_dataset(tables.dataset(dataset).dataset) if steps else None
+    entry = tables.dataset(dataset)
+    loaded = load_dataset(entry.dataset) if steps and not entry.forums else None  # forums are loaded one by one
     runs = [run_condition(tables, dataset, name, mode, output_dir, force, overrides, loaded) for name, mode in steps]
     return Reproduction(dataset, runs, tables)
 
@@ -759,6 +838,7 @@ def write_report(reproduction: Reproduction, folder: str | Path) -> Path:
             for c in reproduction.checks
         ],
         "runs": {f"{r.condition}:{r.mode}": str(r.run_dir) for r in reproduction.runs},
+        "forums": {f"{r.condition}:{r.mode}": r.forums for r in reproduction.runs if r.forums},
     })
     return folder / "report.md"
 

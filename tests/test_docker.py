@@ -132,3 +132,11 @@ def test_the_entrypoint_runs_inpars(tmp_path):
     assert run("inpars", "datasets") == "inpars datasets"
     assert run() == "inpars --help"
     assert run("sh", "-c", "echo shell") == "shell"
+    # make runs the folder's Makefile, or the image's own where the folder has none.
+    fake_make = tmp_path / "make"
+    fake_make.write_text('#!/bin/sh\necho "make $*"\n')
+    fake_make.chmod(0o755)
+    inside = lambda folder, *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], cwd=folder, capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()  # noqa: E731
+    assert inside(tmp_path, "make", "regression") == "make -f /opt/inpars/Makefile regression"
+    (tmp_path / "Makefile").write_text("all:\n")
+    assert inside(tmp_path, "make", "regression") == "make regression"

@@ -38,6 +38,19 @@ def test_inpars_v2_generates_with_the_gbq_prompt_and_v1_with_the_vanilla_one():
     assert not _recipe("demo").fix_text  # recipes of inpars' own stay as they were
 
 
+@pytest.mark.parametrize("name", ["inpars-v1-promptagator", "inpars-v2-promptagator"])
+def test_promptagator_recipes_take_the_published_examples_reordered_per_document(name):
+    generate = _recipe(name).generate
+    assert generate.fewshot_source == "published" and generate.fewshot_shuffle is True
+    assert generate.fewshot_revision == "056e6ab"
+    # No sha256 of the published files was found: the recipe states that it has none, and says why.
+    assert generate.fewshot_sha256 is None
+    text = resources.files("inpars.recipes").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+    assert "fewshot_sha256: null" in text and "UNVERIFIED" in text
+    for other in ("inpars-v1", "inpars-v2", "demo"):
+        assert _recipe(other).generate.fewshot_source == "dataset" and not _recipe(other).generate.fewshot_shuffle
+
+
 def test_fewer_than_three_generated_tokens_are_dropped_before_the_score_filter():
     queries = [
         SyntheticQuery("a", "d1", "what", (-0.01,)),

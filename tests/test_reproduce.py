@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 from inpars import io
 from inpars.cli import app
 from inpars.data import SyntheticQuery
-from inpars.errors import InparsError
+from inpars.errors import InparsError, InputError
 from inpars.reproduce import check_counts, compare, condition_config, load_tables, plan, released_queries, runnable_cell
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +83,8 @@ def test_every_runnable_condition_has_tolerances_with_reasons_and_a_recipe_that_
 def test_sanity_counts_are_present_for_every_runnable_dataset(tables):
     for name in tables.runnable_datasets():
         entry = tables.datasets[name]
-        assert set(entry.counts) == {"docs", "queries", "qrels"} and entry.counts_source in tables.sources
+        for part in entry.forum_entries() if entry.forums else [entry]:
+            assert set(part.counts) == {"docs", "queries", "qrels"} and entry.counts_source in tables.sources
     assert tables.datasets["scifact"].counts == {"docs": 5183, "queries": 300, "qrels": 339}
     assert tables.datasets["bioasq"].unavailable and not tables.runnable("bioasq")
 
@@ -322,3 +324,103 @@ def test_pipeline_reranks_with_a_given_model_or_retrieves_only(tmp_path, faq_sli
     only = run_pipeline(load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "name=bm25"]), dataset=faq_slice, rerank=False)
     assert [s.name for s in only.stages] == ["retrieve", "evaluate"] and set(only.metrics) == {"bm25"}
     assert only.metrics["bm25"] == result.metrics["bm25"]
+
+
+# ---------------------------------------------------------------------------------------------- forums
+
+
+def test_cqadupstack_is_scored_over_its_twelve_forums(tables):
+    entry = tables.datasets["cqadupstack"]
+    assert not entry.unavailable and entry.counts is None and len(entry.forums) == 12
+    parts = entry.forum_entries()
+    assert parts[0].name == "cqadupstack-android" and parts[0].dataset == "beir/cqadupstack/android"
+    assert parts[0].counts == {"docs": 22998, "queries": 699, "qrels": 1696}
+    assert {p.dataset for p in parts} == {f"beir/cqadupstack/{f}" for f in entry.forums}
+    assert [c.name for c in tables.runnable("cqadupstack")] == ["inpars-v2", "inpars-v2-gpu"]
+    with pytest.raises(InparsError, match="no released data of 'inpars-v2' is known for 'cqadupstack'"):
+        runnable_cell(tables, "cqadupstack", "inpars-v2", "data")
+
+
+# The tiny table with one dataset scored over three forums (each a small BEIR folder under FOLDER).
+FORUMS = (
+    TINY.replace(
+        "  faq:\n    dataset: faq-construction\n    counts: {docs: 503, queries: 503, qrels: 503}\n    counts_source: here\n",
+        "  cqa:\n    dataset: FOLDER/{forum}\n    counts_source: here\n    forums:\n"
+        + "".join(f"      {forum}: {{docs: 6, queries: 2, qrels: 2}}\n" for forum in "abc"),
+    )
+    .replace("    system: bm25\n", '    system: bm25\n    set: ["retrieve.prebuilt_index=index-{dataset}"]\n')
+    .replace("      - dataset: faq\n        scores: {nDCG@10: EXPECTED, R@100: 0.8807}", "      - dataset: cqa\n        scores: {nDCG@10: 0.6}")
+)
+
+
+def _forums(tmp_path: Path) -> Path:
+    from inpars.data import Doc, Query
+
+    for forum in "abc":
+        docs = [Doc(f"{forum}{i}", f"{forum} post {i} about water") for i in range(6)]
+        queries = [Query(f"q{i}", f"water {i}") for i in range(2)]
+        io.write_beir_folder(tmp_path / "forums" / forum, docs, queries, {f"q{i}": {f"{forum}{i}": 1} for i in range(2)})
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    (folder / "t.yaml").write_text(FORUMS.replace("FOLDER", str(tmp_path / "forums")))
+    (folder / "bm25.yaml").write_text(RECIPE)
+    return folder / "t.yaml"
+
+
+def test_a_forum_dataset_runs_every_forum_and_checks_their_mean(tmp_path, monkeypatch):
+    from inpars import pipeline
+    from inpars.reproduce import reproduce, write_report
+
+    tables = load_tables(_forums(tmp_path))
+    per_forum = {"a": 0.5, "b": 0.6, "c": 0.7003}  # mean 0.6001: within 0.001 of the cell's 0.6
+    seen = []
+
+    def fake_run(config, force=False, dataset=None, **kwargs):
+        forum = Path(config.dataset).name
+        seen.append((forum, config.retrieve.prebuilt_index, config.run_dir, dataset.counts()["docs"], kwargs))
+        return pipeline.PipelineResult(config.run_dir, {"bm25": {"nDCG@10": per_forum[forum], "R@100": 1.0}}, [], {})
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake_run)
+    result = reproduce(tables, "cqa", output_dir=tmp_path / "out")
+    assert [s[0] for s in seen] == ["a", "b", "c"]
+    assert [s[1] for s in seen] == ["index-cqa-a", "index-cqa-b", "index-cqa-c"]  # {dataset} is the forum's own name
+    assert [s[2] for s in seen] == [tmp_path / "out" / "cqa" / f"cqa-{f}" / "bm25" for f in "abc"]
+    assert all(s[3] == 6 and s[4] == {"rerank": False} for s in seen)
+    (check,) = result.checks
+    assert check.obtained == pytest.approx(0.6001) and check.ok
+    assert result.runs[0].forums == {f: {"nDCG@10": v, "R@100": 1.0} for f, v in per_forum.items()}
+    write_report(result, tmp_path / "report")
+    assert json.loads((tmp_path / "report" / "results.json").read_text())["forums"]["bm25:full"]["c"]["nDCG@10"] == 0.7003
+    # One forum off by enough moves the mean out of the tolerance.
+    per_forum["c"] = 0.71
+    assert not reproduce(tables, "cqa", output_dir=tmp_path / "out").ok
+
+
+def test_a_forum_with_other_counts_stops_before_scoring(tmp_path, monkeypatch):
+    from inpars import pipeline
+    from inpars.reproduce import reproduce
+
+    path = _forums(tmp_path)
+    path.write_text(path.read_text().replace("b: {docs: 6,", "b: {docs: 7,"))
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda config, **kw: pipeline.PipelineResult(config.run_dir, {"bm25": {"nDCG@10": 0.6}}, [], {}))
+    with pytest.raises(InparsError, match=r"dataset 'cqa-b' \(.*forums/b\) does not match its sanity counts: docs 6 \(expected 7\)"):
+        reproduce(load_tables(path), "cqa", output_dir=tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ("    dataset: FOLDER/{forum}", "    dataset: FOLDER/x", "'datasets.cqa.dataset' has no {forum} placeholder"),
+        ("      b: {docs: 6, queries: 2, qrels: 2}\n      c: {docs: 6, queries: 2, qrels: 2}\n", "", "should map at least two forums"),
+        ("      a: {docs: 6, queries: 2, qrels: 2}", "      a: {docs: 6, queries: 2}", "'datasets.cqa.forums.a' needs 'qrels'"),
+        ("    counts_source: here\n    forums:", "    counts_source: here\n    counts: {docs: 1, queries: 1, qrels: 1}\n    forums:", "its counts are given per forum"),
+    ],
+)
+def test_forum_mistakes_name_the_key(tmp_path, old, new, words):
+    path = _forums(tmp_path)
+    text = FORUMS.replace("FOLDER", str(tmp_path / "forums"))
+    old, new = (t.replace("FOLDER", str(tmp_path / "forums")) for t in (old, new))
+    assert old in text
+    path.write_text(text.replace(old, new))
+    with pytest.raises(InputError, match=re.escape(words)):
+        load_tables(path)

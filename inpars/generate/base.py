@@ -87,6 +87,10 @@ def from_completion_choice(choice: dict, where: str) -> Generation:
     )
 
 
+PREFIX_IDS_KEPT = 32
+"""Tokenized prefixes a generator keeps (3 examples in every order make 6)."""
+
+
 class TokenizerOps:
     """Truncation and prompt lengths with a transformers tokenizer (``self.tokenizer``)."""
 
@@ -99,13 +103,16 @@ class TokenizerOps:
         return self.tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)
 
     def prefix_ids(self, prefix: str) -> list[int]:
-        cached = getattr(self, "_prefix_ids", None)
-        if cached is not None and cached[0] == prefix:  # every document of a run shares the prefix
-            return list(cached[1])
+        # Documents share a prefix, or one of a few (the orders of the few-shot examples): keep the latest few.
+        cached: dict[str, tuple[int, ...]] = self.__dict__.setdefault("_prefix_ids", {})
+        if prefix in cached:
+            return list(cached[prefix])
         ids = self.tokenizer(prefix, add_special_tokens=True)["input_ids"] if prefix else []
         if not ids and self.tokenizer.bos_token_id is not None:
             ids = [self.tokenizer.bos_token_id]
-        self._prefix_ids = (prefix, tuple(ids))
+        if len(cached) >= PREFIX_IDS_KEPT:
+            del cached[next(iter(cached))]
+        cached[prefix] = tuple(ids)
         return ids
 
     def suffix_ids(self, suffix: str) -> list[int]:

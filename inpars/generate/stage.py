@@ -111,14 +111,32 @@ def _identity(config: GenerateConfig, prompt: Prompt, selected: list[Doc]) -> di
 
 
 def _fewshot(prompt: Prompt, corpus: dict[str, Doc], dataset: str | None, config: GenerateConfig, generator) -> tuple[Prompt, dict]:
-    from inpars.generate.fewshot import draw_examples, fewshot_record, load_pool
+    """Draw the prompt's examples from ``generate.fewshot_source``; the record says where they came from."""
+    from inpars.generate import fewshot
 
-    if dataset is None:
-        raise InparsError(f"prompt '{prompt.name}' draws its few-shot examples from the dataset; pass the dataset (--dataset)")
-    pool = load_pool(dataset)
-    examples = draw_examples(pool, corpus, config.num_examples or prompt.num_examples, config.seed)
+    count = config.num_examples or prompt.num_examples
+    if config.fewshot_source == "published":
+        assert config.fewshot_revision is not None  # GenerateConfig refuses published without a revision
+        published = fewshot.load_published_examples(fewshot.published_corpus(dataset, config.fewshot_corpus), config.fewshot_revision, config.fewshot_sha256)
+        examples = fewshot.draw_published(published, count, config.seed)
+        record = fewshot.published_record(dataset, published, config.seed, config.fewshot_shuffle, examples)
+    else:
+        if dataset is None:
+            raise InparsError(f"prompt '{prompt.name}' draws its few-shot examples from the dataset; pass the dataset (--dataset)")
+        pool = fewshot.load_pool(dataset)
+        examples = fewshot.draw_examples(pool, corpus, count, config.seed)
+        record = fewshot.fewshot_record(pool, config.seed, examples, config.fewshot_shuffle)
     examples = [replace(ex, document=generator.truncate(ex.document, config.max_doc_tokens)) for ex in examples]
-    return prompt.with_examples(examples), fewshot_record(pool, config.seed, examples)
+    return prompt.with_examples(examples), record
+
+
+def _prompt_for(prompt: Prompt, config: GenerateConfig, doc_id: str) -> Prompt:
+    """The prompt of one document: drawn examples in the document's own order when ``fewshot_shuffle`` is set."""
+    if not config.fewshot_shuffle or prompt.examples_from != "dataset" or len(prompt.examples) < 2:
+        return prompt
+    from inpars.generate.fewshot import example_order
+
+    return prompt.with_examples(example_order(prompt.examples, config.seed, doc_id))
 
 
 def _finished_run(output: Path, fp: str) -> dict | None:
@@ -217,14 +235,14 @@ def generate_queries(
     todo: list[tuple[str, Doc, GenerationRequest, int]] = []
     skipped: list[str] = []
     max_context = config.context_length or getattr(generator, "max_length", None)
-    prefix = prompt.prefix
     for doc in mine:
         ids = [f"{doc.doc_id}-q{k}" if config.queries_per_doc > 1 else f"{doc.doc_id}-q" for k in range(config.queries_per_doc)]
         ids = [i for i in ids if i not in done_ids]
         if not ids:
             continue
         text = generator.truncate(doc.full_text, config.max_doc_tokens)
-        suffix = prompt.suffix(text)
+        doc_prompt = _prompt_for(prompt, config, doc.doc_id)
+        prefix, suffix = doc_prompt.prefix, doc_prompt.suffix(text)
         length = generator.prompt_length(GenerationRequest(prefix, suffix))
         if max_context and length is not None and length + config.max_new_tokens > max_context:
             skipped.append(doc.doc_id)
@@ -258,18 +276,29 @@ def generate_queries(
 
 
 def _run_batches(generator, todo: list, config: GenerateConfig, partial: Path, done: list[SyntheticQuery], prompt_name: str, extra: dict) -> None:
-    """Generate length-sorted batches, appending each batch's rows to ``partial`` (flushed and fsynced)."""
+    """Generate length-sorted batches, appending each batch's rows to ``partial`` (flushed and fsynced).
+
+    A batch holds requests of one prompt prefix (the hf backend computes a prefix once and attends every row of a
+    batch to it): with per-document example orders the requests are grouped by prefix, then sorted by length.
+    """
     from tqdm.auto import tqdm
 
     # Length-sorted batches waste little on padding; the final file is written in document order anyway.
-    todo.sort(key=lambda item: item[3])
+    todo.sort(key=lambda item: (item[2].prefix, item[3]))
+    batches: list[list] = []
+    for item in todo:
+        if not batches or len(batches[-1]) == config.batch_size or item[2].prefix != batches[-1][0][2].prefix:
+            batches.append([])
+        batches[-1].append(item)
+    prefixes = len({batch[0][2].prefix for batch in batches})
+    if prefixes > 1:
+        logger.info("%d batches over %d distinct prompt prefixes (few-shot examples reordered per document)", len(batches), prefixes)
     remaining: dict[str, int] = {}
     for _, doc, _, _ in todo:
         remaining[doc.doc_id] = remaining.get(doc.doc_id, 0) + 1
     partial.parent.mkdir(parents=True, exist_ok=True)
     with open(partial, "a", encoding="utf-8") as sink, tqdm(total=len(remaining), desc="generate", unit="doc", smoothing=0.05) as bar:
-        for start in range(0, len(todo), config.batch_size):
-            batch = todo[start : start + config.batch_size]
+        for batch in batches:
             outputs = generator.generate([item[2] for item in batch], max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
             finished_docs = 0
             for (query_id, doc, _, _), out in zip(batch, outputs):
