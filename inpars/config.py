@@ -91,6 +91,12 @@ class GenerateConfig:
     does; False keeps one order, so every document shares one prompt prefix."""
 
     def __post_init__(self) -> None:
+        _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)
+        _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
+        _check_range(self, ("top_p",), 0, strict=True, high=1)
+        _check_range(self, ("request_timeout",), 0, strict=True)
+        if self.queries_per_doc > 1 and self.temperature <= 0:
+            raise InvalidValue("queries_per_doc", f"is {self.queries_per_doc} with temperature 0", "greedy decoding repeats the same query: set temperature > 0")
         if self.fewshot_source not in FEWSHOT_SOURCES:
             raise InvalidValue("fewshot_source", f"is '{self.fewshot_source}'", f"use one of {', '.join(FEWSHOT_SOURCES)}")
         if self.fewshot_sha256 is not None and not _is_sha256(self.fewshot_sha256):
@@ -104,14 +110,6 @@ FEWSHOT_SOURCES = ("dataset", "published")
 
 def _is_sha256(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text.lower())
-
-    def __post_init__(self) -> None:
-        _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)
-        _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
-        _check_range(self, ("top_p",), 0, strict=True, high=1)
-        _check_range(self, ("request_timeout",), 0, strict=True)
-        if self.queries_per_doc > 1 and self.temperature <= 0:
-            raise InvalidValue("queries_per_doc", f"is {self.queries_per_doc} with temperature 0", "greedy decoding repeats the same query: set temperature > 0")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ environment is the lock less the short list of docker/cpu-differences.txt."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def test_a_tampered_lock_fails(tmp_path):
     assert any("no '# java: ...' header line" in p for p in _check_pins().check_dockerfile(DOCKERFILE, LOCK, headless))
 
 
+@pytest.mark.skipif(os.environ.get("INPARS_IN_IMAGE") == "1", reason="this is the image: its own check is check_pins.py --installed (tests/test_image.py)")
 def test_the_cpu_environment_is_the_lock_less_the_listed_differences(tmp_path):
     check = _check_pins()
     pins, _ = check.read_lock(LOCK)
