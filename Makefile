@@ -128,7 +128,7 @@ $(VLLM_VENV)/.ready: pyproject.toml docker/requirements.in
 	@touch $@
 
 test-vllm: $(VLLM_VENV)/.ready  ## vLLM (its CPU build, the image's release) against the hf backend on the embedded model
-	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider -rP
 
 # The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform.
 lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/requirements.in or pyproject.toml
