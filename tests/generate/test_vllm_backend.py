@@ -44,7 +44,7 @@ LOGPROB_TOLERANCE = 1e-3
 """Largest difference allowed between the two backends' log-prob of one chosen token (measured: 2.2e-5)."""
 WORKER = Path(__file__).with_name("vllm_worker.py")
 ENGINE_TIMEOUT = 900
-"""Seconds for the subprocess: an engine start compiles the model (~4.5 min on 2 busy cores when nothing is cached)."""
+"""Seconds for the subprocess: an engine start compiles the model graph (measured 78-263 s on 2 cores, by their load)."""
 
 
 def cpu_flags() -> str:
