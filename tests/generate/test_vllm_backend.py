@@ -65,7 +65,10 @@ def documents(faq_slice) -> list[str]:
 def vllm_run(documents, tmp_path_factory) -> dict:
     """The worker's output: generations of the vllm backend and timings (one engine start for the module)."""
     folder = tmp_path_factory.mktemp("vllm")
-    spec = {"documents": documents, "prompt": "inpars", "max_doc_tokens": MAX_DOC_TOKENS, "max_new_tokens": MAX_NEW_TOKENS, "dtype": "float32"}
+    spec = {
+        "documents": documents, "prompt": "inpars", "max_doc_tokens": MAX_DOC_TOKENS, "max_new_tokens": MAX_NEW_TOKENS, "dtype": "float32",
+        "stage_output": str(folder / "queries.jsonl"),
+    }
     (folder / "spec.json").write_text(json.dumps(spec))
     # On the CPU build, vLLM reserves a fraction of all memory for its KV cache unless told a size (in GiB).
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
@@ -133,6 +136,29 @@ def test_greedy_queries_and_log_probs_match_the_hf_backend(vllm_run, hf_run):
     assert len(same) >= IDENTICAL_AT_LEAST
     assert worst <= LOGPROB_TOLERANCE
     assert all(lp <= 0.0 for o in ours for lp in o["log_probs"])
+
+
+def test_the_backend_keeps_the_generator_contract(vllm_run):
+    """What every backend promises (tests/generate/test_generate_backends.py), for vLLM with its one engine.
+
+    A request alone gets its answer in a batch; the generation stage writes one row per document with the
+    greedy query and its log-probs (the stage's own batches and order do not change them).
+    """
+    from generate_helpers import assert_same
+
+    from inpars.generate import Generation
+
+    def generations(rows):
+        return [Generation(r["text"], tuple(r["log_probs"]), r["finished"]) for r in rows]
+
+    assert_same(generations(vllm_run["alone"]), generations(vllm_run["greedy"][2:3]))
+    rows = vllm_run["stage"]
+    assert [r["doc_id"] for r in rows] == [f"d{i:02d}" for i in range(DOCUMENTS)]
+    assert vllm_run["stage_summary"]["generated"] == DOCUMENTS and vllm_run["stage_summary"]["empty"] == 0
+    assert_same(generations(rows), generations(vllm_run["greedy"]))
+    for out in vllm_run["greedy"]:
+        assert "\n" not in out["text"] and out["text"] == out["text"].strip()
+        assert 0 < len(out["log_probs"]) <= MAX_NEW_TOKENS
 
 
 def test_sampling_follows_each_requests_seed_whatever_the_batch(vllm_run):

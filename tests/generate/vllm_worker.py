@@ -3,11 +3,12 @@
 vLLM starts its engine in a spawned process, which re-imports the main module: that works from a script with a
 ``__main__`` guard, not from inside pytest. This script builds the generator the way ``inpars generate`` does
 (``from_config``), prepares the prompts with the generator's own tokenizer, generates greedily for all documents
-in one call, then samples them twice (one batch, and reversed in batches of four) to check per-request seeds,
-and writes everything, with timings, as JSON.
+in one call, again for one request alone, and through the generation stage (``generate_queries``), then samples
+them twice (one batch, and reversed in batches of four) to check per-request seeds, and writes everything, with
+timings, as JSON.
 
 Usage: python vllm_worker.py SPEC.json OUT.json, where SPEC holds ``documents`` (texts), ``prompt``,
-``max_doc_tokens``, ``max_new_tokens`` and ``dtype``.
+``max_doc_tokens``, ``max_new_tokens``, ``dtype`` and ``stage_output`` (where the stage writes its queries).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def _rows(generations) -> list[dict]:
 
 def run(spec: dict) -> dict:
     from inpars.config import GenerateConfig
-    from inpars.generate import GenerationRequest, generators
+    from inpars.data import Doc
+    from inpars.generate import GenerationRequest, generate_queries, generators
     from inpars.generate.base import request_seed
     from inpars.prompt import load_prompt
 
@@ -41,6 +43,11 @@ def run(spec: dict) -> dict:
     started = time.perf_counter()
     greedy = generator.generate(requests, max_new_tokens=config.max_new_tokens)
     greedy_seconds = time.perf_counter() - started
+    alone = generator.generate(requests[2:3], max_new_tokens=config.max_new_tokens)
+
+    docs = [Doc(doc_id=f"d{i:02d}", text=text, title="") for i, text in enumerate(spec["documents"])]
+    output = Path(spec["stage_output"])
+    summary = generate_queries(docs, config, output, generator=generator)
 
     sampled = generator.generate(requests, max_new_tokens=config.max_new_tokens, temperature=1.0)
     reordered = list(reversed(requests))
@@ -54,6 +61,9 @@ def run(spec: dict) -> dict:
         "prompt_lengths": [generator.prompt_length(r) for r in requests],
         "max_length": generator.max_length,
         "greedy": _rows(greedy),
+        "alone": _rows(alone),
+        "stage": [json.loads(line) for line in output.read_text().splitlines()],
+        "stage_summary": summary.as_dict(),
         "sampled": _rows(sampled),
         "resampled": _rows(resampled),
         "engine_seconds": engine_seconds,
