@@ -43,7 +43,6 @@ TWIN_BASE ?= local/debian:trixie
 GPUS ?= all
 CACHE_DIR ?= $(HOME)/.cache
 IR_DATASETS_DIR ?= $(HOME)/.ir_datasets
-DOCKER_BUILD = DOCKER_BUILDKIT=0 docker build --network host
 DOCKER_RUN = docker run --rm --network host --ipc host $(if $(GPUS),--gpus $(GPUS)) --user $$(id -u):$$(id -g) \
 	-v $(CURDIR):/workspace -v $(CACHE_DIR):/cache -v $(IR_DATASETS_DIR):/cache/ir_datasets $(IMAGE)
 
@@ -128,7 +127,7 @@ $(VLLM_VENV)/.ready: pyproject.toml docker/requirements.in
 	@touch $@
 
 test-vllm: $(VLLM_VENV)/.ready  ## vLLM (its CPU build, the image's release) against the hf backend on the embedded model
-	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider
+	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider -rP
 
 # The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform.
 lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/requirements.in or pyproject.toml

