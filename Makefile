@@ -129,12 +129,15 @@ $(VLLM_VENV)/.ready: pyproject.toml docker/requirements.in
 test-vllm: $(VLLM_VENV)/.ready  ## vLLM (its CPU build, the image's release) against the hf backend on the embedded model
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider -rP
 
-# The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform.
+# The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform. uv keeps
+# the pins of the file it writes where they still resolve, so LOCK_OUT=<copy of the lock> re-resolves it unchanged
+# when it is consistent (a test of the docker tier does that).
+LOCK_OUT ?= docker/requirements.lock
 lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/requirements.in or pyproject.toml
 	$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q uv
 	$(PYTHON) -m uv pip compile --native-tls pyproject.toml docker/requirements.in --extra demo --extra pyserini --extra vllm --extra api \
 		--override docker/overrides.txt --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
-		--custom-compile-command "make lock" --quiet -o docker/requirements.lock
+		--custom-compile-command "make lock" --quiet -o $(LOCK_OUT)
 
 docker-build:  ## build the image (Debian 13, Python 3.13, Java 21, the lock; BASE_IMAGE=... to change the base)
 	PYTHON=$(PYTHON) docker/build.sh $(IMAGE) $(BASE_IMAGE)

@@ -77,6 +77,18 @@ def test_the_image_runs_what_its_lock_says(image):
     assert java.returncode == 0 and any(line.startswith("jdk.incubator.vector@21") for line in java.stdout.splitlines()), java.stdout[:300]
 
 
+def test_the_lock_is_what_the_resolver_makes(tmp_path):
+    """uv re-resolves a copy of the lock from docker/requirements.in and pyproject.toml: a consistent lock comes back
+    unchanged (a hand edit that breaks a requirement, or a requirement changed without 'make lock', does not)."""
+    import sys
+
+    copy = tmp_path / "requirements.lock"
+    shutil.copy(ROOT / "docker" / "requirements.lock", copy)
+    result = subprocess.run(["make", "-s", "lock", f"LOCK_OUT={copy}", f"PYTHON={sys.executable}"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert copy.read_text() == (ROOT / "docker" / "requirements.lock").read_text(), "the lock is not what the resolver makes: run 'make lock'"
+
+
 def _locked(package: str) -> str:
     for line in (ROOT / "docker" / "requirements.lock").read_text().splitlines():
         if line.startswith(f"{package}=="):
