@@ -151,6 +151,7 @@ def test_the_paper_rehearsal_runs_through_make_and_reuses_the_caches(image, cach
     assert any((next(iter(caches)) / "inpars" / "indexes").iterdir())
     again = open_folder(tmp_path / "again")
     shutil.copytree(workspace / "runs" / "mini-faq", again / "runs" / "mini-faq")
+    subprocess.run(["chmod", "-R", "a+rwX", str(again)], check=True)
     offline = docker_run(image, "make", "reproduce-mini-faq", "CONDITION=rehearsal-bm25-flat", mounts={again: "/workspace", **caches}, network="none")
     assert offline.returncode == 0, offline.stdout[-3000:] + offline.stderr[-2000:]
     assert "index: cached in" in offline.stdout + offline.stderr
