@@ -305,6 +305,8 @@ def rerank_cmd(
     reranker: Annotated[Optional[str], typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
     top_k: Annotated[Optional[int], typer.Option(help="Rerank this many per query.")] = None,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
+    shard: Annotated[int, typer.Option(help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's.")] = 0,
+    num_shards: Annotated[int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")] = 1,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -313,13 +315,13 @@ def rerank_cmd(
     from inpars.datasets import load_dataset
     from inpars.models import check as check_model
     from inpars.rerank import rerank_run, rerankers
-    from inpars.rerank.base import check_run
+    from inpars.rerank.base import check_run, shard_of_run
 
     _setup_logging()
     io.check_output(output)
     cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
     # The inputs are read and checked before the model loads: a bad run costs no model time.
-    first = io.read_trec_run(run)
+    first = shard_of_run(io.read_trec_run(run), shard, num_shards)
     data = load_dataset(dataset)
     check_run(first, data.queries, data.docs, source=run)
     check_model(model)
