@@ -49,9 +49,9 @@ def test_query_shards_do_not_depend_on_order():
 
 
 @pytest.mark.parametrize(("selection", "message"), [
-    (dict(stage="score"), "unknown stage 'score'; stages: generate, filter"),
-    (dict(stage="filter", num_shards=2), "stage 'filter' does not run in shards; only generate and rerank do"),
-    (dict(stage="rerank", shard=2, num_shards=2), "shard 2 does not exist among 2 shard(s): use --shard 0..1"),
+    ({"stage": "score"}, "unknown stage 'score'; stages: generate, filter"),
+    ({"stage": "filter", "num_shards": 2}, "stage 'filter' does not run in shards; only generate and rerank do"),
+    ({"stage": "rerank", "shard": 2, "num_shards": 2}, "shard 2 does not exist among 2 shard(s): use --shard 0..1"),
 ])
 def test_bad_stage_selections(selection, message):
     with pytest.raises(InparsError, match=message.replace("(", r"\(").replace(")", r"\)")):
