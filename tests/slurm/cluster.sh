@@ -61,9 +61,11 @@ NodeName=$host CPUs=$cpus RealMemory=8000 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
     if ! pgrep -u munge -x munged >/dev/null 2>&1; then
+        # munged forks into the background and writes its pid file: that pid is the one to stop.
+        rm -f /run/munge/munged.pid
         su -s /bin/sh munge -c /usr/sbin/munged
-        for _ in $(seq 50); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
-        pgrep -u munge -x munged > "$STATE/munged.started"
+        for _ in $(seq 50); do [ -s /run/munge/munged.pid ] && break; sleep 0.1; done
+        cp /run/munge/munged.pid "$STATE/munged.started"
     fi
     slurmctld
     slurmd
