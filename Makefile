@@ -46,7 +46,7 @@ IR_DATASETS_DIR ?= $(HOME)/.ir_datasets
 DOCKER_RUN = docker run --rm --network host --ipc host $(if $(GPUS),--gpus $(GPUS)) --user $$(id -u):$$(id -g) \
 	-v $(CURDIR):/workspace -v $(CACHE_DIR):/cache -v $(IR_DATASETS_DIR):/cache/ir_datasets $(IMAGE)
 
-.PHONY: help demo test test-fast test-slow test-vllm lint lint-docker lock regression docker-build docker-base docker-test clean
+.PHONY: help demo test test-fast test-slow test-vllm test-slurm lint lint-docker lock regression docker-build docker-base docker-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -88,13 +88,19 @@ demo: $(DEMO_SETUP)  ## run the offline demo (InPars on faq-construction, CPU, ~
 	$(BIN)/inpars demo
 
 test: $(SETUP)  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
-	$(BIN)/python -m pytest -m "not gpu and not network and not docker and not vllm"
+	$(BIN)/python -m pytest -m "not gpu and not network and not docker and not vllm and not slurm"
 
 test-fast: $(SETUP)  ## the quick tests only (no real models end to end)
 	$(BIN)/python -m pytest
 
 test-slow: $(SETUP)  ## only the slow tests
 	$(BIN)/python -m pytest -m slow
+
+# A one-node SLURM cluster on this machine (installed with apt as root where missing), the slurm tests on it, then its
+# daemons stopped, whatever the tests did: 'inpars reproduce mini-faq --slurm' against the plain run (~5 min on 2 cores).
+test-slurm: $(SETUP) runs/mini-faq/corpus.jsonl  ## 'inpars reproduce --slurm' on a one-node SLURM cluster started here (root)
+	tests/slurm/cluster.sh start
+	$(BIN)/python -m pytest -m slurm -p no:cacheprovider -rP; status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: $(SETUP)  ## ruff
 	$(BIN)/ruff check inpars tests

@@ -305,6 +305,8 @@ def rerank_cmd(
     reranker: Annotated[Optional[str], typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
     top_k: Annotated[Optional[int], typer.Option(help="Rerank this many per query.")] = None,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
+    shard: Annotated[int, typer.Option(help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's.")] = 0,
+    num_shards: Annotated[int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")] = 1,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -313,13 +315,13 @@ def rerank_cmd(
     from inpars.datasets import load_dataset
     from inpars.models import check as check_model
     from inpars.rerank import rerank_run, rerankers
-    from inpars.rerank.base import check_run
+    from inpars.rerank.base import check_run, shard_of_run
 
     _setup_logging()
     io.check_output(output)
     cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
     # The inputs are read and checked before the model loads: a bad run costs no model time.
-    first = io.read_trec_run(run)
+    first = shard_of_run(io.read_trec_run(run), shard, num_shards)
     data = load_dataset(dataset)
     check_run(first, data.queries, data.docs, source=run)
     check_model(model)
@@ -418,7 +420,7 @@ def demo_cmd(
 
 @command("reproduce")
 def reproduce_cmd(
-    dataset: Annotated[str | None, typer.Argument(help="A dataset of the tables (see --list), e.g. scifact or faq-construction.")] = None,
+    datasets: Annotated[list[str] | None, typer.Argument(help="Datasets of the tables (see --list), e.g. scifact or faq-construction; several with --plan or --slurm.")] = None,
     condition: Annotated[list[str] | None, typer.Option("--condition", "-C", help="A condition of the tables (repeatable); default: every runnable one.")] = None,
     from_released: Annotated[str | None, typer.Option(help="Start from what the authors released: 'data' (their synthetic queries) or 'checkpoint' (their fine-tuned model).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Run folders go to OUTPUT_DIR/DATASET/CONDITION, the report to OUTPUT_DIR/DATASET/.")] = Path("runs/reproduce"),
@@ -426,21 +428,64 @@ def reproduce_cmd(
     list_: Annotated[bool, typer.Option("--list", help="List the datasets and their conditions, then exit.")] = False,
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
+    stage: Annotated[str | None, typer.Option(help="Run one stage of one condition (what a cluster job runs): generate, filter, negatives, train, retrieve, rerank or evaluate; the stages it reads must be done.")] = None,
+    shard: Annotated[int | None, typer.Option(help="With --stage generate or rerank: run this shard (0-based) of --num-shards.")] = None,
+    num_shards: Annotated[int, typer.Option(help="With --stage generate or rerank: the number of shards; without --shard, merge the finished shards.")] = 1,
+    plan: Annotated[bool, typer.Option("--plan", help="Print the plan without running anything: steps, commands, downloads, GPU-hour estimates, what is done.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="With --plan: the plan as JSON.")] = False,
+    slurm: Annotated[bool, typer.Option("--slurm", help="Submit the plan as SLURM jobs (sbatch; afterok dependencies); submitting again runs only what is not done.")] = False,
+    slurm_dry_run: Annotated[bool, typer.Option("--slurm-dry-run", help="Write the job scripts (OUTPUT_DIR/DATASET/slurm/) without submitting them.")] = False,
+    shards: Annotated[int, typer.Option(help="--plan/--slurm: generation runs as an array of this many shards.")] = 1,
+    rerank_shards: Annotated[int, typer.Option(help="--plan/--slurm: reranking runs as an array of this many shards of the test queries.")] = 1,
+    partition: Annotated[str | None, typer.Option(help="--slurm: the partition of every job.")] = None,
+    account: Annotated[str | None, typer.Option(help="--slurm: the account every job is charged to.")] = None,
+    gpus_per_task: Annotated[int | None, typer.Option(help="--slurm: GPUs of each job of a GPU step (generate, model filters, train, rerank).")] = None,
+    cpus_per_task: Annotated[int | None, typer.Option(help="--slurm: CPUs of each job.")] = None,
+    time: Annotated[str | None, typer.Option(help="--slurm: the time limit of each job (SLURM's format, e.g. 12:00:00).")] = None,
+    sbatch: Annotated[list[str] | None, typer.Option(help="--slurm: a further #SBATCH option for every job, e.g. --sbatch=--qos=high (repeatable).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Run a paper's condition, compare every cell with the expected score, write a report; exit 1 on any FAIL."""
-    from rich.console import Console
+    """Run a paper's condition, compare every cell with the expected score, write a report; exit 1 on any FAIL.
 
-    from inpars.reproduce import listing, load_tables, reproduce, result_table, write_report
+    With --plan, print what a run would do; with --slurm, submit it to a SLURM cluster as jobs.
+    """
+    from inpars.reproduce import listing, load_tables
 
     loaded = load_tables(tables)
     if list_:
         typer.echo("\n".join(listing(loaded)))
         return
-    if dataset is None:
+    if not datasets:
         raise InparsError(f"name a dataset: inpars reproduce DATASET; runnable: {', '.join(loaded.runnable_datasets())}")
+    if plan or slurm or slurm_dry_run:
+        from inpars.plan import PlanOptions, build_plan, default_command
+
+        if stage is not None:
+            raise InparsError("--stage runs one stage; --plan and --slurm cover every stage: give one or the other")
+        options = PlanOptions(tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards, default_command())
+        _setup_logging(verbose)
+        _plan_or_submit(build_plan(loaded, datasets, options), json_, slurm or slurm_dry_run, slurm_dry_run, partition, account, gpus_per_task, cpus_per_task, time, sbatch)
+        return
+    if len(datasets) > 1:
+        raise InparsError(f"one dataset per run ({', '.join(datasets)} given); several go with --plan or --slurm, or run them one after another")
     _setup_logging(verbose)
-    result = reproduce(loaded, dataset, condition or (), from_released, output_dir, force, set_ or ())
+    _reproduce(loaded, datasets[0], condition, from_released, output_dir, force, set_, stage, shard, num_shards)
+
+
+def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path, force: bool, set_, stage, shard, num_shards: int) -> None:
+    from rich.console import Console
+
+    from inpars.pipeline import Selection
+    from inpars.reproduce import reproduce, result_table, write_report
+
+    if stage is None and (shard is not None or num_shards != 1):
+        raise InparsError("--shard and --num-shards go with --stage generate or --stage rerank")
+    only = Selection(stage, shard, num_shards) if stage is not None else None
+    result = reproduce(loaded, dataset, condition or (), from_released, output_dir, force, set_ or (), only)
+    if only is not None:
+        what = f"shard {shard} of {num_shards} of " if shard is not None else "the merge of the shards of " if num_shards > 1 else ""
+        typer.echo(f"{what}stage {stage} done -> {result.runs[0].run_dir}")
+        return
     console = Console()
     console.print(result_table(result))
     console.print(f"report -> {write_report(result, output_dir / dataset)}")
@@ -449,6 +494,25 @@ def reproduce_cmd(
         typer.secho(f"FAIL: {failed} of {len(result.checks)} cells outside their tolerance", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
     typer.echo(f"OK: {len(result.checks)} cells within their tolerance")
+
+
+def _plan_or_submit(built, json_: bool, submit_: bool, dry_run: bool, partition, account, gpus_per_task, cpus_per_task, time, sbatch) -> None:
+    import json
+
+    from inpars.plan import render
+    from inpars.slurm import SlurmOptions, submit
+
+    if not submit_:
+        typer.echo(json.dumps(built.as_dict(), indent=2) if json_ else render(built), nl=not json_)
+        return
+    options = SlurmOptions(partition, account, gpus_per_task, cpus_per_task, time, None, tuple(sbatch or ()))
+    submitted = submit(built, options, dry_run=dry_run)
+    for item in submitted:
+        state = "done" if item.job_id is None and not item.tasks else "to submit" if item.job_id is None else f"queued earlier as job {item.job_id}" if item.reused else f"job {item.job_id}"
+        tasks = f" tasks {','.join(map(str, item.tasks))}" if len(item.tasks) > 1 or (item.tasks and item.tasks != (0,)) else ""
+        typer.echo(f"{item.step}: {state}{tasks}  ({item.script})")
+    if not any(item.tasks for item in submitted):
+        typer.echo("nothing to do: every step is done")
 
 
 def main() -> None:

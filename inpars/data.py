@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 Qrels = dict[str, dict[str, int]]
@@ -9,6 +10,11 @@ Qrels = dict[str, dict[str, int]]
 
 Run = dict[str, dict[str, float]]
 """query_id -> doc_id -> score (what ir_measures takes)."""
+
+
+def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
+    """Whether a document or query belongs to a shard: by a hash of its id, so shards never depend on order or count."""
+    return num_shards == 1 or int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:8], "big") % num_shards == shard
 
 
 @dataclass(frozen=True)

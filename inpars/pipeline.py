@@ -29,6 +29,62 @@ logger = logging.getLogger(__name__)
 
 BM25_BACKENDS = ("bm25s", "pyserini")
 
+STAGES = ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate")
+"""The stages of a run, in the order one process runs them."""
+NEEDS = {"generate": (), "filter": ("generate",), "negatives": ("filter",), "train": ("negatives",), "retrieve": (), "rerank": ("train", "retrieve"), "evaluate": ("retrieve", "rerank")}
+"""What each stage reads: the stages that must be done before it runs on its own (a cluster job)."""
+SHARDED = ("generate", "rerank")
+"""Stages that can run as shards (documents for generation, test queries for reranking), merged by the stage itself."""
+
+
+def upstream_of(stage: str) -> set[str]:
+    """Every stage that ``stage`` reads, directly or not."""
+    found: set[str] = set()
+    todo = list(NEEDS[stage])
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo.extend(NEEDS[name])
+    return found
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One stage of a run on its own, as a cluster job runs it: the stages it reads must be done.
+
+    ``num_shards`` > 1 with ``shard``: only that shard (of the documents to generate for, or of the test queries to
+    rerank), in ``<stage>/shards/<shard>-of-<num_shards>/``; without ``shard``: the merge of the finished shards
+    into the stage's output, with the fingerprint of the unsharded stage, so that later stages cannot tell.
+    """
+
+    stage: str
+    shard: int | None = None
+    num_shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise InparsError(f"unknown stage '{self.stage}'; stages: {', '.join(STAGES)}")
+        if self.num_shards < 1:
+            raise InparsError(f"--num-shards is {self.num_shards}; give 1 or more")
+        if self.num_shards > 1 and self.stage not in SHARDED:
+            raise InparsError(f"stage '{self.stage}' does not run in shards; only {' and '.join(SHARDED)} do")
+        if self.shard is not None and not 0 <= self.shard < self.num_shards:
+            raise InparsError(f"shard {self.shard} does not exist among {self.num_shards} shard(s): use --shard 0..{self.num_shards - 1}")
+
+
+def shard_folder(run_dir: Path, stage: str, shard: int, num_shards: int) -> Path:
+    return run_dir / stage / "shards" / f"{shard}-of-{num_shards}"
+
+
+def shard_fingerprint(stage_fp: str, shard: int, num_shards: int) -> str:
+    """The fingerprint of one shard of a stage (what its ``stage.json`` carries)."""
+    return fingerprint({"stage": stage_fp, "shard": shard, "num_shards": num_shards}, [])
+
+
+class _Stop(Exception):
+    """The selected stage has run: the rest of the run is not this job's."""
+
 
 def bm25_settings(retrieve: RetrieveConfig) -> RetrieveConfig:
     """The recipe's BM25: its first stage when that is BM25, else bm25s with the same parameters.
@@ -55,6 +111,11 @@ class PipelineResult:
     metrics: dict[str, dict[str, float]]
     stages: list[StageRecord]
     counts: dict[str, int]
+
+
+def stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
+    """The manifest of a finished stage with fingerprint ``fp`` whose outputs exist, else None."""
+    return _stage_done(folder, fp, outputs)
 
 
 def _stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
@@ -140,6 +201,112 @@ def models_used(config: PipelineConfig, *, model: str | None = None, queries: st
     return list(dict.fromkeys(names))
 
 
+@dataclass(frozen=True)
+class StageSpec:
+    """What a stage is, before it runs: its config, the fingerprints it depends on, its outputs, its seed."""
+
+    name: str
+    config: Any
+    upstream: tuple[str, ...]
+    outputs: tuple[str, ...]
+    seed: int | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.config, list(self.upstream))
+
+
+def data_fingerprint(dataset: str, counts: dict[str, int]) -> str:
+    """What every stage that reads the collection depends on: its name and its counts."""
+    return fingerprint({"dataset": dataset, **counts})
+
+
+def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None = None, model: str | None = None, rerank: bool = True) -> dict[str, StageSpec]:
+    """The stages a run has, in order, with their fingerprints: what the run executes and what a plan reports.
+
+    ``queries_fp``: the sha256 of imported synthetic queries; ``model``: a trained reranker replacing the training
+    stages; ``rerank``: False for a retrieval-only run.
+    """
+    specs: dict[str, StageSpec] = {}
+    bm25 = bm25_settings(config.retrieve)
+    if rerank and model is None:
+        if queries_fp is None:
+            gen = StageSpec("generate", config.generate, (data_fp,), ("queries.jsonl",), config.generate.seed)
+        else:
+            gen = StageSpec("generate", {"queries": queries_fp}, (data_fp,), ("queries.jsonl",))
+        # The consistency filter and the negatives search with the recipe's BM25 settings, so they are part of their configs.
+        flt = StageSpec("filter", {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}, (gen.fingerprint,), ("kept.jsonl",))
+        neg = StageSpec("negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}, (flt.fingerprint,), ("train.jsonl",), config.negatives.seed)
+        trn = StageSpec("train", config.train, (neg.fingerprint,), ("model",), config.train.seed)
+        specs.update(generate=gen, filter=flt, negatives=neg, train=trn)
+        model_fp = trn.fingerprint
+    elif rerank:
+        model_fp = fingerprint({"model": model, "reranker": config.train.reranker})
+    first_is_bm25 = bm25 is config.retrieve
+    ret = StageSpec("retrieve", config.retrieve, (data_fp,), ("run.trec",) if first_is_bm25 else ("run.trec", "bm25.trec"))
+    specs["retrieve"] = ret
+    upstream = [ret.fingerprint]
+    if rerank:
+        specs["rerank"] = StageSpec("rerank", config.rerank, (model_fp, ret.fingerprint), ("run.trec",))
+        upstream.append(specs["rerank"].fingerprint)
+    specs["evaluate"] = StageSpec("evaluate", config.evaluate, tuple(upstream), ("metrics.json",))
+    return specs
+
+
+class _Steps:
+    """Runs the stages of one run, all of them or the one a :class:`Selection` names (its upstream must be done)."""
+
+    def __init__(self, run_dir: Path, specs: dict[str, StageSpec], only: Selection | None, force: bool) -> None:
+        self.run_dir, self.specs, self.only, self.force = run_dir, specs, only, force
+        self.needed = None if only is None else upstream_of(only.stage)
+        self.records: list[StageRecord] = []
+
+    def run(self, name: str, body: Callable[[Path], dict], shard_body: Callable[[Path, int, int], dict] | None = None, merge: Callable[[Path, list[Path]], dict] | None = None) -> None:
+        spec = self.specs[name]
+        if self.only is None:
+            self.records.append(run_stage(self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), body, seed=spec.seed, force=self.force))
+            return
+        if name != self.only.stage:
+            if name in self.needed:
+                self.records.append(self._require_done(spec))
+            return
+        only = self.only
+        if only.num_shards == 1:
+            record = run_stage(self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), body, seed=spec.seed, force=self.force)
+        elif only.shard is not None:
+            assert shard_body is not None
+            if not self.force and stage_done(self.run_dir / name, spec.fingerprint, list(spec.outputs)) is not None:
+                logger.info("stage %s: up to date, so shard %d of %d is not needed", name, only.shard, only.num_shards)
+                record = StageRecord(name, spec.fingerprint, True, 0.0)
+            else:
+                folder = shard_folder(self.run_dir, name, only.shard, only.num_shards)
+                record = run_stage(
+                    folder.parent, folder.name, {"stage": spec.fingerprint, "shard": only.shard, "num_shards": only.num_shards}, [], list(spec.outputs),
+                    lambda f: shard_body(f, only.shard, only.num_shards), seed=spec.seed, force=self.force,
+                )
+        else:
+            assert merge is not None
+            record = run_stage(self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), lambda f: merge(f, self._finished_shards(spec, only.num_shards)), seed=spec.seed, force=self.force)
+        self.records.append(record)
+        raise _Stop
+
+    def _require_done(self, spec: StageSpec) -> StageRecord:
+        done = stage_done(self.run_dir / spec.name, spec.fingerprint, list(spec.outputs))
+        if done is None:
+            raise InparsError(f"stage '{spec.name}' of {self.run_dir} is not done for this config, and stage '{self.only.stage}' reads it; run '{spec.name}' first (--stage {spec.name})")
+        return StageRecord(spec.name, spec.fingerprint, True, float(done.get("seconds", 0.0)), done.get("summary", {}))
+
+    def _finished_shards(self, spec: StageSpec, num_shards: int) -> list[Path]:
+        folders = [shard_folder(self.run_dir, spec.name, shard, num_shards) for shard in range(num_shards)]
+        missing = [
+            str(shard) for shard, folder in enumerate(folders)
+            if stage_done(folder, shard_fingerprint(spec.fingerprint, shard, num_shards), list(spec.outputs)) is None
+        ]
+        if missing:
+            raise InparsError(f"shard(s) {', '.join(missing)} of {num_shards} of stage '{spec.name}' in {self.run_dir} are not done; run them (--stage {spec.name} --shard I --num-shards {num_shards}), then merge")
+        return folders
+
+
 def run_pipeline(
     config: PipelineConfig,
     force: bool = False,
@@ -148,20 +315,24 @@ def run_pipeline(
     queries: str | Path | None = None,
     model: str | None = None,
     rerank: bool = True,
+    only: Selection | None = None,
 ) -> PipelineResult:
     """Generate, filter, mine negatives, train, retrieve, rerank and evaluate into ``config.run_dir``.
 
     ``queries``: synthetic queries (JSONL) that replace generation (released data, or another run's).
     ``model``: a trained reranker (Hugging Face id or folder) that replaces generation, filtering, mining and training.
     ``rerank``: False retrieves and evaluates only (a first-stage baseline).
+    ``only``: run this one stage (or shard, or merge of shards) and stop; the result then has no metrics.
     """
     if model is not None and queries is not None:
         raise InparsError("give either synthetic queries or a trained model to start from, not both")
     if not rerank and (model is not None or queries is not None):
         raise InparsError("a retrieval-only run takes neither synthetic queries nor a model")
     from inpars.evaluate import evaluate
+    from inpars.generate import generate_queries, merge_shards
     from inpars.generate.fewshot import without_fewshot_queries
     from inpars.rerank import rerank_run, rerankers
+    from inpars.rerank.base import merge_runs, shard_of_run
     from inpars.retrieve import retrievers
 
     # Every model the run will load is checked first: a name that cannot load fails now, not after hours of generation.
@@ -176,8 +347,14 @@ def run_pipeline(
     counts = dataset.counts()
     if not dataset.docs:
         raise InparsError(f"dataset '{config.dataset}' has no documents")
-    stages: list[StageRecord] = []
-    data_fp = fingerprint({"dataset": config.dataset, **counts})
+    data_fp = data_fingerprint(config.dataset, counts)
+    queries_fp = io.file_sha256(queries) if queries is not None else None
+    specs = stage_specs(config, data_fp, queries_fp=queries_fp, model=model, rerank=rerank)
+    if only is not None and only.stage not in specs:
+        raise InparsError(f"this run has no stage '{only.stage}'; its stages: {', '.join(specs)}")
+    if only is not None and only.stage == "generate" and only.num_shards > 1 and queries is not None:
+        raise InparsError("imported synthetic queries are not generated, so the generate stage has no shards; drop --num-shards")
+    steps = _Steps(run_dir, specs, only, force)
 
     retriever_cache: dict[str, Any] = {}
 
@@ -189,16 +366,48 @@ def run_pipeline(
             retriever_cache[key] = r
         return retriever_cache[key]
 
-    if rerank and model is None:
-        model_fp = _train_stages(run_dir, config, dataset, data_fp, retriever, stages, force, queries)
-        model = str(run_dir / "train" / "model")
-    elif rerank:
-        model_fp = fingerprint({"model": model, "reranker": config.train.reranker})
-
-    # 5. retrieve the real test queries (and, when the first stage is not BM25, BM25's run as the baseline)
     bm25 = bm25_settings(config.retrieve)
     first_is_bm25 = bm25 is config.retrieve
+    if model is None:
+        model = str(run_dir / "train" / "model")
 
+    # 1. generate, or take the given synthetic queries
+    def do_generate(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
+        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl", dataset=config.dataset, shard=shard, num_shards=num_shards, restart=force).as_dict()
+
+    def do_import(folder: Path) -> dict:
+        rows = io.read_synthetic(queries)
+        unknown = sum(1 for q in rows if q.doc_id not in dataset.docs)
+        if unknown:
+            raise InparsError(f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; check that they belong to this dataset")
+        return {"imported": io.write_synthetic(folder / "queries.jsonl", rows), "source": str(queries)}
+
+    # 2. filter
+    def do_filter(folder: Path) -> dict:
+        from inpars.filter import FilterContext, filter_queries, write_filter_outputs
+
+        generated = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
+        # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
+        context = FilterContext(docs=dataset.docs, retrieve=bm25, cache_dir=folder / "cache")
+        summary = write_filter_outputs(filter_queries(generated, config.filter, context), folder / "kept.jsonl", folder)
+        return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
+
+    # 3. negatives
+    def do_negatives(folder: Path) -> dict:
+        from inpars.negatives import mine_negatives
+
+        kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
+        examples = mine_negatives(kept, dataset.docs, retriever(bm25), config.negatives)
+        io.write_training(folder / "train.jsonl", examples)
+        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0)}
+
+    # 4. train
+    def do_train(folder: Path) -> dict:
+        examples = io.read_training(run_dir / "negatives" / "train.jsonl")
+        rerankers.get(config.train.reranker).train(examples, config.train, folder)
+        return {"examples": len(examples), "model": str(folder / "model")}
+
+    # 5. retrieve the real test queries (and, when the first stage is not BM25, BM25's run as the baseline)
     def do_retrieve(folder: Path) -> dict:
         run = retriever(config.retrieve).search(dataset.queries, config.retrieve.top_k)
         io.write_trec_run(folder / "run.trec", run, tag=config.retrieve.backend)
@@ -206,28 +415,23 @@ def run_pipeline(
             io.write_trec_run(folder / "bm25.trec", retriever(bm25).search(dataset.queries, bm25.top_k), tag=bm25.backend)
         return {"queries": len(run)}
 
-    retrieved = ["run.trec"] if first_is_bm25 else ["run.trec", "bm25.trec"]
-    ret = run_stage(run_dir, "retrieve", config.retrieve, [data_fp], retrieved, do_retrieve, force=force)
-    stages.append(ret)
-    upstream = [ret.fingerprint]
-
-    # 6. rerank
-    def do_rerank(folder: Path) -> dict:
-        first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+    # 6. rerank, all test queries or a shard of them
+    def do_rerank(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
+        first = shard_of_run(io.read_trec_run(run_dir / "retrieve" / "run.trec"), shard, num_shards)
         reranker = rerankers.get(config.train.reranker)(model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
         run = rerank_run(reranker, first, dataset.queries, dataset.docs, config.rerank.top_k)
         io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
         return {"queries": len(run), "pairs": sum(min(len(v), config.rerank.top_k) for v in first.values())}
 
-    if rerank:
-        rr = run_stage(run_dir, "rerank", config.rerank, [model_fp, ret.fingerprint], ["run.trec"], do_rerank, force=force)
-        stages.append(rr)
-        upstream.append(rr.fingerprint)
+    def merge_reranked(folder: Path, shards: list[Path]) -> dict:
+        run = merge_runs([shard / "run.trec" for shard in shards])
+        io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
+        return {"queries": len(run), "merged_shards": len(shards)}
 
     # 7. evaluate
     def do_evaluate(folder: Path) -> dict:
         # Queries shown to the generator as few-shot examples are not test queries any more.
-        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if stages[0].name == "generate" else dataset.qrels
+        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if "generate" in specs else dataset.qrels
         systems = {"bm25": "run.trec" if first_is_bm25 else "bm25.trec"}
         if not first_is_bm25:
             systems[config.retrieve.backend] = "run.trec"
@@ -237,68 +441,21 @@ def run_pipeline(
         io.write_json(folder / "metrics.json", metrics)
         return metrics
 
-    ev = run_stage(run_dir, "evaluate", config.evaluate, upstream, ["metrics.json"], do_evaluate, force=force)
-    stages.append(ev)
+    try:
+        if "generate" in specs:
+            if queries is None:
+                steps.run("generate", do_generate, do_generate, lambda folder, shards: merge_shards([s / "queries.jsonl" for s in shards], folder / "queries.jsonl").as_dict())
+            else:
+                steps.run("generate", do_import)
+            steps.run("filter", do_filter)
+            steps.run("negatives", do_negatives)
+            steps.run("train", do_train)
+        steps.run("retrieve", do_retrieve)
+        if rerank:
+            steps.run("rerank", do_rerank, do_rerank, merge_reranked)
+        steps.run("evaluate", do_evaluate)
+    except _Stop:
+        return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts)
     metrics = io.read_json(run_dir / "evaluate" / "metrics.json")
     io.write_json(run_dir / "metrics.json", metrics)
-    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=stages, counts=counts)
-
-
-def _train_stages(run_dir: Path, config: PipelineConfig, dataset: Dataset, data_fp: str, retriever, stages: list[StageRecord], force: bool, queries: str | Path | None) -> str:
-    """Generate (or import ``queries``), filter, mine negatives and train; return the training stage's fingerprint."""
-    from inpars.filter import FilterContext, filter_queries, write_filter_outputs
-    from inpars.generate import generate_queries
-    from inpars.negatives import mine_negatives
-    from inpars.rerank import rerankers
-
-    # 1. generate, or take the given synthetic queries
-    def do_generate(folder: Path) -> dict:
-        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl", dataset=config.dataset, restart=force).as_dict()
-
-    def do_import(folder: Path) -> dict:
-        rows = io.read_synthetic(queries)
-        unknown = sum(1 for q in rows if q.doc_id not in dataset.docs)
-        if unknown:
-            raise InparsError(f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; check that they belong to this dataset")
-        return {"imported": io.write_synthetic(folder / "queries.jsonl", rows), "source": str(queries)}
-
-    if queries is None:
-        gen = run_stage(run_dir, "generate", config.generate, [data_fp], ["queries.jsonl"], do_generate, seed=config.generate.seed, force=force)
-    else:
-        gen = run_stage(run_dir, "generate", {"queries": io.file_sha256(queries)}, [data_fp], ["queries.jsonl"], do_import, force=force)
-    stages.append(gen)
-
-    # 2. filter
-    def do_filter(folder: Path) -> dict:
-        generated = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
-        # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
-        context = FilterContext(docs=dataset.docs, retrieve=bm25, cache_dir=folder / "cache")
-        summary = write_filter_outputs(filter_queries(generated, config.filter, context), folder / "kept.jsonl", folder)
-        return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
-
-    # The consistency filter searches with the recipe's BM25 settings, so they are part of the stage's config.
-    bm25 = bm25_settings(config.retrieve)
-    filter_config = {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}
-    flt = run_stage(run_dir, "filter", filter_config, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
-    stages.append(flt)
-
-    # 3. negatives
-    def do_negatives(folder: Path) -> dict:
-        kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
-        examples = mine_negatives(kept, dataset.docs, retriever(bm25), config.negatives)
-        io.write_training(folder / "train.jsonl", examples)
-        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0)}
-
-    neg = run_stage(run_dir, "negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}, [flt.fingerprint], ["train.jsonl"], do_negatives, seed=config.negatives.seed, force=force)
-    stages.append(neg)
-
-    # 4. train
-    def do_train(folder: Path) -> dict:
-        examples = io.read_training(run_dir / "negatives" / "train.jsonl")
-        rerankers.get(config.train.reranker).train(examples, config.train, folder)
-        return {"examples": len(examples), "model": str(folder / "model")}
-
-    trn = run_stage(run_dir, "train", config.train, [neg.fingerprint], ["model"], do_train, seed=config.train.seed, force=force)
-    stages.append(trn)
-
-    return trn.fingerprint
+    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=steps.records, counts=counts)

@@ -144,11 +144,45 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """What one unit of a stage costs with one model on the papers' hardware, and where that figure comes from."""
+
+    stage: str
+    model: str
+    seconds: float
+    per: str
+    """The unit: ``document`` (a prompt), ``query`` (a synthetic query scored), ``step`` (an optimiser step), ``pair``."""
+    source: str
+    note: str
+    upper_bound: bool = False
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Size:
+    """The download size of a model or file, and where that figure comes from."""
+
+    bytes: int
+    source: str
+
+
+RATE_UNITS = {"generate": "document", "filter": "query", "train": "step", "rerank": "pair"}
+"""The stages a rate can cost, and the unit each is counted in."""
+
+
+@dataclass(frozen=True)
 class Tables:
     sources: Mapping[str, str]
     datasets: Mapping[str, DatasetEntry]
     conditions: Mapping[str, Condition]
     files: tuple[Path, ...]
+    rates: tuple[Rate, ...] = ()
+    """GPU costs per unit, for the plan's estimates (the tables files' ``rates``)."""
+    sizes: Mapping[str, Size] = field(default_factory=dict)
+    """Download sizes by model or file name, for the plan (the tables files' ``sizes``)."""
+
+    def rate(self, stage: str, model: str | None) -> Rate | None:
+        return next((r for r in self.rates if r.stage == stage and r.model == model), None)
 
     def dataset(self, name: str) -> DatasetEntry:
         if name not in self.datasets:
@@ -202,11 +236,19 @@ def load_tables(paths: str | Path | Sequence[str | Path] | None = None) -> Table
     sources: dict[str, str] = {}
     datasets: dict[str, DatasetEntry] = {}
     conditions: dict[str, Condition] = {}
+    rates: list[Rate] = []
+    sizes: dict[str, Size] = {}
     for path in files:
-        _TablesFile(path).load_into(sources, datasets, conditions)
+        _TablesFile(path).load_into(sources, datasets, conditions, rates, sizes)
     for condition in conditions.values():  # cross-file references are checked once everything is loaded
         _check_references(condition, sources, datasets)
-    return Tables(sources=sources, datasets=datasets, conditions=conditions, files=tuple(files))
+    for rate in rates:
+        if rate.source not in sources:
+            raise InparsError(f"{rate.where}: unknown source '{rate.source}'; {_unknown('source', rate.source, sources, 'in the tables').split('; ', 1)[1]}")
+    for name, size in sizes.items():
+        if size.source not in sources:
+            raise InparsError(f"sizes.{name}: unknown source '{size.source}'; {_unknown('source', size.source, sources, 'in the tables').split('; ', 1)[1]}")
+    return Tables(sources=sources, datasets=datasets, conditions=conditions, files=tuple(files), rates=tuple(rates), sizes=sizes)
 
 
 class _TablesFile:
@@ -284,8 +326,20 @@ class _TablesFile:
 
     # ------------------------------------------------------------------------------------------ sections
 
-    def load_into(self, sources: dict, datasets: dict, conditions: dict) -> None:
-        data = self.mapping(self.data, "tables", ("sources", "stand_ins", "datasets", "conditions"))
+    def load_into(self, sources: dict, datasets: dict, conditions: dict, rates: list | None = None, sizes: dict | None = None) -> None:
+        data = self.mapping(self.data, "tables", ("sources", "stand_ins", "rates", "sizes", "datasets", "conditions"))
+        rates = [] if rates is None else rates
+        sizes = {} if sizes is None else sizes
+        items = data.get("rates") or []
+        if not isinstance(items, list):
+            raise self.fail("rates", "'rates' should be a list", "write each rate as '- stage: ...'")
+        for index, value in enumerate(items):
+            rates.append(self.rate(value, f"rates.{index}"))
+        for name, value in self.mapping(data.get("sizes") or {}, "sizes", list(data.get("sizes") or {})).items():
+            entry = self.mapping(value, f"sizes.{name}", ("bytes", "source"), required=("bytes", "source"))
+            if isinstance(entry["bytes"], bool) or not isinstance(entry["bytes"], int) or entry["bytes"] < 1:
+                raise self.fail(f"sizes.{name}.bytes", f"'sizes.{name}.bytes' should be a positive whole number, got {entry['bytes']!r}", "give the size in bytes")
+            sizes[str(name)] = Size(entry["bytes"], self.text(entry["source"], f"sizes.{name}.source"))
         stand_ins = self.mapping(data.get("stand_ins") or {}, "stand_ins", list(data.get("stand_ins") or {}))
         self.stand_ins = {str(model): self.text(stand_in, f"stand_ins.{model}") for model, stand_in in stand_ins.items()}
         for name, text in self.mapping(data.get("sources") or {}, "sources", list(data.get("sources") or {})).items():
@@ -305,6 +359,21 @@ class _TablesFile:
             if condition.name in conditions:
                 raise self.fail(f"conditions.{index}.name", f"condition '{condition.name}' is defined twice (also at {conditions[condition.name].where})", "keep one")
             conditions[condition.name] = condition
+
+    def rate(self, value: Any, key: str) -> Rate:
+        data = self.mapping(value, key, ("stage", "model", "seconds", "per", "upper_bound", "source", "note"), required=("stage", "model", "seconds", "per", "source", "note"))
+        stage = data["stage"]
+        if stage not in RATE_UNITS:
+            raise self.fail(f"{key}.stage", f"'{key}.stage' is '{stage}'", f"use one of {', '.join(RATE_UNITS)}")
+        if data["per"] != RATE_UNITS[stage]:
+            raise self.fail(f"{key}.per", f"'{key}.per' is '{data['per']}', but {stage} is counted per {RATE_UNITS[stage]}", f"write per: {RATE_UNITS[stage]}")
+        seconds = data["seconds"]
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+            raise self.fail(f"{key}.seconds", f"'{key}.seconds' should be a positive number, got {seconds!r}", "give the GPU seconds per unit")
+        return Rate(
+            stage, self.text(data["model"], f"{key}.model"), float(seconds), RATE_UNITS[stage], self.text(data["source"], f"{key}.source"),
+            self.text(data["note"], f"{key}.note"), bool(data.get("upper_bound", False)), self.where(key),
+        )
 
     def dataset_entry(self, name: str, value: Any, key: str) -> DatasetEntry:
         data = self.mapping(value, key, ("dataset", "counts", "counts_source", "released_data", "unavailable", "forums"))
@@ -646,12 +715,18 @@ def run_condition(
     force: bool = False,
     overrides: Sequence[str] = (),
     loaded=None,
+    only=None,
 ) -> ConditionRun:
-    """Run one condition on one dataset (``mode``: full, or from the released data or checkpoint) and check its cell."""
+    """Run one condition on one dataset (``mode``: full, or from the released data or checkpoint) and check its cell.
+
+    ``only`` (a :class:`inpars.pipeline.Selection`): run that one stage, as a cluster job does; nothing is checked then.
+    """
     from inpars.datasets import load_dataset
     from inpars.pipeline import run_pipeline
 
     entry, cond, cell = runnable_cell(tables, dataset, condition, mode)
+    if entry.forums and only is not None:
+        raise InparsError(f"dataset '{dataset}' is scored over its forums, which run one after the other in one process; run it without --stage or --slurm")
     if entry.forums:
         return _run_forums(entry, cond, cell, mode, output_dir, force, overrides)
     config, source, settings = condition_config(entry, cond, cell, mode, output_dir, overrides)
@@ -668,7 +743,9 @@ def run_condition(
     elif mode == "data":
         config.run_dir.mkdir(parents=True, exist_ok=True)
         kwargs["queries"] = released_queries(_fill(cond.released["data"], entry), config.run_dir)
-    result = run_pipeline(config, force=force, dataset=data, **kwargs)
+    result = run_pipeline(config, force=force, dataset=data, only=only, **kwargs)
+    if only is not None:
+        return ConditionRun(condition, dataset, mode, [], result.run_dir)
     if cond.system not in result.metrics:
         raise InparsError(f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'")
     return ConditionRun(condition, dataset, mode, compare(cond, cell, result.metrics[cond.system], mode), result.run_dir)
@@ -739,14 +816,20 @@ def reproduce(
     output_dir: str | Path = "runs/reproduce",
     force: bool = False,
     overrides: Sequence[str] = (),
+    only=None,
 ) -> Reproduction:
-    """Run the planned conditions of ``dataset`` (the dataset is loaded once) and collect every check."""
+    """Run the planned conditions of ``dataset`` (the dataset is loaded once) and collect every check.
+
+    ``only`` (a :class:`inpars.pipeline.Selection`): one stage of one condition, as a cluster job runs it.
+    """
     from inpars.datasets import load_dataset
 
     steps = plan(tables, dataset, conditions, released)
+    if only is not None and len(steps) != 1:
+        raise InparsError(f"--stage runs one stage of one condition; name the condition (--condition), one of: {', '.join(name for name, _ in steps)}")
     entry = tables.dataset(dataset)
     loaded = load_dataset(entry.dataset) if steps and not entry.forums else None  # forums are loaded one by one
-    runs = [run_condition(tables, dataset, name, mode, output_dir, force, overrides, loaded) for name, mode in steps]
+    runs = [run_condition(tables, dataset, name, mode, output_dir, force, overrides, loaded, only) for name, mode in steps]
     return Reproduction(dataset, runs, tables)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from inpars.config import GenerateConfig, fingerprint, to_dict
-from inpars.data import Doc, SyntheticQuery
+from inpars.data import Doc, SyntheticQuery, in_shard
 from inpars.errors import InparsError, InputError
 from inpars.generate.base import GenerationRequest, generators, request_seed
 from inpars.io import (
@@ -66,11 +66,6 @@ def sample_docs(docs: Iterable[Doc], num_docs: int | None, seed: int) -> list[Do
     if num_docs is None or num_docs >= len(ordered):
         return ordered
     return random.Random(seed).sample(ordered, num_docs)
-
-
-def in_shard(doc_id: str, shard: int, num_shards: int) -> bool:
-    """Whether a document belongs to a shard: by a hash of its id, so shards never depend on order or count."""
-    return num_shards == 1 or int.from_bytes(hashlib.sha256(doc_id.encode()).digest()[:8], "big") % num_shards == shard
 
 
 def partial_path(output: Path) -> Path:

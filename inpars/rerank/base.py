@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
-from inpars.data import Doc, Query, Run
-from inpars.errors import InputError
+from inpars.data import Doc, Query, Run, in_shard
+from inpars.errors import InparsError, InputError
 from inpars.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -63,25 +64,43 @@ def check_run(run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], s
 
 
 def rerank_run(reranker: Reranker, run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], top_k: int) -> Run:
-    """Rescore each query's first-stage top ``top_k``; deeper documents keep their order below the reranked ones."""
+    """Rescore each query's first-stage top ``top_k``; deeper documents keep their order below the reranked ones.
+
+    Each query's pairs are scored in batches of their own, so a query's scores never depend on the other queries of
+    the run: a run reranked in shards of queries (:func:`shard_of_run`, :func:`merge_runs`) equals the whole.
+    """
     check_run(run, queries, docs)
-    pairs: list[tuple[str, str]] = []
-    slots: list[tuple[str, str]] = []
-    deeper: dict[str, list[str]] = {}
+    out: Run = {}
     for qid, scores in run.items():
         if qid not in queries:
             continue
         ranked = [doc_id for doc_id, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
-        for doc_id in ranked[:top_k]:
-            pairs.append((queries[qid].text, docs[doc_id].full_text))
-            slots.append((qid, doc_id))
-        deeper[qid] = ranked[top_k:]
-    scores = reranker.score(pairs) if pairs else []
-    out: Run = {qid: {} for qid in deeper}
-    for (qid, doc_id), value in zip(slots, scores):
-        out[qid][doc_id] = float(value)
-    for qid, rest in deeper.items():
+        head = ranked[:top_k]
+        values = reranker.score([(queries[qid].text, docs[doc_id].full_text) for doc_id in head]) if head else []
+        out[qid] = {doc_id: float(value) for doc_id, value in zip(head, values)}
         floor = min(out[qid].values(), default=0.0) - 1.0
-        for position, doc_id in enumerate(rest):
+        for position, doc_id in enumerate(ranked[top_k:]):
             out[qid][doc_id] = floor - position
     return out
+
+
+def shard_of_run(run: Run, shard: int, num_shards: int) -> Run:
+    """The queries of ``run`` that belong to ``shard`` (by a hash of the query id, so never by order or count)."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise InparsError(f"shard {shard} does not exist among {num_shards} shard(s): use --shard 0..{num_shards - 1}")
+    return {qid: scores for qid, scores in run.items() if in_shard(qid, shard, num_shards)}
+
+
+def merge_runs(paths: Sequence[str | Path]) -> Run:
+    """One run from the TREC runs of the shards of one reranking, refusing a query found in two of them."""
+    from inpars import io
+
+    merged: Run = {}
+    seen: dict[str, Path] = {}
+    for path in map(Path, paths):
+        for qid, scores in io.read_trec_run(path).items():
+            if qid in seen:
+                raise InputError(path, None, f"query {qid!r} is also in {seen[qid]}", "merge the shards of one reranking, each once")
+            seen[qid] = path
+            merged[qid] = scores
+    return merged

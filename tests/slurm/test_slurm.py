@@ -1,0 +1,118 @@
+"""``inpars reproduce mini-faq --slurm`` on a real one-node cluster (``make test-slurm`` starts one with
+tests/slurm/cluster.sh): generation in 2 shards, reranking in 2, a cancel mid-way and a resubmission, then the report
+against the same run without SLURM. The miniature runs at a smaller scale than its table (12 documents get a query)
+to fit CI's time, so both runs are compared with each other, not with the table."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inpars import io
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[2]
+INPARS = [sys.executable, "-m", "inpars.cli"]
+SMALL = ["--set", "generate.num_docs=12"]
+WAIT_S = 420
+
+
+def inpars(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([*INPARS, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"inpars {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def held_jobs() -> set[str]:
+    out = subprocess.run(["squeue", "--noheader", "--format=%F"], capture_output=True, text=True, check=True).stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def our_jobs(out: Path) -> set[str]:
+    state = out / "mini-faq" / "slurm" / "jobs.json"
+    return {entry["job_id"] for entry in io.read_json(state).values()} if state.is_file() else set()
+
+
+def wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {WAIT_S} s for {what}")
+        time.sleep(2)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("sbatch") is None:
+        pytest.skip("no SLURM here: 'make test-slurm' starts a one-node cluster (tests/slurm/cluster.sh)")
+    idle = subprocess.run(["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True, check=False).stdout.split()
+    if "idle" not in idle and "mix" not in idle:
+        pytest.skip(f"the SLURM node is not up ({' '.join(idle) or 'no node'}): 'make test-slurm' starts one")
+    if not (ROOT / "runs" / "mini-faq" / "corpus.jsonl").is_file():
+        inpars("export", "faq-construction", "runs/mini-faq", "--max-docs", "120", "--split", "train=0.5", "--split", "dev=0.25", "--split", "test=0.25")
+
+
+@pytest.fixture(scope="module")
+def plain(cluster, tmp_path_factory):
+    out = tmp_path_factory.mktemp("plain")
+    started = time.monotonic()
+    inpars("reproduce", "mini-faq", *SMALL, "--output-dir", str(out), check=False)
+    return out, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def on_slurm(cluster, tmp_path_factory):
+    """Submit, cancel every job once generation is merged, resubmit, wait: what was done before the cancel, and the output."""
+    out = tmp_path_factory.mktemp("slurm")
+    command = ["reproduce", "mini-faq", *SMALL, "--output-dir", str(out), "--slurm", "--shards", "2", "--rerank-shards", "2"]
+    started = time.monotonic()
+    first = inpars(*command)
+    run_dir = out / "mini-faq" / "rehearsal-inpars-v2"
+    wait_until(lambda: (run_dir / "generate" / "stage.json").is_file() and io.read_json(run_dir / "generate" / "stage.json")["status"] == "done", "the merge of the generation shards")
+    subprocess.run(["scancel", *sorted(our_jobs(out))], check=True)
+    wait_until(lambda: not (held_jobs() & our_jobs(out)), "the cancelled jobs to leave the queue")
+    manifests = sorted(out.glob("mini-faq/*/**/stage.json"))
+    done_before = {path: path.read_bytes() for path in manifests if io.read_json(path)["status"] == "done"}
+    second = inpars(*command)
+    wait_until(lambda: not (held_jobs() & our_jobs(out)), "the resubmitted jobs")
+    return out, first.stdout, second.stdout, done_before, time.monotonic() - started
+
+
+def checks(folder: Path) -> list[dict]:
+    return [{k: v for k, v in check.items()} for check in io.read_json(folder / "mini-faq" / "results.json")["checks"]]
+
+
+def test_the_report_on_slurm_equals_the_plain_run(plain, on_slurm):
+    out, first, _, _, _ = on_slurm
+    assert "rehearsal-inpars-v2/generate: job" in first and "tasks 0,1" in first
+    assert (out / "mini-faq" / "report.md").is_file(), "the report job did not write the report; see mini-faq/slurm/logs/"
+    assert checks(out) == checks(plain[0])
+
+
+def test_a_resubmission_after_a_cancel_redoes_nothing_finished(on_slurm):
+    out, _, second, done_before, _ = on_slurm
+    assert any("/generate/shards/" in str(path) for path in done_before) and any(path.parent.name == "generate" for path in done_before)
+    assert not (out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate" / "stage.json").is_file() or (out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate") not in [p.parent for p in done_before]
+    assert "rehearsal-inpars-v2/generate: done" in second and "rehearsal-inpars-v2/merge-generate: done" in second
+    for path, before in done_before.items():
+        assert path.read_bytes() == before, f"{path} was redone after the resubmission"
+    assert io.read_json(out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate" / "stage.json")["status"] == "done"
+
+
+def test_submitting_a_finished_run_submits_nothing(on_slurm):
+    out = on_slurm[0]
+    again = inpars("reproduce", "mini-faq", *SMALL, "--output-dir", str(out), "--slurm", "--shards", "2", "--rerank-shards", "2")
+    assert "nothing to do: every step is done" in again.stdout
+
+
+def test_timing(plain, on_slurm, record_property):
+    record_property("plain_s", round(plain[1], 1))
+    record_property("slurm_with_cancel_and_resubmit_s", round(on_slurm[4], 1))
+    print(f"plain run {plain[1]:.0f} s; on SLURM, with a cancel and a resubmission, {on_slurm[4]:.0f} s")
