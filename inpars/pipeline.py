@@ -21,6 +21,7 @@ from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
 from inpars.data import Dataset
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
+from inpars.evaluate import MeasureStats
 from inpars.models import MINILM
 from inpars.models import check as check_model
 from inpars.provenance import git_commit, library_versions
@@ -53,8 +54,12 @@ class StageRecord:
 class PipelineResult:
     run_dir: Path
     metrics: dict[str, dict[str, float]]
+    """system -> measure -> mean over queries (and over seeds)."""
     stages: list[StageRecord]
     counts: dict[str, int]
+    statistics: dict[str, dict[str, MeasureStats]] = field(default_factory=dict)
+    """system -> measure -> mean, standard deviation over seeds, interval and p-values against the baseline."""
+    seeds: list[int] = field(default_factory=list)
 
 
 def _stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
@@ -159,7 +164,7 @@ def run_pipeline(
         raise InparsError("give either synthetic queries or a trained model to start from, not both")
     if not rerank and (model is not None or queries is not None):
         raise InparsError("a retrieval-only run takes neither synthetic queries nor a model")
-    from inpars.evaluate import evaluate
+    from inpars.evaluate import per_query
     from inpars.generate.fewshot import without_fewshot_queries
     from inpars.rerank import rerank_run, rerankers
     from inpars.retrieve import retrievers
@@ -228,20 +233,93 @@ def run_pipeline(
     def do_evaluate(folder: Path) -> dict:
         # Queries shown to the generator as few-shot examples are not test queries any more.
         qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if stages[0].name == "generate" else dataset.qrels
-        systems = {"bm25": "run.trec" if first_is_bm25 else "bm25.trec"}
+        systems = {"bm25": run_dir / "retrieve" / ("run.trec" if first_is_bm25 else "bm25.trec")}
         if not first_is_bm25:
-            systems[config.retrieve.backend] = "run.trec"
-        metrics = {name: evaluate(io.read_trec_run(run_dir / "retrieve" / file), qrels, config.evaluate.measures) for name, file in systems.items()}
+            systems[config.retrieve.backend] = run_dir / "retrieve" / "run.trec"
         if rerank:
-            metrics[config.train.reranker] = evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures)
+            systems[config.train.reranker] = run_dir / "rerank" / "run.trec"
+        scores = {name: per_query(io.read_trec_run(path), qrels, config.evaluate.measures) for name, path in systems.items()}
+        io.write_json(folder / "per_query.json", scores)
+        metrics = {name: {m: sum(values.values()) / len(values) for m, values in by_measure.items()} for name, by_measure in scores.items()}
         io.write_json(folder / "metrics.json", metrics)
         return metrics
 
-    ev = run_stage(run_dir, "evaluate", config.evaluate, upstream, ["metrics.json"], do_evaluate, force=force)
+    ev = run_stage(run_dir, "evaluate", config.evaluate, upstream, ["metrics.json", "per_query.json"], do_evaluate, force=force)
     stages.append(ev)
-    metrics = io.read_json(run_dir / "evaluate" / "metrics.json")
-    io.write_json(run_dir / "metrics.json", metrics)
-    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=stages, counts=counts)
+    statistics = write_statistics(run_dir, {config.train.seed: run_dir}, config)
+    return PipelineResult(run_dir=run_dir, metrics=means(statistics), stages=stages, counts=counts, statistics=statistics, seeds=[config.train.seed])
+
+
+def baseline_system(config: PipelineConfig) -> str:
+    """The system the others are tested against: ``evaluate.baseline``, else the first stage (BM25 or the dense model)."""
+    if config.evaluate.baseline:
+        return config.evaluate.baseline
+    return "bm25" if config.retrieve.backend in BM25_BACKENDS else config.retrieve.backend
+
+
+def means(statistics: dict[str, dict[str, MeasureStats]]) -> dict[str, dict[str, float]]:
+    return {system: {measure: s.mean for measure, s in by_measure.items()} for system, by_measure in statistics.items()}
+
+
+def write_statistics(run_dir: Path, seed_dirs: dict[int, Path], config: PipelineConfig) -> dict[str, dict[str, MeasureStats]]:
+    """Test every system of the runs in ``seed_dirs`` (seed -> run folder) against the baseline; write ``run_dir/metrics.json``."""
+    from inpars.evaluate import compare
+
+    per_seed = [io.read_json(folder / "evaluate" / "per_query.json") for folder in seed_dirs.values()]
+    systems = list(per_seed[0])
+    baseline = baseline_system(config)
+    if baseline not in systems:
+        raise InparsError(f"evaluate.baseline is '{baseline}', which this run does not score; use one of {', '.join(systems)}")
+    ev = config.evaluate
+    statistics = compare({system: [one[system] for one in per_seed] for system in systems}, baseline, ev.resamples, ev.confidence, ev.seed)
+    queries = len(next(iter(per_seed[0][baseline].values())))
+    io.write_json(run_dir / "metrics.json", {
+        "baseline": baseline, "seeds": list(seed_dirs),
+        "queries": queries, "confidence": ev.confidence, "resamples": ev.resamples,
+        "systems": {system: {measure: s.as_dict() for measure, s in by_measure.items()} for system, by_measure in statistics.items()},
+    })
+    return statistics
+
+
+# Stages that a seed may leave unchanged: a later seed starts from copies of the first seed's finished folders, and
+# ``run_stage`` keeps each copy only if its fingerprint still matches (greedy generation, say), else recomputes it.
+SHARED_STAGES = ("generate", "filter", "negatives", "retrieve")
+
+
+def seeded(config: PipelineConfig, seed: int) -> PipelineConfig:
+    """The recipe for one seed: mining and training take the seed; generation only where it samples (temperature > 0)."""
+    generate = dataclasses.replace(config.generate, seed=seed) if config.generate.temperature > 0 else config.generate
+    return dataclasses.replace(
+        config, generate=generate, negatives=dataclasses.replace(config.negatives, seed=seed), train=dataclasses.replace(config.train, seed=seed),
+    )
+
+
+def run_seeds(config: PipelineConfig, seeds: list[int], force: bool = False, dataset: Dataset | None = None, **kwargs: Any) -> PipelineResult:
+    """Run the recipe once per seed into ``run_dir/seed-<seed>/``, sharing what a seed does not change; write the
+    mean, standard deviation, interval and p-values over the seeds to ``run_dir/metrics.json``."""
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise InparsError(f"seeds must be distinct and at least one, got {seeds}")
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(run_dir / "config.json", {**to_dict(config), "seeds": list(seeds)})
+    dataset = dataset or load_dataset(config.dataset)
+    folders: dict[int, Path] = {}
+    stages: list[StageRecord] = []
+    result = None
+    for seed in seeds:
+        folder = run_dir / f"seed-{seed}"
+        first = next(iter(folders.values()), None)
+        if first is not None and not force:
+            for stage in SHARED_STAGES:
+                manifest = first / stage / "stage.json"
+                if manifest.is_file() and io.read_json(manifest).get("status") == "done" and not (folder / stage).exists():
+                    io.copy_tree(first / stage, folder / stage)
+        logger.info("seed %d of %s", seed, ", ".join(map(str, seeds)))
+        result = run_pipeline(dataclasses.replace(seeded(config, seed), output_dir=str(run_dir), name=folder.name), force=force, dataset=dataset, **kwargs)
+        folders[seed] = folder
+        stages.extend(dataclasses.replace(stage, name=f"{stage.name} (seed {seed})") for stage in result.stages)
+    statistics = write_statistics(run_dir, folders, config)
+    return PipelineResult(run_dir=run_dir, metrics=means(statistics), stages=stages, counts=result.counts, statistics=statistics, seeds=list(seeds))
 
 
 def _train_stages(run_dir: Path, config: PipelineConfig, dataset: Dataset, data_fp: str, retriever, stages: list[StageRecord], force: bool, queries: str | Path | None) -> str:
