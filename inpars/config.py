@@ -245,6 +245,8 @@ class TrainConfig:
     true_token: str | None = None
     """Seq2seq rerankers: the vocabulary token meaning relevant (``▁true`` for monoT5); None takes the default."""
     false_token: str | None = None
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them: less memory, slower steps."""
     save_steps: int | None = None
     """Save a resumable checkpoint every this many steps; None saves only the final model."""
     save_total_limit: int = 2
