@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from inpars.errors import InparsError, InputError
+from inpars.evaluate import format_stats
 
 app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False)
 
@@ -333,36 +334,74 @@ def rerank_cmd(
 
 @command("evaluate")
 def evaluate_cmd(
-    runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs.")],
+    runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs of the same queries.")],
     dataset: DatasetOpt = "faq-construction",
     qrels: Annotated[Optional[Path], typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
     measure: Annotated[Optional[list[str]], typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
     exclude_fewshot: Annotated[Optional[Path], typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
+    baseline: Annotated[Path | None, typer.Option(help="With two or more runs: the run the others are tested against (default: the first).")] = None,
+    resamples: Annotated[int, typer.Option(help="Resamples of the randomization test and of the bootstrap interval.")] = 10000,
+    confidence: Annotated[float, typer.Option(help="Level of the bootstrap interval of each run's mean.")] = 0.95,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the table as JSON (mean, interval, p-values per run and measure).")] = None,
 ) -> None:
-    """Score runs with ir_measures; queries missing from a run count as zero."""
+    """Score runs with ir_measures (queries missing from a run count as zero). With two or more runs: a bootstrap interval
+    of each mean, and per measure a paired t-test and a randomization test against the baseline, Holm-corrected."""
     from rich.console import Console
     from rich.table import Table
 
     from inpars import io
+    from inpars.config import EvaluateConfig
     from inpars.datasets import load_dataset
-    from inpars.evaluate import DEFAULT_MEASURES, evaluate
+    from inpars.evaluate import DEFAULT_MEASURES, compare, per_query
 
+    measures = measure or list(DEFAULT_MEASURES)
+    try:
+        settings = EvaluateConfig(measures=tuple(measures), resamples=resamples, confidence=confidence)
+    except InparsError as exc:
+        raise InparsError(f"--{getattr(exc, 'key', 'option')}: {exc}") from None
+    if output is not None:
+        io.check_output(output)
+    if baseline is not None and baseline not in runs:
+        raise InparsError(f"--baseline {baseline} is not one of the runs given; add it to the runs or name one of them")
     judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset).qrels
     if exclude_fewshot:
         from inpars.generate.fewshot import without_fewshot_queries
 
         judgements = without_fewshot_queries(judgements, exclude_fewshot)
-    measures = measure or list(DEFAULT_MEASURES)
-    table = Table("run", *measures)
     # Every run is read and checked before any is scored, so that a bad file stops the command with no table.
     loaded = {path: io.read_trec_run(path) for path in runs}
     for path, run in loaded.items():
         if not set(run) & set(judgements):
             raise InputError(path, None, f"none of its {len(run)} queries has judgements (e.g. {next(iter(run))!r})", "evaluate a run against its own dataset's qrels")
-    for path, run in loaded.items():
-        scores = evaluate(run, judgements, measures)
-        table.add_row(str(path), *(f"{scores[m]:.4f}" for m in measures))
+    if len(set(runs)) < len(runs):
+        raise InparsError("a run is given twice; give each run once")
+    names = {path: str(path) for path in runs}
+    scores = {names[path]: [per_query(run, judgements, measures)] for path, run in loaded.items()}
+    if len(runs) == 1:
+        table = Table("run", *measures)
+        (name,) = scores
+        table.add_row(name, *(f"{sum(v.values()) / len(v):.4f}" for v in scores[name][0].values()))
+        Console().print(table)
+        if output is not None:
+            io.write_json(output, {name: {m: sum(v.values()) / len(v) for m, v in scores[name][0].items()}})
+        return
+    reference = names[baseline or runs[0]]
+    stats = compare(scores, reference, settings.resamples, settings.confidence, settings.seed)
+    level = f"{settings.confidence:.0%}"
+    table = Table("run", *(column for m in measures for column in (f"{m} [{level}]", f"{m} Δ", f"{m} p (t / rand., Holm)")),
+                  title=f"{len(next(iter(scores[reference][0].values())))} queries; tests against {reference}")
+    for name, by_measure in stats.items():
+        cells = []
+        for m in measures:
+            s = by_measure[m]
+            cells.append(f"{s.mean:.4f} [{s.ci_low:.4f}, {s.ci_high:.4f}]")
+            cells.append("baseline" if s.diff is None else f"{s.diff:+.4f}")
+            cells.append("" if s.p_t_holm is None else f"{s.p_t_holm:.3g} / {s.p_randomization_holm:.3g}")
+        table.add_row(name, *cells)
     Console().print(table)
+    if output is not None:
+        io.write_json(output, {"baseline": reference, "confidence": settings.confidence, "resamples": settings.resamples,
+                               "runs": {name: {m: s.as_dict() for m, s in by_measure.items()} for name, by_measure in stats.items()}})
 
 
 # ---------------------------------------------------------------------------------------------- recipes
@@ -374,48 +413,70 @@ def _print_result(result) -> None:
 
     console = Console()
     measures = list(next(iter(result.metrics.values())))
-    table = Table("system", *measures, title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)")
-    for system, scores in result.metrics.items():
-        table.add_row(system, *(f"{scores[m]:.4f}" for m in measures))
+    seeds = f"seeds {', '.join(map(str, result.seeds))}; " if len(result.seeds) > 1 else ""
+    table = Table("system", *measures, title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)",
+                  caption=f"{seeds}mean{' ± std over seeds' if seeds else ''} [95% bootstrap interval] p: randomization test against the first stage, Holm-corrected")
+    for system, by_measure in result.statistics.items():
+        table.add_row(system, *(format_stats(by_measure[m]) for m in measures))
     console.print(table)
     stages = Table("stage", "seconds", "summary", title="stages")
     for stage in result.stages:
-        summary = ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict)) if stage.name != "evaluate" else ""
+        summary = ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict)) if not stage.name.startswith("evaluate") else ""
         stages.add_row(stage.name + (" (cached)" if stage.skipped else ""), f"{stage.seconds:.1f}", summary)
     console.print(stages)
     console.print(f"metrics -> {result.run_dir / 'metrics.json'}")
+
+
+SeedsOpt = Annotated[list[str] | None, typer.Option("--seeds", help="Run the recipe once per seed (0,1,2 or repeated) and report mean ± std over them.")]
+
+
+def _seeds(values: list[str] | None) -> list[int] | None:
+    if not values:
+        return None
+    try:
+        return [int(item) for value in values for item in value.split(",") if item.strip()]
+    except ValueError:
+        raise InparsError(f"--seeds {' '.join(values)}: give whole numbers, e.g. --seeds 0,1,2") from None
+
+
+def _run(config, force: bool, seeds: list[int] | None) -> None:
+    from inpars.pipeline import run_pipeline, run_seeds
+
+    _print_result(run_seeds(config, seeds, force=force) if seeds else run_pipeline(config, force=force))
 
 
 @command("run")
 def run_cmd(
     recipe: Annotated[Path, typer.Argument(help="A recipe YAML (see inpars/recipes/).")],
     set_: SetOpt = None,
+    seeds: SeedsOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage even if its output is up to date.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a whole recipe; stages whose output exists for the same config are skipped."""
     from inpars.config import load_pipeline_config
-    from inpars.pipeline import run_pipeline
 
+    chosen = _seeds(seeds)
     _setup_logging(verbose)
-    _print_result(run_pipeline(load_pipeline_config(recipe, list(set_ or [])), force=force))
+    _run(load_pipeline_config(recipe, list(set_ or [])), force, chosen)
 
 
 @command("demo")
 def demo_cmd(
     output_dir: Annotated[Optional[Path], typer.Option(help="Parent folder of the run folder (default: runs/).")] = None,
     set_: SetOpt = None,
+    seeds: SeedsOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the bundled offline recipe on faq-construction with the embedded models."""
     from inpars.config import load_pipeline_config
-    from inpars.pipeline import run_pipeline
 
+    chosen = _seeds(seeds)
     _setup_logging(verbose)
     text = resources.files("inpars.recipes").joinpath("demo.yaml").read_text(encoding="utf-8")
     overrides = ([f"output_dir={output_dir}"] if output_dir else []) + list(set_ or [])
-    _print_result(run_pipeline(load_pipeline_config(text=text, overrides=overrides), force=force))
+    _run(load_pipeline_config(text=text, overrides=overrides), force, chosen)
 
 
 @command("reproduce")

@@ -245,6 +245,8 @@ class TrainConfig:
     true_token: str | None = None
     """Seq2seq rerankers: the vocabulary token meaning relevant (``▁true`` for monoT5); None takes the default."""
     false_token: str | None = None
+    gradient_checkpointing: bool = False
+    """Recompute each layer's activations in the backward pass instead of keeping them: less memory, slower steps."""
     save_steps: int | None = None
     """Save a resumable checkpoint every this many steps; None saves only the final model."""
     save_total_limit: int = 2
@@ -302,10 +304,21 @@ class RerankConfig:
 @dataclass(frozen=True)
 class EvaluateConfig:
     measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
+    baseline: str | None = None
+    """The system every other is tested against (bm25, the first stage's backend, or the reranker's name); None: the
+    first stage (the zero-shot model when it is dense), so the p-values say what the synthetic queries added."""
+    resamples: int = 10000
+    """Resamples of the randomization test and of the bootstrap interval."""
+    confidence: float = 0.95
+    """Level of the bootstrap interval of each system's mean."""
+    seed: int = 0
+    """Seed of the resampling (the same seed gives the same p-values and intervals)."""
 
     def __post_init__(self) -> None:
         if not self.measures:
             raise InvalidValue("measures", "is empty", "name at least one ir_measures measure, e.g. nDCG@10")
+        _check_range(self, ("resamples",), 100)
+        _check_range(self, ("confidence",), 0, strict=True, high=0.999)
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,13 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+def copy_tree(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the folder ``source`` to ``target`` (which must not exist yet), renamed into place only when whole."""
+    source, target = Path(source), check_output(target, folder=True)
+    with atomic_directory(target) as tmp:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+
+
 def _require_file(path: Path, what: str) -> None:
     if not path.is_file():
         raise InputError(path, None, f"{what} not found", "check the path")

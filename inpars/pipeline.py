@@ -21,6 +21,7 @@ from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
 from inpars.data import Dataset
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
+from inpars.evaluate import MeasureStats
 from inpars.models import MINILM
 from inpars.models import check as check_model
 from inpars.provenance import git_commit, library_versions
@@ -109,8 +110,12 @@ class StageRecord:
 class PipelineResult:
     run_dir: Path
     metrics: dict[str, dict[str, float]]
+    """system -> measure -> mean over queries (and over seeds)."""
     stages: list[StageRecord]
     counts: dict[str, int]
+    statistics: dict[str, dict[str, MeasureStats]] = field(default_factory=dict)
+    """system -> measure -> mean, standard deviation over seeds, interval and p-values against the baseline."""
+    seeds: list[int] = field(default_factory=list)
 
 
 def stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
@@ -249,7 +254,7 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
     if rerank:
         specs["rerank"] = StageSpec("rerank", config.rerank, (model_fp, ret.fingerprint), ("run.trec",))
         upstream.append(specs["rerank"].fingerprint)
-    specs["evaluate"] = StageSpec("evaluate", config.evaluate, tuple(upstream), ("metrics.json",))
+    specs["evaluate"] = StageSpec("evaluate", config.evaluate, tuple(upstream), ("metrics.json", "per_query.json"))
     return specs
 
 
@@ -328,7 +333,7 @@ def run_pipeline(
         raise InparsError("give either synthetic queries or a trained model to start from, not both")
     if not rerank and (model is not None or queries is not None):
         raise InparsError("a retrieval-only run takes neither synthetic queries nor a model")
-    from inpars.evaluate import evaluate
+    from inpars.evaluate import per_query
     from inpars.generate import generate_queries, merge_shards
     from inpars.generate.fewshot import without_fewshot_queries
     from inpars.rerank import rerank_run, rerankers
@@ -432,12 +437,14 @@ def run_pipeline(
     def do_evaluate(folder: Path) -> dict:
         # Queries shown to the generator as few-shot examples are not test queries any more.
         qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if "generate" in specs else dataset.qrels
-        systems = {"bm25": "run.trec" if first_is_bm25 else "bm25.trec"}
+        systems = {"bm25": run_dir / "retrieve" / ("run.trec" if first_is_bm25 else "bm25.trec")}
         if not first_is_bm25:
-            systems[config.retrieve.backend] = "run.trec"
-        metrics = {name: evaluate(io.read_trec_run(run_dir / "retrieve" / file), qrels, config.evaluate.measures) for name, file in systems.items()}
+            systems[config.retrieve.backend] = run_dir / "retrieve" / "run.trec"
         if rerank:
-            metrics[config.train.reranker] = evaluate(io.read_trec_run(run_dir / "rerank" / "run.trec"), qrels, config.evaluate.measures)
+            systems[config.train.reranker] = run_dir / "rerank" / "run.trec"
+        scores = {name: per_query(io.read_trec_run(path), qrels, config.evaluate.measures) for name, path in systems.items()}
+        io.write_json(folder / "per_query.json", scores)
+        metrics = {name: {m: sum(values.values()) / len(values) for m, values in by_measure.items()} for name, by_measure in scores.items()}
         io.write_json(folder / "metrics.json", metrics)
         return metrics
 
@@ -456,6 +463,137 @@ def run_pipeline(
         steps.run("evaluate", do_evaluate)
     except _Stop:
         return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts)
-    metrics = io.read_json(run_dir / "evaluate" / "metrics.json")
-    io.write_json(run_dir / "metrics.json", metrics)
-    return PipelineResult(run_dir=run_dir, metrics=metrics, stages=steps.records, counts=counts)
+    statistics = write_statistics(run_dir, {config.train.seed: run_dir}, config)
+    return PipelineResult(run_dir=run_dir, metrics=means(statistics), stages=steps.records, counts=counts, statistics=statistics, seeds=[config.train.seed])
+
+
+def baseline_system(config: PipelineConfig) -> str:
+    """The system the others are tested against: ``evaluate.baseline``, else the first stage (BM25 or the dense model)."""
+    if config.evaluate.baseline:
+        return config.evaluate.baseline
+    return "bm25" if config.retrieve.backend in BM25_BACKENDS else config.retrieve.backend
+
+
+def means(statistics: dict[str, dict[str, MeasureStats]]) -> dict[str, dict[str, float]]:
+    return {system: {measure: s.mean for measure, s in by_measure.items()} for system, by_measure in statistics.items()}
+
+
+def write_statistics(run_dir: Path, seed_dirs: dict[int, Path], config: PipelineConfig) -> dict[str, dict[str, MeasureStats]]:
+    """Test every system of the runs in ``seed_dirs`` (seed -> run folder) against the baseline; write ``run_dir/metrics.json``."""
+    from inpars.evaluate import compare
+
+    per_seed = [io.read_json(folder / "evaluate" / "per_query.json") for folder in seed_dirs.values()]
+    systems = list(per_seed[0])
+    baseline = baseline_system(config)
+    if baseline not in systems:
+        raise InparsError(f"evaluate.baseline is '{baseline}', which this run does not score; use one of {', '.join(systems)}")
+    ev = config.evaluate
+    statistics = compare({system: [one[system] for one in per_seed] for system in systems}, baseline, ev.resamples, ev.confidence, ev.seed)
+    queries = len(next(iter(per_seed[0][baseline].values())))
+    io.write_json(run_dir / "metrics.json", {
+        "baseline": baseline, "seeds": list(seed_dirs),
+        "queries": queries, "confidence": ev.confidence, "resamples": ev.resamples,
+        "systems": {system: {measure: s.as_dict() for measure, s in by_measure.items()} for system, by_measure in statistics.items()},
+    })
+    return statistics
+
+
+# Stages that a seed may leave unchanged: a later seed starts from copies of the first seed's finished folders, and
+# ``run_stage`` keeps each copy only if its fingerprint still matches (greedy generation, say), else recomputes it.
+SHARED_STAGES = ("generate", "filter", "negatives", "retrieve")
+
+
+def seeded(config: PipelineConfig, seed: int) -> PipelineConfig:
+    """The recipe for one seed: mining and training take the seed; generation only where it samples (temperature > 0)."""
+    generate = dataclasses.replace(config.generate, seed=seed) if config.generate.temperature > 0 else config.generate
+    return dataclasses.replace(
+        config, generate=generate, negatives=dataclasses.replace(config.negatives, seed=seed), train=dataclasses.replace(config.train, seed=seed),
+    )
+
+
+def run_seeds(config: PipelineConfig, seeds: list[int], force: bool = False, dataset: Dataset | None = None, **kwargs: Any) -> PipelineResult:
+    """Run the recipe once per seed into ``run_dir/seed-<seed>/``, sharing what a seed does not change; write the
+    mean, standard deviation, interval and p-values over the seeds to ``run_dir/metrics.json``."""
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise InparsError(f"seeds must be distinct and at least one, got {seeds}")
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_json(run_dir / "config.json", {**to_dict(config), "seeds": list(seeds)})
+    dataset = dataset or load_dataset(config.dataset)
+    folders: dict[int, Path] = {}
+    stages: list[StageRecord] = []
+    result = None
+    for seed in seeds:
+        folder = run_dir / f"seed-{seed}"
+        first = next(iter(folders.values()), None)
+        if first is not None and not force:
+            for stage in SHARED_STAGES:
+                manifest = first / stage / "stage.json"
+                if manifest.is_file() and io.read_json(manifest).get("status") == "done" and not (folder / stage).exists():
+                    io.copy_tree(first / stage, folder / stage)
+        logger.info("seed %d of %s", seed, ", ".join(map(str, seeds)))
+        result = run_pipeline(dataclasses.replace(seeded(config, seed), output_dir=str(run_dir), name=folder.name), force=force, dataset=dataset, **kwargs)
+        folders[seed] = folder
+        stages.extend(dataclasses.replace(stage, name=f"{stage.name} (seed {seed})") for stage in result.stages)
+    statistics = write_statistics(run_dir, folders, config)
+    return PipelineResult(run_dir=run_dir, metrics=means(statistics), stages=stages, counts=result.counts, statistics=statistics, seeds=list(seeds))
+
+
+def _train_stages(run_dir: Path, config: PipelineConfig, dataset: Dataset, data_fp: str, retriever, stages: list[StageRecord], force: bool, queries: str | Path | None) -> str:
+    """Generate (or import ``queries``), filter, mine negatives and train; return the training stage's fingerprint."""
+    from inpars.filter import FilterContext, filter_queries, write_filter_outputs
+    from inpars.generate import generate_queries
+    from inpars.negatives import mine_negatives
+    from inpars.rerank import rerankers
+
+    # 1. generate, or take the given synthetic queries
+    def do_generate(folder: Path) -> dict:
+        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl", dataset=config.dataset, restart=force).as_dict()
+
+    def do_import(folder: Path) -> dict:
+        rows = io.read_synthetic(queries)
+        unknown = sum(1 for q in rows if q.doc_id not in dataset.docs)
+        if unknown:
+            raise InparsError(f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; check that they belong to this dataset")
+        return {"imported": io.write_synthetic(folder / "queries.jsonl", rows), "source": str(queries)}
+
+    if queries is None:
+        gen = run_stage(run_dir, "generate", config.generate, [data_fp], ["queries.jsonl"], do_generate, seed=config.generate.seed, force=force)
+    else:
+        gen = run_stage(run_dir, "generate", {"queries": io.file_sha256(queries)}, [data_fp], ["queries.jsonl"], do_import, force=force)
+    stages.append(gen)
+
+    # 2. filter
+    def do_filter(folder: Path) -> dict:
+        generated = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
+        # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
+        context = FilterContext(docs=dataset.docs, retrieve=bm25, cache_dir=folder / "cache")
+        summary = write_filter_outputs(filter_queries(generated, config.filter, context), folder / "kept.jsonl", folder)
+        return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
+
+    # The consistency filter searches with the recipe's BM25 settings, so they are part of the stage's config.
+    bm25 = bm25_settings(config.retrieve)
+    filter_config = {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}
+    flt = run_stage(run_dir, "filter", filter_config, [gen.fingerprint], ["kept.jsonl"], do_filter, force=force)
+    stages.append(flt)
+
+    # 3. negatives
+    def do_negatives(folder: Path) -> dict:
+        kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
+        examples = mine_negatives(kept, dataset.docs, retriever(bm25), config.negatives)
+        io.write_training(folder / "train.jsonl", examples)
+        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0)}
+
+    neg = run_stage(run_dir, "negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}, [flt.fingerprint], ["train.jsonl"], do_negatives, seed=config.negatives.seed, force=force)
+    stages.append(neg)
+
+    # 4. train
+    def do_train(folder: Path) -> dict:
+        examples = io.read_training(run_dir / "negatives" / "train.jsonl")
+        rerankers.get(config.train.reranker).train(examples, config.train, folder)
+        return {"examples": len(examples), "model": str(folder / "model")}
+
+    trn = run_stage(run_dir, "train", config.train, [neg.fingerprint], ["model"], do_train, seed=config.train.seed, force=force)
+    stages.append(trn)
+
+    return trn.fingerprint

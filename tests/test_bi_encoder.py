@@ -84,3 +84,38 @@ def test_score_encodes_each_text_once_and_matches_cosine():
     q = plain.encode([p[0] for p in pairs], normalize_embeddings=True, convert_to_tensor=True)
     d = plain.encode([p[1] for p in pairs], normalize_embeddings=True, convert_to_tensor=True)
     assert scores == pytest.approx((q * d).sum(dim=1).tolist(), abs=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    """Chunked, recomputed encoding is a memory saving only: the loss and every gradient stay what they were."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from inpars.models import resolve
+    from inpars.rerank.bi_encoder import _ContrastiveModel, _GroupCollator
+
+    encoder = SentenceTransformer(resolve(MINILM), device="cpu")
+    encoder.max_seq_length = 64
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0  # the two passes must see the same network
+    rows = [
+        {"query": f"question {i}", "positive": "word " * (3 + 7 * i), "positive_id": f"p{i}", "negatives": ["other text " * (i + 1)], "negative_ids": [f"n{i}"]}
+        for i in range(5)
+    ]
+    batch = _GroupCollator(encoder)(rows)
+    model = _ContrastiveModel(encoder).train()
+    results = []
+    for chunked in (False, True):
+        model.zero_grad()
+        model.chunk = None
+        if chunked:
+            model.gradient_checkpointing_enable()
+            model.chunk = 3  # 10 documents in chunks of 3, 3, 3 and 1, each padded to its own longest
+        loss = model(**batch)["loss"]
+        loss.backward()
+        results.append((loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (plain, grads), (chunked, chunked_grads) = results
+    assert chunked == pytest.approx(plain, rel=1e-5)
+    assert len(grads) == len(chunked_grads) > 0
+    assert all(torch.allclose(a, b, atol=1e-5, rtol=1e-3) for a, b in zip(grads, chunked_grads))

@@ -54,3 +54,39 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
     result = runner.invoke(app, ["run", str(recipe)])
     assert result.exit_code == 2
     assert f"error: {recipe}:2: unknown key 'generate.modle'; did you mean 'model'?" in result.output
+
+
+def _two_runs(tmp_path):
+    """Ten judged queries; run 'good' finds the relevant document first for all, 'poor' only for three."""
+    qrels = tmp_path / "qrels.tsv"
+    io.write_qrels_tsv(qrels, {f"q{i}": {f"d{i}": 1} for i in range(10)})
+    good, poor = tmp_path / "good.trec", tmp_path / "poor.trec"
+    io.write_trec_run(good, {f"q{i}": {f"d{i}": 2.0, "dx": 1.0} for i in range(10)})
+    io.write_trec_run(poor, {f"q{i}": {f"d{i}": 2.0 if i < 3 else 0.5, "dx": 1.0} for i in range(10)})
+    return qrels, good, poor
+
+
+def test_evaluate_two_runs_tests_against_the_baseline(tmp_path):
+    qrels, good, poor = _two_runs(tmp_path)
+    out = tmp_path / "stats.json"
+    result = runner.invoke(app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "-m", "RR@10", "--baseline", str(poor), "--resamples", "2000", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "tests against" in result.output and "Holm" in result.output
+    stats = io.read_json(out)
+    assert stats["baseline"] == str(poor) and stats["confidence"] == 0.95
+    assert stats["runs"][str(poor)]["RR@10"]["mean"] == 0.65 and stats["runs"][str(poor)]["RR@10"]["p_t"] is None
+    row = stats["runs"][str(good)]["RR@10"]
+    assert row["mean"] == 1.0 and row["diff"] == 0.35 and row["ci"] == [1.0, 1.0]
+    # 7 of 10 queries gain 0.5 and none loses: the sign-flip test's exact p is 2/2^7 = 0.0156.
+    assert 0.005 < row["p_randomization"] < 0.03 and row["p_t"] < 0.01
+
+
+def test_evaluate_refuses_a_baseline_that_is_not_a_run_and_a_bad_level(tmp_path):
+    qrels, good, poor = _two_runs(tmp_path)
+    result = runner.invoke(app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "--baseline", str(tmp_path / "other.trec")])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: --baseline {tmp_path / 'other.trec'} is not one of the runs given; add it to the runs or name one of them"
+    result = runner.invoke(app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "--confidence", "1.5"])
+    assert result.exit_code == 2 and "'confidence' is 1.5; it must be above 0 and at most 0.999" in result.output
+    result = runner.invoke(app, ["run", "recipe.yaml", "--seeds", "0,one"])
+    assert result.exit_code == 2 and "--seeds 0,one: give whole numbers, e.g. --seeds 0,1,2" in result.output

@@ -27,10 +27,10 @@ def test_pipeline_end_to_end_and_caching(tmp_path, faq_slice):
     config = load_pipeline_config(text=RECIPE, overrides=[f"output_dir={tmp_path}"])
     result = run_pipeline(config, dataset=faq_slice)
     run_dir = tmp_path / "slice"
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())["systems"]
     assert set(metrics) == {"bm25", "cross-encoder"}
     assert set(metrics["bm25"]) == {"nDCG@10", "RR@10", "R@100"}
-    assert all(0.0 <= v <= 1.0 for scores in metrics.values() for v in scores.values())
+    assert all(0.0 <= v["mean"] <= 1.0 for scores in metrics.values() for v in scores.values())
 
     queries = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
     assert len(queries) == 40 and all(q.doc_id in faq_slice.docs for q in queries)
@@ -68,7 +68,7 @@ def test_dense_first_stage_with_a_bi_encoder_keeps_bm25_as_baseline(tmp_path, fa
     run_pipeline(config, dataset=faq_slice)
     run_dir = tmp_path / "slice"
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert list(metrics) == ["bm25", "dense", "bi-encoder"]
+    assert list(metrics["systems"]) == ["bm25", "dense", "bi-encoder"] and metrics["baseline"] == "dense"
     negatives = json.loads((run_dir / "negatives" / "stage.json").read_text())
     assert negatives["config"]["retrieve"]["backend"] == "bm25s"
     bm25 = io.read_trec_run(run_dir / "retrieve" / "bm25.trec")

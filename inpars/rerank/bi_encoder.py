@@ -23,6 +23,9 @@ from inpars.rerank.training import check_kind, device_of, fit, plan_training, re
 
 logger = logging.getLogger(__name__)
 
+CHUNK = 16
+"""Texts encoded at once when training with gradient checkpointing."""
+
 SCALE = 20.0
 """Cosine similarities are multiplied by this before the softmax (sentence-transformers' default for this loss)."""
 
@@ -125,10 +128,33 @@ class _ContrastiveModel(torch.nn.Module):
     def __init__(self, encoder) -> None:
         super().__init__()
         self.encoder = encoder
+        self.chunk: int | None = None
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
+        """Encode in chunks of ``CHUNK`` texts whose activations are recomputed in the backward pass: the batch's
+        documents (a query's positive and negatives times the batch) then never hold their activations at once."""
+        self.chunk = CHUNK
+
+    def _embed(self, features: dict) -> torch.Tensor:
+        if self.chunk is None or not self.training:
+            return self.encoder(features)["sentence_embedding"]
+        from torch.utils.checkpoint import checkpoint
+
+        tensors = {k: v for k, v in features.items() if isinstance(v, torch.Tensor)}
+        rest = {k: v for k, v in features.items() if not isinstance(v, torch.Tensor)}
+        size = next(iter(tensors.values())).shape[0]
+        parts = []
+        for start in range(0, size, self.chunk):
+            # Each chunk is padded to its own longest text, not to the batch's.
+            chunk = {k: v[start : start + self.chunk] for k, v in tensors.items()}
+            width = int(chunk["attention_mask"].sum(dim=1).max()) if "attention_mask" in chunk else None
+            chunk = {k: (v[:, :width] if width is not None and v.dim() == 2 else v) for k, v in chunk.items()}
+            parts.append(checkpoint(lambda c: self.encoder({**c, **rest})["sentence_embedding"], chunk, use_reentrant=False))
+        return torch.cat(parts)
 
     def forward(self, query: dict, documents: dict, document_ids: torch.Tensor) -> dict:
-        q = F.normalize(self.encoder(query)["sentence_embedding"], dim=-1)
-        d = F.normalize(self.encoder(documents)["sentence_embedding"], dim=-1)
+        q = F.normalize(self._embed(query), dim=-1)
+        d = F.normalize(self._embed(documents), dim=-1)
         batch = q.shape[0]
         scores = SCALE * q @ d.T
         # The first `batch` documents are the positives, row i's at column i: the same document elsewhere in the

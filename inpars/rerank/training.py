@@ -229,6 +229,12 @@ def fit(
         ddp_find_unused_parameters=False if seq2seq else None,
         disable_tqdm=False,
     )
+    if config.gradient_checkpointing:
+        enable = getattr(model, "gradient_checkpointing_enable", None)
+        if enable is None:
+            raise InparsError(f"gradient_checkpointing: the {metadata['reranker']} model cannot recompute its activations; set train.gradient_checkpointing=false")
+        # Non-reentrant checkpointing works when the inputs do not require gradients (token ids never do).
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator)
     # The models average their own loss over the batch. Left to guess from their **kwargs, the Trainer takes them for
