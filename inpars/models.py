@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
-import json
 import logging
+import math
 import os
 import shutil
 import socket
@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 SMOLLM2 = "embedded:smollm2-135m"
 MINILM = "embedded:minilm-l6"
 T5_TINY_RANDOM = "embedded:t5-tiny-random"
+T5_TINY_RANDOM_BUILD = 2
+"""Changes whenever the stand-in's construction does, so that a cache of an earlier build is never taken for it."""
 EMBEDDED = (SMOLLM2, MINILM, T5_TINY_RANDOM)
 
 
@@ -97,27 +99,42 @@ ANSWERS = "true false yes no"
 TEMPLATE_WORDS = "Query: Document: Relevant: Passage: Is the passage relevant to the query? Answer yes or no."
 
 
-def build_t5_tokenizer(sentences: list[str]):
-    """A sentencepiece-like Unigram tokenizer (``▁`` marks a word start) that appends ``</s>`` like T5's."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+def build_t5_tokenizer(sentences: list[str], vocab_size: int = 600):
+    """A sentencepiece-like Unigram tokenizer (``▁`` marks a word start) that appends ``</s>`` like T5's.
+
+    Its pieces are counted, not trained: every character (alone and word-initial) and the most frequent words, each
+    scored by its log relative frequency, ties broken by the piece. A trained Unigram model differs from run to run
+    (the trainer's internal order is not fixed), which would make the stand-in differ from machine to machine.
+    """
+    import unicodedata
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.Unigram())
+    words: Counter[str] = Counter()
+    for text in [*sentences, *[ANSWERS] * 50, *[TEMPLATE_WORDS] * 50]:
+        words.update(unicodedata.normalize("NFKC", text).split())
+    chars: Counter[str] = Counter()
+    for word, count in words.items():
+        for position, char in enumerate(word):
+            chars[f"▁{char}" if position == 0 else char] += count
+    required = {f"▁{word}" for word in ANSWERS.split()}
+    chosen = dict(chars) | {f"▁{w}": c for w, c in words.items() if f"▁{w}" in required}
+    for word, count in sorted(words.items(), key=lambda item: (-item[1], item[0])):
+        if len(chosen) >= vocab_size - len(SPECIAL):
+            break
+        chosen.setdefault(f"▁{word}", count)
+    total = sum(chosen.values())
+    ordered = sorted(chosen.items(), key=lambda item: (-item[1], item[0]))
+    vocab = [(token, 0.0) for token in SPECIAL] + [(piece, math.log(count / total)) for piece, count in ordered]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=SPECIAL.index("<unk>"), byte_fallback=False))
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    corpus = list(sentences) + [ANSWERS] * 50 + [TEMPLATE_WORDS] * 50
-    trainer = trainers.UnigramTrainer(vocab_size=600, special_tokens=SPECIAL, unk_token="<unk>", shrinking_factor=0.75)
-    tokenizer.train_from_iterator(corpus, trainer=trainer)
-    # Unigram may split short words; the answer words must be single pieces, as in T5's vocabulary.
-    data = json.loads(tokenizer.to_str())
-    pieces = {piece for piece, _ in data["model"]["vocab"]}
-    data["model"]["vocab"] += [[f"▁{word}", -1.0] for word in ANSWERS.split() if f"▁{word}" not in pieces]
-    tokenizer = Tokenizer.from_str(json.dumps(data))
     tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512)
-    vocab = fast.get_vocab()
-    missing = [t for t in ("▁true", "▁false", "▁yes", "▁no") if t not in vocab]
+    missing = [t for t in ("▁true", "▁false", "▁yes", "▁no") if t not in fast.get_vocab()]
     if missing:
         raise InparsError(f"the tiny tokenizer lacks {missing}")
     return fast
@@ -152,7 +169,7 @@ def build_random_t5(folder: Path, sentences: list[str], seed: int = 0) -> Path:
 
 def t5_tiny_random_path() -> Path:
     """The random tiny T5 stand-in, built once (seed 0) from the faq-construction text and cached."""
-    target = cache_dir() / "models" / "t5-tiny-random"
+    target = cache_dir() / "models" / f"t5-tiny-random-{T5_TINY_RANDOM_BUILD}"
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     from inpars.datasets import load_faq_construction

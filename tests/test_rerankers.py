@@ -202,8 +202,8 @@ def test_long_query_is_cut_after_the_document(tiny_t5):
 
 def test_template_that_cannot_fit_is_refused(tiny_t5):
     reranker = MonoT5Reranker(str(tiny_t5), device="cpu")
-    with pytest.raises(InparsError, match="max_length 4 cannot hold the template"):
-        encode_prompts(reranker.tokenizer, reranker.template, [("q", "d")], 4)
+    with pytest.raises(InparsError, match="max_length 2 cannot hold the template"):
+        encode_prompts(reranker.tokenizer, reranker.template, [("q", "d")], 2)
 
 
 @pytest.mark.parametrize("text", ["Query: {query} Relevant:", "{query} {query} {document}", "Query: {q} Document: {document}"])
