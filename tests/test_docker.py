@@ -129,7 +129,7 @@ def test_the_entrypoint_runs_inpars(tmp_path):
     fake.write_text('#!/bin/sh\necho "inpars $*"\n')
     fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-    run = lambda *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()  # noqa: E731
+    run = lambda *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()
     assert run("reproduce", "scifact") == "inpars reproduce scifact"
     assert run("inpars", "datasets") == "inpars datasets"
     assert run() == "inpars --help"
@@ -138,7 +138,7 @@ def test_the_entrypoint_runs_inpars(tmp_path):
     fake_make = tmp_path / "make"
     fake_make.write_text('#!/bin/sh\necho "make $*"\n')
     fake_make.chmod(0o755)
-    inside = lambda folder, *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], cwd=folder, capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()  # noqa: E731
+    inside = lambda folder, *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], cwd=folder, capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()
     assert inside(tmp_path, "make", "regression") == "make -f /opt/inpars/Makefile regression"
     (tmp_path / "Makefile").write_text("all:\n")
     assert inside(tmp_path, "make", "regression") == "make regression"

@@ -14,10 +14,9 @@ from inpars.errors import InputError
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out.jsonl"
     target.write_text("old\n")
-    with pytest.raises(RuntimeError):
-        with io.atomic_write(target) as handle:
-            handle.write("half a file")
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError), io.atomic_write(target) as handle:
+        handle.write("half a file")
+        raise RuntimeError("crash")
     assert target.read_text() == "old\n"
     assert os.listdir(tmp_path) == ["out.jsonl"]
 
