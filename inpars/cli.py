@@ -9,19 +9,19 @@ import functools
 import logging
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from inpars.errors import InparsError, InputError
 from inpars.evaluate import format_stats
 
-app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False)
+app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False, rich_markup_mode=None)
 
 # Shared options, declared once.
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets').")]
-RecipeOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")]
+RecipeOpt = Annotated[Path | None, typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
 
@@ -99,8 +99,8 @@ def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query
 def export_cmd(
     dataset: Annotated[str, typer.Argument(help="faq-construction, beir/<name>[/<split>], or a local BEIR folder.")],
     folder: Annotated[Path, typer.Argument(help="The BEIR folder to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).")],
-    split: Annotated[Optional[list[str]], typer.Option("--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1).")] = None,
-    max_docs: Annotated[Optional[int], typer.Option(help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.")] = None,
+    split: Annotated[list[str] | None, typer.Option("--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1).")] = None,
+    max_docs: Annotated[int | None, typer.Option(help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query order.")] = 0,
 ) -> None:
     """Write a dataset as a BEIR folder, its judged queries divided into splits; with --max-docs, a miniature of it."""
@@ -124,23 +124,23 @@ def export_cmd(
 def generate_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("queries.jsonl"),
-    model: Annotated[Optional[str], typer.Option(help="embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name (openai).")] = None,
-    backend: Annotated[Optional[str], typer.Option(help="Generator backend: hf, vllm, openai or llamacpp.")] = None,
-    prompt: Annotated[Optional[str], typer.Option(help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file.")] = None,
-    num_docs: Annotated[Optional[int], typer.Option(help="Documents sampled with the seed (default: all).")] = None,
-    queries_per_doc: Annotated[Optional[int], typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
-    max_new_tokens: Annotated[Optional[int], typer.Option()] = None,
-    max_doc_tokens: Annotated[Optional[int], typer.Option(help="Documents are truncated to this many tokens.")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="0 decodes greedily.")] = None,
-    top_p: Annotated[Optional[float], typer.Option()] = None,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
-    num_examples: Annotated[Optional[int], typer.Option(help="Few-shot examples drawn from the dataset (promptagator-* prompts).")] = None,
-    context_length: Annotated[Optional[int], typer.Option(help="The model's context in tokens; longer prompts are skipped and counted.")] = None,
-    api_base: Annotated[Optional[str], typer.Option(help="openai backend: the server's base URL, e.g. http://localhost:8000/v1.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="openai backend: the environment variable holding the API key.")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(help="openai backend: requests in flight at once.")] = None,
+    model: Annotated[str | None, typer.Option(help="embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name (openai).")] = None,
+    backend: Annotated[str | None, typer.Option(help="Generator backend: hf, vllm, openai or llamacpp.")] = None,
+    prompt: Annotated[str | None, typer.Option(help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file.")] = None,
+    num_docs: Annotated[int | None, typer.Option(help="Documents sampled with the seed (default: all).")] = None,
+    queries_per_doc: Annotated[int | None, typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option()] = None,
+    max_doc_tokens: Annotated[int | None, typer.Option(help="Documents are truncated to this many tokens.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 decodes greedily.")] = None,
+    top_p: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
+    num_examples: Annotated[int | None, typer.Option(help="Few-shot examples drawn from the dataset (promptagator-* prompts).")] = None,
+    context_length: Annotated[int | None, typer.Option(help="The model's context in tokens; longer prompts are skipped and counted.")] = None,
+    api_base: Annotated[str | None, typer.Option(help="openai backend: the server's base URL, e.g. http://localhost:8000/v1.")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="openai backend: the environment variable holding the API key.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="openai backend: requests in flight at once.")] = None,
     shard: Annotated[int, typer.Option(help="Generate only this shard of the sampled documents (0-based).")] = 0,
     num_shards: Annotated[int, typer.Option(help="Split the sampled documents into this many shards (by a hash of the document id).")] = 1,
     restart: Annotated[bool, typer.Option(help="Discard the rows of an interrupted run instead of resuming it.")] = False,
@@ -186,10 +186,10 @@ def merge_cmd(
 def filter_cmd(
     queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL from 'inpars generate').")],
     output: OutputOpt = Path("kept.jsonl"),
-    method: Annotated[Optional[str], typer.Option(help="Shorthand for one LM-score step: sum_log_probs, mean_log_probs or mean_probs.")] = None,
-    top_k: Annotated[Optional[int], typer.Option(help="With the shorthand: keep the best k (default: all non-empty).")] = None,
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied).")] = None,
-    report_dir: Annotated[Optional[Path], typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")] = None,
+    method: Annotated[str | None, typer.Option(help="Shorthand for one LM-score step: sum_log_probs, mean_log_probs or mean_probs.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="With the shorthand: keep the best k (default: all non-empty).")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied).")] = None,
+    report_dir: Annotated[Path | None, typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -217,11 +217,11 @@ def negatives_cmd(
     queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL).")],
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("train.jsonl"),
-    depth: Annotated[Optional[int], typer.Option(help="Draw from the BM25 top-N.")] = None,
-    num_negatives: Annotated[Optional[int], typer.Option()] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="random or hardest.")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    dense_negatives: Annotated[Optional[int], typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")] = None,
+    depth: Annotated[int | None, typer.Option(help="Draw from the BM25 top-N.")] = None,
+    num_negatives: Annotated[int | None, typer.Option()] = None,
+    strategy: Annotated[str | None, typer.Option(help="random or hardest.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    dense_negatives: Annotated[int | None, typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -247,14 +247,14 @@ def negatives_cmd(
 def train_cmd(
     examples: Annotated[Path, typer.Argument(help="Training examples (JSONL from 'inpars negatives').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the trained model.")] = Path("reranker"),
-    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="A named recipe filling unset fields: inpars-paper (GPU, lr 3e-4) or inpars-paper-tpu (lr 1e-3).")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (replaces epochs).")] = None,
-    epochs: Annotated[Optional[float], typer.Option()] = None,
-    learning_rate: Annotated[Optional[float], typer.Option()] = None,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    reranker: Annotated[str | None, typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
+    model: Annotated[str | None, typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
+    preset: Annotated[str | None, typer.Option(help="A named recipe filling unset fields: inpars-paper (GPU, lr 3e-4) or inpars-paper-tpu (lr 1e-3).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Optimiser steps (replaces epochs).")] = None,
+    epochs: Annotated[float | None, typer.Option()] = None,
+    learning_rate: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -276,8 +276,8 @@ def train_cmd(
 def retrieve_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("bm25.trec"),
-    backend: Annotated[Optional[str], typer.Option(help="Retriever backend (bm25s, or pyserini: Lucene, needs Java).")] = None,
-    top_k: Annotated[Optional[int], typer.Option()] = None,
+    backend: Annotated[str | None, typer.Option(help="Retriever backend (bm25s, or pyserini: Lucene, needs Java).")] = None,
+    top_k: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -303,9 +303,9 @@ def rerank_cmd(
     model: Annotated[str, typer.Option(help="A trained reranker folder or a Hugging Face id.")],
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("reranked.trec"),
-    reranker: Annotated[Optional[str], typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
-    top_k: Annotated[Optional[int], typer.Option(help="Rerank this many per query.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
+    reranker: Annotated[str | None, typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Rerank this many per query.")] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
     shard: Annotated[int, typer.Option(help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's.")] = 0,
     num_shards: Annotated[int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")] = 1,
     config: RecipeOpt = None,
@@ -336,9 +336,9 @@ def rerank_cmd(
 def evaluate_cmd(
     runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs of the same queries.")],
     dataset: DatasetOpt = "faq-construction",
-    qrels: Annotated[Optional[Path], typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
-    measure: Annotated[Optional[list[str]], typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
-    exclude_fewshot: Annotated[Optional[Path], typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
+    qrels: Annotated[Path | None, typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
+    measure: Annotated[list[str] | None, typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
+    exclude_fewshot: Annotated[Path | None, typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
     baseline: Annotated[Path | None, typer.Option(help="With two or more runs: the run the others are tested against (default: the first).")] = None,
     resamples: Annotated[int, typer.Option(help="Resamples of the randomization test and of the bootstrap interval.")] = 10000,
     confidence: Annotated[float, typer.Option(help="Level of the bootstrap interval of each run's mean.")] = 0.95,
@@ -463,7 +463,7 @@ def run_cmd(
 
 @command("demo")
 def demo_cmd(
-    output_dir: Annotated[Optional[Path], typer.Option(help="Parent folder of the run folder (default: runs/).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Parent folder of the run folder (default: runs/).")] = None,
     set_: SetOpt = None,
     seeds: SeedsOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,

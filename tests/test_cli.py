@@ -90,3 +90,17 @@ def test_evaluate_refuses_a_baseline_that_is_not_a_run_and_a_bad_level(tmp_path)
     assert result.exit_code == 2 and "'confidence' is 1.5; it must be above 0 and at most 0.999" in result.output
     result = runner.invoke(app, ["run", "recipe.yaml", "--seeds", "0,one"])
     assert result.exit_code == 2 and "--seeds 0,one: give whole numbers, e.g. --seeds 0,1,2" in result.output
+
+
+def test_every_command_has_help():
+    """Help text is plain text: 'beir/<name>[/<split>]' must not be read as markup (it crashed --help once)."""
+    from typer.main import get_command
+
+    from inpars.cli import app
+
+    names = sorted(get_command(app).commands)
+    assert {"generate", "negatives", "retrieve", "rerank", "evaluate", "reproduce", "export"} <= set(names)
+    for name in names:
+        result = CliRunner().invoke(app, [name, "--help"])
+        assert result.exit_code == 0, f"{name} --help: {result.output[-500:]}"
+        assert "Usage" in result.output

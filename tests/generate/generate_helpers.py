@@ -14,11 +14,7 @@ from inpars.data import Doc
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 PUNCTUATION = ["\n", "?\n", "?", ":", ".", ","]
-WORDS = (
-    "the a of and to in is on for with what how why where when which who does do can are this that it "
-    "example document relevant query good bad question answer about water fire stone river house road "
-    "green blue red small large old new quick slow cold warm bright dark build sell grow move open close"
-).split()
+WORDS = ["the", "a", "of", "and", "to", "in", "is", "on", "for", "with", "what", "how", "why", "where", "when", "which", "who", "does", "do", "can", "are", "this", "that", "it", "example", "document", "relevant", "query", "good", "bad", "question", "answer", "about", "water", "fire", "stone", "river", "house", "road", "green", "blue", "red", "small", "large", "old", "new", "quick", "slow", "cold", "warm", "bright", "dark", "build", "sell", "grow", "move", "open", "close"]
 VOCAB = SPECIALS + PUNCTUATION + WORDS + [str(i) for i in range(10)]
 
 

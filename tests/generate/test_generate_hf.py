@@ -12,7 +12,7 @@ PREFIX = "example 1 : the water is cold . what is the river ?\ndocument : green 
 
 
 def _requests(count: int) -> list[GenerationRequest]:
-    words = "fire stone green old road house river small large blue red dark".split()
+    words = ["fire", "stone", "green", "old", "road", "house", "river", "small", "large", "blue", "red", "dark"]
     return [GenerationRequest(PREFIX, "document : " + " ".join(words[: 1 + (3 * k) % len(words)]) + " query :", seed=k) for k in range(count)]
 
 

@@ -10,10 +10,7 @@ from inpars.errors import InparsError, InputError
 from inpars.generate.fewshot import draw_examples, load_pool
 from inpars.prompt import FewShotExample, builtin_prompts, convert_published, load_prompt, parse_prompt
 
-BEIR_18 = (
-    "arguana bioasq climate-fever cqadupstack dbpedia-entity fever fiqa hotpotqa nfcorpus nq quora robust04 scidocs scifact "
-    "signal1m trec-covid trec-news webis-touche2020"
-).split()
+BEIR_18 = ["arguana", "bioasq", "climate-fever", "cqadupstack", "dbpedia-entity", "fever", "fiqa", "hotpotqa", "nfcorpus", "nq", "quora", "robust04", "scidocs", "scifact", "signal1m", "trec-covid", "trec-news", "webis-touche2020"]
 
 
 def test_the_inpars_prompt_shows_three_examples_then_the_document():
