@@ -187,7 +187,7 @@ def dataset_counts(name: str) -> dict[str, int | None]:
         for key, method in (("docs", "docs_count"), ("queries", "queries_count"), ("qrels", "qrels_count")):
             try:
                 counts[key] = getattr(ds, method)()
-            except Exception as exc:  # metadata may be absent for some datasets; the count is then unknown
+            except Exception as exc:  # noqa: BLE001 - metadata may be absent for some datasets; the count is then unknown
                 logger.debug("no %s count for %s: %s", key, name, exc)
                 counts[key] = None
         return counts
