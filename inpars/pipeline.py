@@ -78,9 +78,14 @@ def shard_folder(run_dir: Path, stage: str, shard: int, num_shards: int) -> Path
     return run_dir / stage / "shards" / f"{shard}-of-{num_shards}"
 
 
+def shard_identity(stage_fp: str, shard: int, num_shards: int) -> dict:
+    """What one shard of a stage is run as: the stage's fingerprint and its place among the shards."""
+    return {"stage": stage_fp, "shard": shard, "num_shards": num_shards}
+
+
 def shard_fingerprint(stage_fp: str, shard: int, num_shards: int) -> str:
     """The fingerprint of one shard of a stage (what its ``stage.json`` carries)."""
-    return fingerprint({"stage": stage_fp, "shard": shard, "num_shards": num_shards}, [])
+    return fingerprint(shard_identity(stage_fp, shard, num_shards), [])
 
 
 class _Stop(Exception):
@@ -120,10 +125,6 @@ class PipelineResult:
 
 def stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
     """The manifest of a finished stage with fingerprint ``fp`` whose outputs exist, else None."""
-    return _stage_done(folder, fp, outputs)
-
-
-def _stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
     manifest = folder / "stage.json"
     if not manifest.is_file():
         return None
@@ -148,7 +149,7 @@ def run_stage(
     """Run ``body(folder)`` unless the stage is already done for the same config and upstream."""
     folder = run_dir / name
     fp = fingerprint(config, upstream)
-    done = None if force else _stage_done(folder, fp, outputs)
+    done = None if force else stage_done(folder, fp, outputs)
     if done is not None:
         logger.info("stage %s: up to date (%s), skipped", name, fp)
         return StageRecord(name, fp, True, float(done.get("seconds", 0.0)), done.get("summary", {}))
@@ -286,7 +287,7 @@ class _Steps:
             else:
                 folder = shard_folder(self.run_dir, name, only.shard, only.num_shards)
                 record = run_stage(
-                    folder.parent, folder.name, {"stage": spec.fingerprint, "shard": only.shard, "num_shards": only.num_shards}, [], list(spec.outputs),
+                    folder.parent, folder.name, shard_identity(spec.fingerprint, only.shard, only.num_shards), [], list(spec.outputs),
                     lambda f: shard_body(f, only.shard, only.num_shards), seed=spec.seed, force=self.force,
                 )
         else:

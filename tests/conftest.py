@@ -42,9 +42,9 @@ def smollm2():
 
 @pytest.fixture(scope="session")
 def tiny_t5(tmp_path_factory, faq):
-    """A tiny random T5 and a Unigram tokenizer trained on faq-construction text (see tiny_models.py)."""
-    from tiny_models import build_t5
+    """A tiny random T5 and a Unigram tokenizer counted from faq-construction text (inpars.models.build_random_t5)."""
+    from inpars.models import build_random_t5
 
     ids = sorted(faq.docs)[:60]
     sentences = [faq.docs[i].text for i in ids] + [faq.queries[i].text for i in ids]
-    return build_t5(tmp_path_factory.mktemp("tiny-t5"), sentences)
+    return build_random_t5(tmp_path_factory.mktemp("tiny-t5"), sentences)

@@ -1,6 +1,6 @@
 """Every registered reranker through the same checks, then what is particular to monoT5.
 
-monoT5 runs on a tiny random T5 (tests/tiny_models.py); the cross-encoder and the bi-encoder on all-MiniLM-L6-v2
+monoT5 runs on a tiny random T5 (inpars.models.build_random_t5); the cross-encoder and the bi-encoder on all-MiniLM-L6-v2
 from its package.
 """
 
