@@ -23,6 +23,7 @@ import urllib.parse
 from pathlib import Path
 
 from inpars.errors import InparsError, MissingDependencyError
+from inpars.io import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +76,10 @@ def smollm2_path() -> Path:
         delattr(config, "quantization_config")
     fresh = LlamaForCausalLM(config)
     fresh.load_state_dict(model.state_dict())
-    staging = target.with_name(target.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    fresh.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    shutil.rmtree(target, ignore_errors=True)  # an incomplete folder left by an older release
+    with atomic_directory(target) as staging:
+        fresh.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
     return target
 
 
@@ -177,11 +176,8 @@ def t5_tiny_random_path() -> Path:
     faq = load_faq_construction()
     ids = sorted(faq.docs)[:60]
     sentences = [faq.docs[i].text for i in ids] + [faq.queries[i].text for i in ids if i in faq.queries]
-    staging = target.with_name(target.name + f".partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    build_random_t5(staging, sentences, seed=0)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    with atomic_directory(target) as staging:
+        build_random_t5(staging, sentences, seed=0)
     return target
 
 

@@ -8,6 +8,7 @@ where Docker can be installed, and CI installs it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -90,10 +91,12 @@ def test_the_lock_is_what_the_resolver_makes(tmp_path):
 
 
 def _locked(package: str) -> str:
-    for line in (ROOT / "docker" / "requirements.lock").read_text().splitlines():
-        if line.startswith(f"{package}=="):
-            return line.split("==", 1)[1].split()[0]
-    raise AssertionError(f"{package} is not in the lock")
+    spec = importlib.util.spec_from_file_location("check_pins", ROOT / "docker" / "check_pins.py")
+    check_pins = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_pins)
+    pins, problems = check_pins.read_lock(ROOT / "docker" / "requirements.lock")
+    assert not problems and package in pins, problems or f"{package} is not in the lock"
+    return pins[package]
 
 
 def test_the_suite_passes_on_the_image_versions(image, tmp_path):
