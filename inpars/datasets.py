@@ -210,7 +210,7 @@ def export_beir(dataset: Dataset, folder: str | Path, splits: Mapping[str, float
     kept_docs: set[str] = set()
     kept_queries: list[str] = []
     for query_id in order:
-        relevant = {doc_id for doc_id, grade in dataset.qrels[query_id].items() if doc_id in dataset.docs}
+        relevant = {doc_id for doc_id in dataset.qrels[query_id] if doc_id in dataset.docs}
         if query_id not in dataset.queries or not relevant:
             continue
         if max_docs is not None and len(kept_docs | relevant) > max_docs:
