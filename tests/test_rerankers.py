@@ -274,12 +274,17 @@ def test_resume_from_a_checkpoint_gives_the_same_model(tiny_t5, faq_slice, tmp_p
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     pairs = faq_pairs(faq_slice)
     complete = MonoT5Reranker(str(model_dir), device="cpu").score(pairs)
-    # as if interrupted after step 2: the rerun continues from checkpoint-2
+    # as if killed while saving step 4: checkpoint-4 has its weights but not its state; the rerun continues from checkpoint-2
     shutil.rmtree(model_dir)
-    shutil.rmtree(tmp_path / "checkpoints" / "checkpoint-4")
+    (tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").unlink()
     model_dir = MonoT5Reranker.train(examples, config, tmp_path, device="cpu")
     assert io.read_json(model_dir / METADATA)["training"]["resumed_from"] == "checkpoint-2"
     assert MonoT5Reranker(str(model_dir), device="cpu").score(pairs) == pytest.approx(complete, abs=1e-6)
+    # a state file cut short counts as no state
+    shutil.rmtree(model_dir)
+    (tmp_path / "checkpoints" / "checkpoint-4" / "trainer_state.json").write_text('{"global_st')
+    model_dir = MonoT5Reranker.train(examples, config, tmp_path, device="cpu")
+    assert io.read_json(model_dir / METADATA)["training"]["resumed_from"] == "checkpoint-2"
     # other data: the old checkpoints are not resumed but removed
     model_dir = MonoT5Reranker.train(toy_examples(12, seed=1), config, tmp_path, device="cpu")
     assert io.read_json(model_dir / METADATA)["training"]["resumed_from"] is None

@@ -148,6 +148,15 @@ def _checkpoints(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
+def _complete(checkpoint: Path) -> bool:
+    """Whether the Trainer finished writing ``checkpoint``: it writes trainer_state.json after the weights, optimizer and RNG states."""
+    try:
+        state = io.read_json(checkpoint / "trainer_state.json")
+    except (OSError, InparsError):
+        return False
+    return isinstance(state, dict) and isinstance(state.get("global_step"), int)
+
+
 def resume_point(config: TrainConfig, checkpoint_dir: Path, signature: str) -> Path | None:
     """The checkpoint to continue from, or None to start afresh; stale checkpoints of another config are removed."""
     if config.resume not in ("auto", "never"):
@@ -158,6 +167,13 @@ def resume_point(config: TrainConfig, checkpoint_dir: Path, signature: str) -> P
     marker = checkpoint_dir / "signature.json"
     same = marker.is_file() and io.read_json(marker).get("signature") == signature
     found = _checkpoints(checkpoint_dir)
+    # A kill during a save leaves a checkpoint folder without its state: it is removed, and the one before is used.
+    partial = [path for path in found if not _complete(path)]
+    if partial and is_main_process():
+        logger.info("removing %d checkpoint(s) left half-written in %s: %s", len(partial), checkpoint_dir, ", ".join(p.name for p in partial))
+        for path in partial:
+            shutil.rmtree(path)
+    found = [path for path in found if path not in partial]
     if config.resume == "auto" and same and found:
         return found[-1]
     if found and is_main_process():
