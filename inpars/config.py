@@ -301,6 +301,48 @@ class RerankConfig:
         _check_range(self, ("top_k", "batch_size", "max_length"), 1)
 
 
+SELECT_SOURCES = ("reranker", "first-stage")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Choosing the final system on synthetic queries held out of training (a validation set the method makes itself).
+
+    The held-out queries are searched like the test queries: each source (the trained reranker over the first
+    stage's candidates, or the first stage alone) is fused with BM25 at each weight, and the pair with the best
+    ``measure`` against each query's source document reranks the test queries. The test judgements are never read.
+    """
+
+    validation: float = 0.0
+    """Share of the documents with kept synthetic queries whose queries are held out of training (chosen by a hash of
+    the document id); 0 trains on them all and reranks with the trained model alone, as the papers do."""
+    max_validation: int = 200
+    """At most this many documents held out, so a large collection keeps the rest for training."""
+    bm25_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+    """BM25's weights tried in the fusion ``(1 - w) * model + w * BM25`` of per-query min-max normalised scores; 1 is BM25 alone."""
+    sources: tuple[str, ...] = SELECT_SOURCES
+    """What BM25 is fused with: ``reranker`` (the trained model) and/or ``first-stage`` (the untrained first stage)."""
+    measure: str = "nDCG@10"
+
+    def __post_init__(self) -> None:
+        _check_range(self, ("validation",), 0, high=0.5)
+        _check_range(self, ("max_validation",), 1)
+        try:
+            weights = tuple(float(w) for w in self.bm25_weights)
+        except (TypeError, ValueError):
+            raise InvalidValue("bm25_weights", f"is {list(self.bm25_weights)}", "give numbers between 0 and 1, e.g. [0, 0.1, 0.3]") from None
+        if not weights or any(not 0 <= w <= 1 for w in weights):
+            raise InvalidValue("bm25_weights", f"is {list(self.bm25_weights)}", "give one or more numbers between 0 and 1")
+        object.__setattr__(self, "bm25_weights", weights)
+        unknown = [s for s in self.sources if s not in SELECT_SOURCES]
+        if not self.sources or unknown:
+            raise InvalidValue("sources", f"is {list(self.sources)}", f"use one or both of {', '.join(SELECT_SOURCES)}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.validation > 0
+
+
 @dataclass(frozen=True)
 class EvaluateConfig:
     measures: tuple[str, ...] = ("nDCG@10", "RR@10", "R@100")
@@ -336,14 +378,12 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     retrieve: RetrieveConfig = field(default_factory=RetrieveConfig)
     rerank: RerankConfig = field(default_factory=RerankConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
-
-
-STAGES = ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate")
 
 
 def to_dict(config: Any) -> dict:

@@ -107,3 +107,19 @@ def mine_negatives(queries: list[SyntheticQuery], docs: Mapping[str, Doc], retri
         dense = pick_negatives(run, queries, config, count=config.dense_negatives, stream="dense", exclude=negatives)
         negatives = {qid: negatives[qid] + dense[qid] for qid in negatives}
     return training_examples(queries, negatives, docs)
+
+
+def hold_out(queries: list[SyntheticQuery], share: float, at_most: int) -> tuple[list[SyntheticQuery], list[SyntheticQuery]]:
+    """Split synthetic queries into (training, validation) by document: the ``share`` of their documents (at most
+    ``at_most``) that come first by a hash of the document id give all their queries to validation, so no held-out
+    document is a training positive. The split depends on the documents only, never on order or seed."""
+    import hashlib
+
+    if share <= 0:
+        return list(queries), []
+    docs = sorted({q.doc_id for q in queries}, key=lambda doc_id: hashlib.sha256(f"validation:{doc_id}".encode()).hexdigest())
+    held = set(docs[: min(at_most, max(1, round(share * len(docs))))]) if len(docs) > 1 else set()
+    training = [q for q in queries if q.doc_id not in held]
+    validation = [q for q in queries if q.doc_id in held]
+    logger.info("%d synthetic queries of %d documents held out to choose the final system; %d left to train on", len(validation), len(held), len(training))
+    return training, validation

@@ -18,7 +18,7 @@ from typing import Any
 
 from inpars import io
 from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
-from inpars.data import Dataset
+from inpars.data import Dataset, Query, Run
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
 from inpars.evaluate import MeasureStats
@@ -30,10 +30,14 @@ logger = logging.getLogger(__name__)
 
 BM25_BACKENDS = ("bm25s", "pyserini")
 
-STAGES = ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate")
-"""The stages of a run, in the order one process runs them."""
-NEEDS = {"generate": (), "filter": ("generate",), "negatives": ("filter",), "train": ("negatives",), "retrieve": (), "rerank": ("train", "retrieve"), "evaluate": ("retrieve", "rerank")}
-"""What each stage reads: the stages that must be done before it runs on its own (a cluster job)."""
+STAGES = ("generate", "filter", "negatives", "train", "retrieve", "select", "rerank", "evaluate")
+"""The stages of a run, in the order one process runs them (``select`` only where ``select.validation`` > 0)."""
+NEEDS = {
+    "generate": (), "filter": ("generate",), "negatives": ("filter",), "train": ("negatives",), "retrieve": (),
+    "select": ("train",), "rerank": ("train", "retrieve", "select"), "evaluate": ("retrieve", "rerank"),
+}
+"""What each stage reads: the stages that must be done before it runs on its own (a cluster job); a stage a run
+does not have is not waited for."""
 SHARDED = ("generate", "rerank")
 """Stages that can run as shards (documents for generation, test queries for reranking), merged by the stage itself."""
 
@@ -242,7 +246,10 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
             gen = StageSpec("generate", {"queries": queries_fp}, (data_fp,), ("queries.jsonl",))
         # The consistency filter and the negatives search with the recipe's BM25 settings, so they are part of their configs.
         flt = StageSpec("filter", {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}, (gen.fingerprint,), ("kept.jsonl",))
-        neg = StageSpec("negatives", {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}, (flt.fingerprint,), ("train.jsonl",), config.negatives.seed)
+        mining: dict[str, Any] = {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}
+        if config.select.enabled:
+            mining["validation"] = {"share": config.select.validation, "at_most": config.select.max_validation}
+        neg = StageSpec("negatives", mining, (flt.fingerprint,), ("train.jsonl", "validation.jsonl") if config.select.enabled else ("train.jsonl",), config.negatives.seed)
         trn = StageSpec("train", config.train, (neg.fingerprint,), ("model",), config.train.seed)
         specs.update(generate=gen, filter=flt, negatives=neg, train=trn)
         model_fp = trn.fingerprint
@@ -253,7 +260,13 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
     specs["retrieve"] = ret
     upstream = [ret.fingerprint]
     if rerank:
-        specs["rerank"] = StageSpec("rerank", config.rerank, (model_fp, ret.fingerprint), ("run.trec",))
+        rerank_upstream = [model_fp, ret.fingerprint]
+        if "train" in specs and config.select.enabled:
+            # Selection searches the held-out queries with the first stage, so it depends on the first stage's config too.
+            sel = StageSpec("select", {"select": to_dict(config.select), "rerank": to_dict(config.rerank)}, (model_fp, ret.fingerprint), ("selection.json",))
+            specs["select"] = sel
+            rerank_upstream.append(sel.fingerprint)
+        specs["rerank"] = StageSpec("rerank", config.rerank, tuple(rerank_upstream), ("run.trec",))
         upstream.append(specs["rerank"].fingerprint)
     specs["evaluate"] = StageSpec("evaluate", config.evaluate, tuple(upstream), ("metrics.json", "per_query.json"))
     return specs
@@ -339,6 +352,7 @@ def run_pipeline(
     from inpars.generate.fewshot import without_fewshot_queries
     from inpars.rerank import rerank_run, rerankers
     from inpars.rerank.base import merge_runs, shard_of_run
+    from inpars.rerank.fusion import candidate_pool, choose, fuse, restricted
     from inpars.retrieve import retrievers
 
     # Every model the run will load is checked first: a name that cannot load fails now, not after hours of generation.
@@ -400,12 +414,17 @@ def run_pipeline(
 
     # 3. negatives
     def do_negatives(folder: Path) -> dict:
-        from inpars.negatives import mine_negatives
+        from inpars.negatives import hold_out, mine_negatives
 
         kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
+        summary: dict[str, Any] = {}
+        if config.select.enabled:
+            kept, validation = hold_out(kept, config.select.validation, config.select.max_validation)
+            io.write_synthetic(folder / "validation.jsonl", validation)
+            summary["held_out"] = len(validation)
         examples = mine_negatives(kept, dataset.docs, retriever(bm25), config.negatives)
         io.write_training(folder / "train.jsonl", examples)
-        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0)}
+        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0), **summary}
 
     # 4. train
     def do_train(folder: Path) -> dict:
@@ -421,20 +440,56 @@ def run_pipeline(
             io.write_trec_run(folder / "bm25.trec", retriever(bm25).search(dataset.queries, bm25.top_k), tag=bm25.backend)
         return {"queries": len(run)}
 
-    # 6. rerank, all test queries or a shard of them
+    def load_reranker():
+        return rerankers.get(config.train.reranker)(model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
+
+    def final_run(first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float, reranker=None) -> tuple[Run, int]:
+        """The final ranking for ``queries``: ``source`` (the reranked first stage, or the first stage) fused with BM25 at ``weight``."""
+        depth = config.rerank.top_k
+        if source == "first-stage":
+            return fuse(first, lexical, weight), 0
+        pool = first if weight == 0 else candidate_pool(first, lexical, depth)
+        run = rerank_run(reranker or load_reranker(), pool, queries, dataset.docs, depth if weight == 0 else 2 * depth)
+        return fuse(run, lexical, weight), sum(min(len(v), depth if weight == 0 else 2 * depth) for v in pool.values())
+
+    # 6. choose the final system on the held-out synthetic queries
+    def do_select(folder: Path) -> dict:
+        from inpars.evaluate import evaluate as mean_scores
+
+        held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl", allow_empty=True)
+        if not held:
+            raise InparsError(f"select: no synthetic query was held out in {run_dir / 'negatives'}; raise select.validation or generate for more documents")
+        queries = {q.query_id: Query(q.query_id, q.text) for q in held}
+        qrels = {q.query_id: {q.doc_id: 1} for q in held}
+        depth = config.rerank.top_k
+        first = retriever(config.retrieve).search(queries, config.retrieve.top_k)
+        lexical = first if first_is_bm25 else retriever(bm25).search(queries, bm25.top_k)
+        sources: dict[str, tuple[Run, Run]] = {}
+        if "reranker" in config.select.sources:
+            pooled = rerank_run(load_reranker(), candidate_pool(first, lexical, depth), queries, dataset.docs, 2 * depth)
+            sources["reranker"] = (restricted(pooled, first, depth), pooled)
+        if "first-stage" in config.select.sources:
+            sources["first-stage"] = (first, first)
+        choice = choose(sources, lexical, config.select.bm25_weights, qrels, config.select.measure, lambda run, q, m: mean_scores(run, q, [m])[m])
+        io.write_json(folder / "selection.json", choice)
+        return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
+
+    # 7. rerank, all test queries or a shard of them
     def do_rerank(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
         first = shard_of_run(io.read_trec_run(run_dir / "retrieve" / "run.trec"), shard, num_shards)
-        reranker = rerankers.get(config.train.reranker)(model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
-        run = rerank_run(reranker, first, dataset.queries, dataset.docs, config.rerank.top_k)
+        choice = io.read_json(run_dir / "select" / "selection.json") if "select" in specs else {"source": "reranker", "bm25_weight": 0.0}
+        weight = float(choice["bm25_weight"])
+        lexical = first if first_is_bm25 or weight == 0 else shard_of_run(io.read_trec_run(run_dir / "retrieve" / "bm25.trec"), shard, num_shards)
+        run, pairs = final_run(first, lexical, dataset.queries, choice["source"], weight)
         io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
-        return {"queries": len(run), "pairs": sum(min(len(v), config.rerank.top_k) for v in first.values())}
+        return {"queries": len(run), "pairs": pairs, "source": choice["source"], "bm25_weight": weight}
 
     def merge_reranked(folder: Path, shards: list[Path]) -> dict:
         run = merge_runs([shard / "run.trec" for shard in shards])
         io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
         return {"queries": len(run), "merged_shards": len(shards)}
 
-    # 7. evaluate
+    # 8. evaluate
     def do_evaluate(folder: Path) -> dict:
         # Queries shown to the generator as few-shot examples are not test queries any more.
         qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if "generate" in specs else dataset.qrels
@@ -459,6 +514,8 @@ def run_pipeline(
             steps.run("negatives", do_negatives)
             steps.run("train", do_train)
         steps.run("retrieve", do_retrieve)
+        if "select" in specs:
+            steps.run("select", do_select)
         if rerank:
             steps.run("rerank", do_rerank, do_rerank, merge_reranked)
         steps.run("evaluate", do_evaluate)

@@ -21,7 +21,7 @@ from inpars.pipeline import NEEDS, SHARDED, StageSpec, data_fingerprint, shard_f
 from inpars.reproduce import Tables, condition_config, runnable_cell
 from inpars.reproduce import plan as conditions_to_run
 
-GPU_STAGES = ("generate", "filter", "train", "rerank")
+GPU_STAGES = ("generate", "filter", "train", "select", "rerank")
 """Stages that run a large model; the others (BM25, mining, scoring) run on CPUs."""
 
 

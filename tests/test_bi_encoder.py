@@ -65,7 +65,7 @@ def test_loss_by_hand_and_a_shared_positive_is_not_a_negative():
     assert masked == pytest.approx(expected, rel=1e-5)
 
 
-def test_score_encodes_each_text_once_and_matches_cosine():
+def test_score_encodes_each_text_once_across_calls_and_matches_cosine():
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -74,16 +74,27 @@ def test_score_encodes_each_text_once_and_matches_cosine():
 
     torch.set_num_threads(1)
     reranker = BiEncoderReranker(MINILM, device="cpu")
-    calls = []
-    original = reranker._embed
-    reranker._embed = lambda texts: calls.append(list(texts)) or original(texts)
+    encoded = []
+    original = reranker.encoder.encode
+    reranker.encoder.encode = lambda texts, **kw: encoded.extend(texts) or original(texts, **kw)
     pairs = [("roof permit", "a permit is needed for a new roof"), ("roof permit", "taxes on a garden"), ("tax", "taxes on a garden")]
     scores = reranker.score(pairs)
-    assert calls == [["roof permit", "tax"], ["a permit is needed for a new roof", "taxes on a garden"]]
+    assert reranker.score([("tax", "taxes on a garden"), ("tax", "a permit is needed for a new roof")])[0] == scores[2]
+    assert sorted(encoded) == sorted(["roof permit", "tax", "a permit is needed for a new roof", "taxes on a garden"])
     plain = SentenceTransformer(resolve(MINILM), device="cpu")
     q = plain.encode([p[0] for p in pairs], normalize_embeddings=True, convert_to_tensor=True)
     d = plain.encode([p[1] for p in pairs], normalize_embeddings=True, convert_to_tensor=True)
     assert scores == pytest.approx((q * d).sum(dim=1).tolist(), abs=1e-5)
+
+
+def test_a_score_does_not_depend_on_the_other_pairs_scored_with_it():
+    """Texts are encoded alone, so a fresh reranker given a pair among others scores it exactly as given it alone."""
+    from inpars.rerank.bi_encoder import BiEncoderReranker
+
+    pair = ("how deep must a fence post be", "Fence posts go a third of their height into the ground.")
+    crowd = [("garden tax", "A very long answer about municipal taxes " * 8), pair, ("x", "short")]
+    alone = BiEncoderReranker(MINILM, device="cpu").score([pair])[0]
+    assert BiEncoderReranker(MINILM, device="cpu").score(crowd)[1] == alone
 
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients():

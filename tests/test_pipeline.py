@@ -77,3 +77,35 @@ def test_dense_first_stage_with_a_bi_encoder_keeps_bm25_as_baseline(tmp_path, fa
     assert bm25 != dense
     groups = io.read_json(run_dir / "train" / "model" / "inpars-reranker.json")
     assert groups["reranker"] == "bi-encoder" and groups["training"]["plan"]["examples"] == 20
+
+
+def test_selection_on_held_out_synthetic_queries_is_applied_to_the_test_queries(tmp_path, faq_slice):
+    """select.validation holds synthetic queries out of training; the chosen source and weight rerank the test queries."""
+    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace("retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}")
+    overrides = [f"output_dir={tmp_path}", "filter.top_k=20", "rerank.top_k=20", "select.validation=0.25"]
+    config = load_pipeline_config(text=recipe, overrides=overrides)
+    result = run_pipeline(config, dataset=faq_slice)
+    run_dir = tmp_path / "slice"
+    assert [s.name for s in result.stages] == ["generate", "filter", "negatives", "train", "retrieve", "select", "rerank", "evaluate"]
+    held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl")
+    trained = {e.query_id for e in io.read_training(run_dir / "negatives" / "train.jsonl")}
+    assert len(held) == 5 and not trained & {q.query_id for q in held} and len(trained) == 15
+    choice = io.read_json(run_dir / "select" / "selection.json")
+    assert choice["queries"] == 5 and len(choice["candidates"]) == 2 * len(config.select.bm25_weights)
+    best = max(row["nDCG@10"] for row in choice["candidates"])
+    assert choice["candidates"][[(r["source"], r["bm25_weight"]) for r in choice["candidates"]].index((choice["source"], choice["bm25_weight"]))]["nDCG@10"] == best
+    assert io.read_json(run_dir / "rerank" / "stage.json")["summary"]["source"] == choice["source"]
+
+    # BM25 alone, forced: the final ranking's head is BM25's, and only selection and what follows it run again.
+    forced = load_pipeline_config(text=recipe, overrides=[*overrides, "select.sources=first-stage", "select.bm25_weights=[1.0]"])
+    again = run_pipeline(forced, dataset=faq_slice)
+    assert {s.name for s in again.stages if not s.skipped} == {"select", "rerank", "evaluate"}
+    final, bm25 = io.read_trec_run(run_dir / "rerank" / "run.trec"), io.read_trec_run(run_dir / "retrieve" / "bm25.trec")
+    for qid in faq_slice.queries:
+        # above BM25's lowest score (which min-max maps to 0, as it does every document BM25 did not rank)
+        above = [d for d in ranking(bm25[qid]) if bm25[qid][d] > min(bm25[qid].values())][:10]
+        assert ranking(final[qid])[: len(above)] == above
+
+
+def ranking(scores: dict[str, float]) -> list[str]:
+    return [d for d, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]

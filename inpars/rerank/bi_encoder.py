@@ -31,7 +31,12 @@ SCALE = 20.0
 
 
 class BiEncoderReranker:
-    """Scores a (query, document) pair by the cosine of their embeddings; each distinct text is encoded once."""
+    """Scores a (query, document) pair by the cosine of their embeddings.
+
+    Each distinct text is embedded once per reranker and kept: a document among the candidates of many queries is
+    encoded once, not once per query. Texts are encoded one at a time (no padding, no batch neighbours), so a text's
+    embedding, and every score, is the same whichever queries it is reranked with: shards of a run merge to the whole.
+    """
 
     name = "bi-encoder"
 
@@ -45,21 +50,21 @@ class BiEncoderReranker:
         self.encoder = SentenceTransformer(path, device=self.device)
         self.encoder.max_seq_length = max_length
         self.batch_size = batch_size
+        self._embeddings: dict[str, torch.Tensor] = {}
 
-    def _embed(self, texts: list[str]):
-        return self.encoder.encode(texts, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=len(texts) > 20 * self.batch_size)
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        new = [text for text in dict.fromkeys(texts) if text not in self._embeddings]
+        if new:
+            vectors = self.encoder.encode(new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=len(new) > 20 * self.batch_size)
+            self._embeddings.update(zip(new, vectors))
+        return torch.stack([self._embeddings[text] for text in texts])
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         if not pairs:
             return []
-        queries = list(dict.fromkeys(q for q, _ in pairs))
-        docs = list(dict.fromkeys(d for _, d in pairs))
-        q_emb, d_emb = self._embed(queries), self._embed(docs)
-        q_row = {text: i for i, text in enumerate(queries)}
-        d_row = {text: i for i, text in enumerate(docs)}
-        qi = torch.tensor([q_row[q] for q, _ in pairs], device=q_emb.device)
-        di = torch.tensor([d_row[d] for _, d in pairs], device=d_emb.device)
-        return (q_emb[qi] * d_emb[di]).sum(dim=1).float().tolist()
+        q_emb = self._embed([q for q, _ in pairs])
+        d_emb = self._embed([d for _, d in pairs])
+        return (q_emb * d_emb).sum(dim=1).float().tolist()
 
     @classmethod
     def train(cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto") -> Path:

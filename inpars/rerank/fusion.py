@@ -1,0 +1,76 @@
+"""Fusing a model's ranking with BM25's, and choosing the model and the weight on held-out synthetic queries.
+
+Scores are min-max normalised per query over the union of both rankings (a document one ranking lacks gets that
+ranking's lowest score), then mixed as ``(1 - w) * model + w * BM25``. A weight of 0 leaves the model's run as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from inpars.data import Qrels, Run
+
+logger = logging.getLogger(__name__)
+
+
+def _normalised(scores: Mapping[str, float], pool: Sequence[str]) -> dict[str, float]:
+    floor = min(scores.values(), default=0.0)
+    values = {doc_id: scores.get(doc_id, floor) for doc_id in pool}
+    low, high = min(values.values(), default=0.0), max(values.values(), default=0.0)
+    span = high - low
+    return {doc_id: (value - low) / span if span > 0 else 0.0 for doc_id, value in values.items()}
+
+
+def fuse(model: Run, bm25: Run, weight: float) -> Run:
+    """``(1 - weight) * model + weight * BM25`` per query, over the documents either ranks; weight 0 is ``model``."""
+    if weight == 0:
+        return model
+    fused: Run = {}
+    for qid, scores in model.items():
+        lexical = bm25.get(qid, {})
+        pool = sorted(set(scores) | set(lexical))
+        m, b = _normalised(scores, pool), _normalised(lexical, pool)
+        fused[qid] = {doc_id: (1 - weight) * m[doc_id] + weight * b[doc_id] for doc_id in pool}
+    return fused
+
+
+def candidate_pool(first: Run, bm25: Run, depth: int) -> Run:
+    """Each query's first-stage top ``depth`` with BM25's top ``depth`` below it (first-stage scores, then BM25's order)."""
+    pool: Run = {}
+    for qid, scores in first.items():
+        head = dict(sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth])
+        floor = min(head.values(), default=0.0) - 1.0
+        extra = [d for d, _ in sorted(bm25.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))[:depth] if d not in head]
+        pool[qid] = {**head, **{doc_id: floor - position for position, doc_id in enumerate(extra)}}
+    return pool
+
+
+def restricted(run: Run, to: Run, depth: int) -> Run:
+    """``run``'s scores of the documents in each query's top ``depth`` of ``to`` (a reranking of the first stage alone)."""
+    out: Run = {}
+    for qid, scores in to.items():
+        head = [d for d, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth]]
+        out[qid] = {doc_id: run[qid][doc_id] for doc_id in head if doc_id in run.get(qid, {})}
+    return out
+
+
+def choose(
+    sources: Mapping[str, tuple[Run, Run]],
+    bm25: Run,
+    weights: Sequence[float],
+    qrels: Qrels,
+    measure: str,
+    score: Callable[[Run, Qrels, str], float],
+) -> dict:
+    """The (source, weight) whose fusion with BM25 scores best on ``qrels``; ties go to the earlier source, then the
+    smaller weight. ``sources``: name -> (its run alone, its run over the pool of both rankings) for weights above 0.
+    Returns the choice and every candidate's score."""
+    table = []
+    for name, (alone, pooled) in sources.items():
+        for weight in weights:
+            value = score(alone if weight == 0 else fuse(pooled, bm25, weight), qrels, measure)
+            table.append({"source": name, "bm25_weight": weight, measure: value})
+    best = max(table, key=lambda row: row[measure])  # the first of equals wins
+    logger.info("selection on %d held-out synthetic queries: %s fused with BM25 at weight %g (%s %.4f)", len(qrels), best["source"], best["bm25_weight"], measure, best[measure])
+    return {"source": best["source"], "bm25_weight": best["bm25_weight"], "measure": measure, "queries": len(qrels), "candidates": table}
