@@ -90,6 +90,11 @@ class GenerateConfig:
     """Reorder the few-shot examples for every document (seeded by ``seed`` and the document id), as the reference
     does; False keeps one order, so every document shares one prompt prefix."""
 
+    runtime_only: ClassVar[tuple[str, ...]] = (
+        "batch_size", "device", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout",
+    )
+    """How fast queries come, not what they are: an interrupted generation resumes with other values."""
+
     def __post_init__(self) -> None:
         _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)
         _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
@@ -254,6 +259,8 @@ class TrainConfig:
     """auto (continue from the last checkpoint written for the same config and data), never, or a checkpoint folder."""
 
     presets: ClassVar[dict[str, dict[str, Any]]] = TRAIN_PRESETS
+    runtime_only: ClassVar[tuple[str, ...]] = ("resume", "save_steps", "save_total_limit")
+    """How training is run or saved, not what it learns: a checkpoint stays resumable across them."""
 
     @classmethod
     def preset_values(cls, name: str) -> dict[str, Any]:
@@ -297,6 +304,8 @@ class RerankConfig:
     batch_size: int = 64
     max_length: int = 256
 
+    runtime_only: ClassVar[tuple[str, ...]] = ("batch_size",)
+
     def __post_init__(self) -> None:
         _check_range(self, ("top_k", "batch_size", "max_length"), 1)
 
@@ -323,6 +332,9 @@ class SelectConfig:
     sources: tuple[str, ...] = SELECT_SOURCES
     """What BM25 is fused with: ``reranker`` (the trained model) and/or ``first-stage`` (the untrained first stage)."""
     measure: str = "nDCG@10"
+    bm25_gate: bool = True
+    """Fuse BM25 (a weight above 0) only if, alone, it scores at least as well as the first stage alone on the held-out
+    queries: synthetic queries share their document's words and so overrate lexical matching."""
 
     def __post_init__(self) -> None:
         _check_range(self, ("validation",), 0, high=0.5)
@@ -389,6 +401,14 @@ class PipelineConfig:
 def to_dict(config: Any) -> dict:
     data = dataclasses.asdict(config)
     return json.loads(json.dumps(data))  # tuples become lists, as in YAML
+
+
+def identity(config: Any) -> dict:
+    """A config section as its outputs depend on it: without the fields its class lists as ``runtime_only`` (how fast
+    or where it runs, not what it makes). Stage fingerprints and resume checks use this, so a run may continue with
+    another batch size or device."""
+    skip = getattr(config, "runtime_only", ())
+    return {k: v for k, v in to_dict(config).items() if k not in skip}
 
 
 def fingerprint(*parts: Any) -> str:

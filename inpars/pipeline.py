@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars import io
-from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, to_dict
+from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, identity, to_dict
 from inpars.data import Dataset, Query, Run
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
@@ -241,7 +241,7 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
     bm25 = bm25_settings(config.retrieve)
     if rerank and model is None:
         if queries_fp is None:
-            gen = StageSpec("generate", config.generate, (data_fp,), ("queries.jsonl",), config.generate.seed)
+            gen = StageSpec("generate", identity(config.generate), (data_fp,), ("queries.jsonl",), config.generate.seed)
         else:
             gen = StageSpec("generate", {"queries": queries_fp}, (data_fp,), ("queries.jsonl",))
         # The consistency filter and the negatives search with the recipe's BM25 settings, so they are part of their configs.
@@ -250,7 +250,7 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
         if config.select.enabled:
             mining["validation"] = {"share": config.select.validation, "at_most": config.select.max_validation}
         neg = StageSpec("negatives", mining, (flt.fingerprint,), ("train.jsonl", "validation.jsonl") if config.select.enabled else ("train.jsonl",), config.negatives.seed)
-        trn = StageSpec("train", config.train, (neg.fingerprint,), ("model",), config.train.seed)
+        trn = StageSpec("train", identity(config.train), (neg.fingerprint,), ("model",), config.train.seed)
         specs.update(generate=gen, filter=flt, negatives=neg, train=trn)
         model_fp = trn.fingerprint
     elif rerank:
@@ -263,10 +263,10 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
         rerank_upstream = [model_fp, ret.fingerprint]
         if "train" in specs and config.select.enabled:
             # Selection searches the held-out queries with the first stage, so it depends on the first stage's config too.
-            sel = StageSpec("select", {"select": to_dict(config.select), "rerank": to_dict(config.rerank)}, (model_fp, ret.fingerprint), ("selection.json",))
+            sel = StageSpec("select", {"select": to_dict(config.select), "rerank": identity(config.rerank)}, (model_fp, ret.fingerprint), ("selection.json",))
             specs["select"] = sel
             rerank_upstream.append(sel.fingerprint)
-        specs["rerank"] = StageSpec("rerank", config.rerank, tuple(rerank_upstream), ("run.trec",))
+        specs["rerank"] = StageSpec("rerank", identity(config.rerank), tuple(rerank_upstream), ("run.trec",))
         upstream.append(specs["rerank"].fingerprint)
     specs["evaluate"] = StageSpec("evaluate", config.evaluate, tuple(upstream), ("metrics.json", "per_query.json"))
     return specs
@@ -470,7 +470,10 @@ def run_pipeline(
             sources["reranker"] = (restricted(pooled, first, depth), pooled)
         if "first-stage" in config.select.sources:
             sources["first-stage"] = (first, first)
-        choice = choose(sources, lexical, config.select.bm25_weights, qrels, config.select.measure, lambda run, q, m: mean_scores(run, q, [m])[m])
+        choice = choose(
+            sources, first, lexical, config.select.bm25_weights, qrels, config.select.measure, lambda run, q, m: mean_scores(run, q, [m])[m],
+            gate=config.select.bm25_gate,
+        )
         io.write_json(folder / "selection.json", choice)
         return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
 

@@ -170,3 +170,28 @@ def test_kill_9_while_reproduce_writes_its_report(forkserver, tmp_path):
         marker = out / "faq" / "bm25" / "retrieve" / "stage.json"
         killed += _kill_and_rerun(forkserver, args(out), out / "faq", marker, rng.uniform(0, end - starts["retrieve"]), reference / "faq", REPORT_OUTPUTS)
     logger.info("reproduce: %d kill points tried, %d landed before the process ended, all survived", KILLS + 1, killed)
+
+
+def test_a_run_killed_in_generation_resumes_with_another_batch_size(forkserver, recipe, tmp_path):
+    """Runtime-only settings (batch sizes, checkpoint cadence) are not part of a stage's fingerprint: a killed
+    ``inpars run`` rerun with others takes over every finished query instead of throwing them away."""
+    out = tmp_path / "out"
+    partial = out / "f" / "generate" / "queries.jsonl.partial"
+    first = _start(forkserver, ["run", str(recipe), "--set", f"output_dir={out}", "--set", "generate.batch_size=1"], tmp_path / "first.log")
+    while first.is_alive() and not (partial.is_file() and partial.read_bytes().count(b"\n") >= 5):
+        time.sleep(0.002)
+    assert first.is_alive(), "the run ended before it could be killed"
+    os.kill(first.pid, signal.SIGKILL)
+    first.join()
+    finished = [json.loads(line) for line in partial.read_text().splitlines(keepends=True) if line.endswith("\n")]
+    assert len(finished) >= 5
+    log = tmp_path / "second.log"
+    other = ["--set", "generate.batch_size=8", "--set", "train.save_steps=4", "--set", "rerank.batch_size=4"]
+    second = _start(forkserver, ["run", str(recipe), "--set", f"output_dir={out}", *other], log)
+    second.join()
+    assert second.exitcode == 0, log.read_text()[-3000:]
+    summary = json.loads((out / "f" / "generate" / "stage.json").read_text())["summary"]
+    assert summary["resumed"] >= len(finished), summary
+    final = {row["query_id"]: row for row in map(json.loads, (out / "f" / "generate" / "queries.jsonl").read_text().splitlines())}
+    for row in finished:
+        assert final[row["query_id"]]["text"] == row["text"] and final[row["query_id"]]["log_probs"] == row["log_probs"]

@@ -50,11 +50,28 @@ def test_choose_takes_the_best_and_the_earlier_of_equals():
         return evaluate(run, q, [measure])[measure]
 
     good = {"q": {"d": 2.0, "a": 1.0}}
-    choice = choose({"reranker": (MODEL, MODEL), "first-stage": (good, good)}, BM25, (0.0, 0.5, 1.0), qrels, "nDCG@10", score)
+    choice = choose({"reranker": (MODEL, MODEL), "first-stage": (good, good)}, good, BM25, (0.0, 0.5, 1.0), qrels, "nDCG@10", score)
     assert (choice["source"], choice["bm25_weight"]) == ("first-stage", 0.0)
     assert len(choice["candidates"]) == 6 and choice["queries"] == 1
-    tie = choose({"reranker": (good, good), "first-stage": (good, good)}, BM25, (0.0, 0.1), qrels, "nDCG@10", score)
+    tie = choose({"reranker": (good, good), "first-stage": (good, good)}, good, BM25, (0.0, 0.1), qrels, "nDCG@10", score)
     assert (tie["source"], tie["bm25_weight"]) == ("reranker", 0.0)
+
+
+def test_the_gate_fuses_bm25_only_where_it_alone_beats_the_first_stage_alone():
+    def score(run, q, measure):
+        return evaluate(run, q, [measure])[measure]
+
+    # The relevant document c is BM25's first and the model's third: fusion wins whatever the gate...
+    qrels = {"q": {"c": 1}}
+    open_gate = choose({"reranker": (MODEL, MODEL)}, MODEL, BM25, (0.0, 0.5), qrels, "nDCG@10", score)
+    assert open_gate["bm25_weight"] == 0.5 and open_gate["gate"]["fusion"]
+    # ...but where BM25 alone is worse than the first stage alone, only weight 0 is chosen, however fusion scores.
+    first = {"q": {"c": 3.0, "a": 1.0}}
+    closed = choose({"reranker": (MODEL, MODEL)}, first, BM25, (0.0, 0.5), {"q": {"c": 1, "a": 1}}, "nDCG@10", score)
+    assert closed["gate"]["bm25"] < closed["gate"]["first_stage"] and not closed["gate"]["fusion"]
+    assert closed["bm25_weight"] == 0.0
+    ungated = choose({"reranker": (MODEL, MODEL)}, first, BM25, (0.0, 0.5), {"q": {"c": 1, "a": 1}}, "nDCG@10", score, gate=False)
+    assert ungated["gate"] is None and ungated["bm25_weight"] == 0.5
 
 
 def queries(n: int, per_doc: int = 1) -> list[SyntheticQuery]:

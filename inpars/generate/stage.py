@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from inpars.config import GenerateConfig, fingerprint, to_dict
+from inpars.config import GenerateConfig, fingerprint, identity
 from inpars.data import Doc, SyntheticQuery, in_shard
 from inpars.errors import InparsError, InputError
 from inpars.generate.base import GenerationRequest, generators, request_seed
@@ -37,10 +37,6 @@ from inpars.io import (
 from inpars.prompt import Prompt, load_prompt
 
 logger = logging.getLogger(__name__)
-
-# Settings that change how fast queries come, not what they are: a run may resume with other values.
-RUNTIME_ONLY = ("batch_size", "device", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout")
-
 
 @dataclass
 class GenerateSummary:
@@ -100,7 +96,7 @@ def _check_options(shard: int, num_shards: int) -> None:
 
 def _identity(config: GenerateConfig, prompt: Prompt, selected: list[Doc]) -> dict:
     """What the queries depend on: the settings, the prompt text and the sampled documents."""
-    settings = {k: v for k, v in to_dict(config).items() if k not in RUNTIME_ONLY}
+    settings = identity(config)
     docs = hashlib.sha256("\n".join(sorted(d.doc_id for d in selected)).encode()).hexdigest()[:16]
     return {**settings, "prompt_digest": prompt.digest(), "documents": docs}
 

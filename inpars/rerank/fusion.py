@@ -57,20 +57,36 @@ def restricted(run: Run, to: Run, depth: int) -> Run:
 
 def choose(
     sources: Mapping[str, tuple[Run, Run]],
+    first: Run,
     bm25: Run,
     weights: Sequence[float],
     qrels: Qrels,
     measure: str,
     score: Callable[[Run, Qrels, str], float],
+    gate: bool = True,
 ) -> dict:
     """The (source, weight) whose fusion with BM25 scores best on ``qrels``; ties go to the earlier source, then the
     smaller weight. ``sources``: name -> (its run alone, its run over the pool of both rankings) for weights above 0.
-    Returns the choice and every candidate's score."""
+
+    ``gate``: BM25 gets a weight above 0 only if, alone, it scores at least as well as the first stage ``first``
+    alone. Synthetic queries are written from their document and share its words, so they overrate lexical
+    matching: on a collection whose real queries BM25 serves worse, they still reward every weight given to it.
+    Returns the choice, the gate's two scores and every candidate's score.
+    """
     table = []
     for name, (alone, pooled) in sources.items():
         for weight in weights:
             value = score(alone if weight == 0 else fuse(pooled, bm25, weight), qrels, measure)
             table.append({"source": name, "bm25_weight": weight, measure: value})
-    best = max(table, key=lambda row: row[measure])  # the first of equals wins
-    logger.info("selection on %d held-out synthetic queries: %s fused with BM25 at weight %g (%s %.4f)", len(qrels), best["source"], best["bm25_weight"], measure, best[measure])
-    return {"source": best["source"], "bm25_weight": best["bm25_weight"], "measure": measure, "queries": len(qrels), "candidates": table}
+    lexical, dense = score(bm25, qrels, measure), score(first, qrels, measure)
+    fusion = not gate or lexical >= dense
+    allowed = [row for row in table if fusion or row["bm25_weight"] == 0] or table
+    best = max(allowed, key=lambda row: row[measure])  # the first of equals wins
+    logger.info(
+        "selection on %d held-out synthetic queries: %s fused with BM25 at weight %g (%s %.4f); BM25 alone %.4f, the first stage alone %.4f%s",
+        len(qrels), best["source"], best["bm25_weight"], measure, best[measure], lexical, dense, "" if fusion else ", so BM25 is not fused",
+    )
+    return {
+        "source": best["source"], "bm25_weight": best["bm25_weight"], "measure": measure, "queries": len(qrels),
+        "gate": {"bm25": lexical, "first_stage": dense, "fusion": fusion} if gate else None, "candidates": table,
+    }

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars import io
-from inpars.config import TrainConfig, fingerprint, to_dict
+from inpars.config import TrainConfig, fingerprint, identity, to_dict
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
 
@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 
 METADATA = "inpars-reranker.json"
 """Written beside a trained model: the reranker kind, its input format and how it was trained."""
-
-# Fields that change how training is run or saved, not what it learns: a checkpoint stays resumable across them.
-_RUN_ONLY_FIELDS = ("resume", "save_steps", "save_total_limit")
 
 
 def device_of(device: str) -> str:
@@ -139,7 +136,7 @@ def _examples_digest(examples: Sequence[TrainingExample]) -> str:
 
 
 def _signature(config: TrainConfig, examples: Sequence[TrainingExample], plan: TrainingPlan) -> str:
-    learned = {k: v for k, v in to_dict(config).items() if k not in _RUN_ONLY_FIELDS}
+    learned = identity(config)
     return fingerprint(learned, dataclasses.asdict(plan), _examples_digest(examples))
 
 

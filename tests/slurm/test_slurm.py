@@ -1,10 +1,12 @@
 """``inpars reproduce mini-faq --slurm`` on a real one-node cluster (``make test-slurm`` starts one with
 tests/slurm/cluster.sh): generation in 2 shards, reranking in 2, a cancel mid-way and a resubmission, then the report
-against the same run without SLURM. The miniature runs at a smaller scale than its table (12 documents get a query)
+against the same run without SLURM, and a generation shard requeued by SLURM while it runs. The miniature runs at a
+smaller scale than its table (12 documents get a query, 2 per batch, so that a shard runs long enough to be requeued)
 to fit CI's time, so both runs are compared with each other, not with the table."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +21,7 @@ pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[2]
 INPARS = [sys.executable, "-m", "inpars.cli"]
-SMALL = ["--set", "generate.num_docs=12"]
+SMALL = ["--set", "generate.num_docs=12", "--set", "generate.batch_size=2"]
 WAIT_S = 420
 
 
@@ -67,14 +69,37 @@ def plain(cluster, tmp_path_factory):
     return out, time.monotonic() - started
 
 
+def running_shard(out: Path) -> tuple[str, int] | None:
+    """The array job id and task of a running generation shard that has written some rows, if one has."""
+    jobs = io.read_json(out / "mini-faq" / "slurm" / "jobs.json") if (out / "mini-faq" / "slurm" / "jobs.json").is_file() else {}
+    entry = next((e for key, e in jobs.items() if key.endswith("rehearsal-inpars-v2/generate")), None)
+    if entry is None:
+        return None
+    listed = subprocess.run(["squeue", "--noheader", "--states=RUNNING", "--format=%i", "--jobs", entry["job_id"]], capture_output=True, text=True, check=False).stdout.split()
+    shards = out / "mini-faq" / "rehearsal-inpars-v2" / "generate" / "shards"
+    for task in range(2):
+        partial = shards / f"{task}-of-2" / "queries.jsonl.partial"
+        if f"{entry['job_id']}_{task}" in listed and partial.is_file() and partial.read_text().count("\n") >= 1:
+            return entry["job_id"], task
+    return None
+
+
 @pytest.fixture(scope="module")
 def on_slurm(cluster, tmp_path_factory):
-    """Submit, cancel every job once generation is merged, resubmit, wait: what was done before the cancel, and the output."""
+    """Submit; requeue a generation shard (scontrol requeue) once it has written rows; cancel every job once generation
+    is merged; resubmit; wait. Returns what was done before the cancel, the requeued shard and the output."""
     out = tmp_path_factory.mktemp("slurm")
     command = ["reproduce", "mini-faq", *SMALL, "--output-dir", str(out), "--slurm", "--shards", "2", "--rerank-shards", "2"]
     started = time.monotonic()
     first = inpars(*command)
     run_dir = out / "mini-faq" / "rehearsal-inpars-v2"
+    deadline = time.monotonic() + WAIT_S
+    found = None
+    while found is None and time.monotonic() < deadline and not (run_dir / "generate" / "queries.jsonl").is_file():
+        found = running_shard(out)
+        time.sleep(0.2)
+    if found is not None:
+        subprocess.run(["scontrol", "requeue", f"{found[0]}_{found[1]}"], check=True)
     wait_until(lambda: (run_dir / "generate" / "stage.json").is_file() and io.read_json(run_dir / "generate" / "stage.json")["status"] == "done", "the merge of the generation shards")
     subprocess.run(["scancel", *sorted(our_jobs(out))], check=True)
     wait_until(lambda: not (held_jobs() & our_jobs(out)), "the cancelled jobs to leave the queue")
@@ -82,7 +107,7 @@ def on_slurm(cluster, tmp_path_factory):
     done_before = {path: path.read_bytes() for path in manifests if io.read_json(path)["status"] == "done"}
     second = inpars(*command)
     wait_until(lambda: not (held_jobs() & our_jobs(out)), "the resubmitted jobs")
-    return out, first.stdout, second.stdout, done_before, time.monotonic() - started
+    return out, first.stdout, second.stdout, done_before, time.monotonic() - started, found
 
 
 def checks(folder: Path) -> list[dict]:
@@ -104,6 +129,18 @@ def test_a_resubmission_after_a_cancel_redoes_nothing_finished(on_slurm):
     for path, before in done_before.items():
         assert path.read_bytes() == before, f"{path} was redone after the resubmission"
     assert io.read_json(out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate" / "stage.json")["status"] == "done"
+
+
+def test_a_requeued_generation_shard_takes_over_its_rows(on_slurm):
+    out, found = on_slurm[0], on_slurm[5]
+    assert found is not None, "no generation shard was seen running with rows written, so none was requeued"
+    job_id, task = found
+    log = (out / "mini-faq" / "slurm" / "logs" / f"rehearsal-inpars-v2.generate-{job_id}_{task}.log").read_text()
+    starts = re.findall(r"(\d+) queries to generate for (\d+) documents \((\d+) taken over", log)
+    assert len(starts) >= 2, f"the shard did not start twice (requeued):\n{log[-3000:]}"
+    assert int(starts[-1][2]) >= 1, f"the requeued shard took over no rows:\n{log[-3000:]}"
+    manifest = io.read_json(out / "mini-faq" / "rehearsal-inpars-v2" / "generate" / "shards" / f"{task}-of-2" / "stage.json")
+    assert manifest["status"] == "done"
 
 
 def test_submitting_a_finished_run_submits_nothing(on_slurm):
