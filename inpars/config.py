@@ -17,6 +17,7 @@ import yaml
 
 from inpars.errors import InparsError, InputError
 from inpars.io import read_text, show
+from inpars.registry import did_you_mean, suggest
 
 
 class InvalidValue(InparsError):
@@ -265,11 +266,7 @@ class TrainConfig:
     @classmethod
     def preset_values(cls, name: str) -> dict[str, Any]:
         if name not in cls.presets:
-            import difflib
-
-            close = difflib.get_close_matches(name, cls.presets, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise InvalidValue("preset", f"is unknown: '{name}'", f"{hint}available: {', '.join(cls.presets)}")
+            raise InvalidValue("preset", f"is unknown: '{name}'", suggest(name, cls.presets))
         return dict(cls.presets[name])
 
     @classmethod
@@ -491,11 +488,7 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-            raise InputError(source, lines.get(where), f"unknown key '{where}'", hint)
+            raise InputError(source, lines.get(where), f"unknown key '{where}'", did_you_mean(key, known, f"known keys: {', '.join(known)}"))
         annotation = known[key].type
         nested = _nested_class(cls, key)
         builder = _field_builder(cls, key)

@@ -16,7 +16,7 @@ from pathlib import Path
 from inpars.data import Dataset, Doc, Qrels, Query
 from inpars.errors import InparsError, InputError, MissingDependencyError
 from inpars.io import atomic_directory, read_beir_corpus, read_beir_queries, read_qrels_tsv, write_beir_folder, write_qrels_tsv
-from inpars.registry import Registry
+from inpars.registry import Registry, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +93,7 @@ def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
 def load_beir(name: str, split: str | None = None) -> Dataset:
     """``beir/<name>`` through ir_datasets, its test split unless ``split`` says otherwise."""
     if name not in BEIR_TEST_IDS:
-        import difflib
-
-        close = difflib.get_close_matches(name, BEIR_TEST_IDS, n=1)
-        hint = f"; did you mean 'beir/{close[0]}'?" if close else ""
-        raise InparsError(f"unknown BEIR dataset '{name}'{hint} available: {', '.join(sorted(BEIR_TEST_IDS))}")
+        raise InparsError(f"unknown BEIR dataset 'beir/{name}'; {suggest(f'beir/{name}', (f'beir/{n}' for n in sorted(BEIR_TEST_IDS)))}")
     dataset_id = BEIR_TEST_IDS[name] if split is None else f"beir/{name}/{split}"
     return load_ir_datasets(dataset_id, name=f"beir/{name}" + (f"/{split}" if split else ""))
 

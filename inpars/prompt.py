@@ -31,6 +31,7 @@ import yaml
 
 from inpars.errors import InparsError, InputError
 from inpars.io import read_text
+from inpars.registry import did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +115,8 @@ def load_prompt(name_or_path: str) -> Prompt:
         source = str(path)
     else:
         if name_or_path not in builtin_prompts():
-            import difflib
-
-            close = difflib.get_close_matches(name_or_path, builtin_prompts(), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
             raise InparsError(
-                f"unknown prompt '{name_or_path}'{hint} available: {', '.join(builtin_prompts())}, "
+                f"unknown prompt '{name_or_path}'; {suggest(name_or_path, builtin_prompts())}, "
                 f"'{PUBLISHED_PREFIX}<name>' for the published prompts, or a path to a YAML template file"
             )
         text = resources.files(_BUILTIN_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
@@ -165,7 +162,7 @@ def parse_prompt(text: str, source: str) -> Prompt:
     known = {"name", "description", "header", "example_template", "template", "examples", "examples_from", "num_examples"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InputError(source, lines.get(unknown[0]), f"unknown key '{unknown[0]}'", f"known keys: {', '.join(sorted(known))}")
+        raise InputError(source, lines.get(unknown[0]), f"unknown key '{unknown[0]}'", did_you_mean(unknown[0], sorted(known), f"known keys: {', '.join(sorted(known))}"))
     template = str(data["template"])
     used = _placeholders(template, source, "template", lines.get("template"))
     if "document" not in used:

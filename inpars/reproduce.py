@@ -13,7 +13,6 @@ scores. A condition with ``reference`` is a row reported by a paper that nothing
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,6 +24,7 @@ import yaml
 
 from inpars.errors import InparsError, InputError
 from inpars.io import read_text, show
+from inpars.registry import did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +206,7 @@ class Tables:
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], where: str) -> str:
-    known = list(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown {kind} '{name}' {where}; {hint}available: {', '.join(known)}"
+    return f"unknown {kind} '{name}' {where}; {suggest(name, known)}"
 
 
 def default_tables_dir() -> Path:
@@ -244,10 +241,10 @@ def load_tables(paths: str | Path | Sequence[str | Path] | None = None) -> Table
         _check_references(condition, sources, datasets)
     for rate in rates:
         if rate.source not in sources:
-            raise InparsError(f"{rate.where}: unknown source '{rate.source}'; {_unknown('source', rate.source, sources, 'in the tables').split('; ', 1)[1]}")
+            raise InparsError(f"{rate.where}: unknown source '{rate.source}'; {suggest(rate.source, sources)}")
     for name, size in sizes.items():
         if size.source not in sources:
-            raise InparsError(f"sizes.{name}: unknown source '{size.source}'; {_unknown('source', size.source, sources, 'in the tables').split('; ', 1)[1]}")
+            raise InparsError(f"sizes.{name}: unknown source '{size.source}'; {suggest(size.source, sources)}")
     return Tables(sources=sources, datasets=datasets, conditions=conditions, files=tuple(files), rates=tuple(rates), sizes=sizes)
 
 
@@ -281,9 +278,7 @@ class _TablesFile:
             raise self.fail(key, f"'{key}' should be a mapping", "indent its keys under it")
         for name in value:
             if name not in allowed:
-                close = difflib.get_close_matches(str(name), allowed, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
-                raise self.fail(f"{key}.{name}", f"unknown key '{key}.{name}'", hint)
+                raise self.fail(f"{key}.{name}", f"unknown key '{key}.{name}'", did_you_mean(str(name), allowed, f"known keys: {', '.join(allowed)}"))
         for name in required:
             if value.get(name) in (None, ""):
                 raise self.fail(key, f"'{key}' needs '{name}'", f"add {name}: ...")
@@ -514,7 +509,7 @@ class _TablesFile:
 def _check_references(condition: Condition, sources: Mapping[str, str], datasets: Mapping[str, DatasetEntry]) -> None:
     for source, where in [(condition.source, condition.where), *((c.source, c.where) for c in condition.cells if c.source)]:
         if source not in sources:
-            raise InparsError(f"{where}: unknown source '{source}'; {_unknown('source', source, sources, 'in the tables').split('; ', 1)[1]}")
+            raise InparsError(f"{where}: unknown source '{source}'; {suggest(source, sources)}")
     for cell in condition.cells:
         if cell.dataset not in datasets:
             raise InparsError(f"{cell.where}: {_unknown('dataset', cell.dataset, datasets, 'in the tables')}; add it under datasets: with its counts")

@@ -4,7 +4,7 @@ import pytest
 
 from inpars import io
 from inpars.data import Doc, Query
-from inpars.datasets import load_dataset
+from inpars.datasets import load_beir, load_dataset
 from inpars.errors import InparsError, InputError
 
 
@@ -35,6 +35,8 @@ def test_unknown_names():
         load_dataset("beir/scifakt")
     with pytest.raises(InputError, match="dataset folder not found"):
         load_dataset("./no/such/folder")
+    with pytest.raises(InparsError, match=r"^unknown BEIR dataset 'beir/scifakt'; did you mean 'beir/scifact'\? available: beir/arguana, "):
+        load_beir("scifakt")
 
 
 def test_export_writes_a_miniature_beir_folder_with_disjoint_splits(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 from inpars.config import PipelineConfig, fingerprint, load_pipeline_config
 from inpars.errors import InputError
 from inpars.generate import generators
-from inpars.registry import Registry, UnknownNameError
+from inpars.registry import Registry, UnknownNameError, did_you_mean, suggest
 from inpars.rerank import rerankers
 from inpars.retrieve import retrievers
 
@@ -18,6 +18,17 @@ def test_registry_suggests_and_lists():
         reg.get("vlm")
     with pytest.raises(ValueError, match="registered twice"):
         reg.register("hf", "inpars.x:y")
+
+
+def test_one_suggestion_helper_serves_every_unknown_name():
+    assert did_you_mean("modle", ["model", "prompt"]) == "did you mean 'model'?"
+    assert did_you_mean("zzz", ["model", "prompt"], "known keys: model, prompt") == "known keys: model, prompt"
+    assert suggest("vlm", ["hf", "vllm"]) == "did you mean 'vllm'? available: hf, vllm"
+    assert suggest("zzz", ["hf", "vllm"]) == "available: hf, vllm"
+    reg = Registry("generator")
+    reg.register("hf", "inpars.x:hf")
+    with pytest.raises(UnknownNameError, match=r"^unknown generator 'zzz'; available: hf$"):
+        reg.check("zzz")
 
 
 def test_registered_backends_import():

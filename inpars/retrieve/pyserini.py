@@ -10,7 +10,6 @@ Needs ``pip install "inpars[pyserini]"`` and the Java of the installed pyserini:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import importlib.metadata
 import io as text_io
@@ -27,6 +26,7 @@ from inpars import io
 from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError, require
+from inpars.registry import did_you_mean
 from inpars.retrieve.base import check_top_k, thread_count, without_query_ids
 from inpars.retrieve.cache import cached_index
 
@@ -213,8 +213,7 @@ class PyseriniRetriever:
 
         name = self.config.prebuilt_index
         if name not in TF_INDEX_INFO:
-            close = difflib.get_close_matches(name, TF_INDEX_INFO, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "BEIR's are beir-v1.0.0-<dataset>.flat and beir-v1.0.0-<dataset>.multifield"
+            hint = did_you_mean(name, TF_INDEX_INFO, "BEIR's are beir-v1.0.0-<dataset>.flat and beir-v1.0.0-<dataset>.multifield")
             raise InparsError(f"unknown prebuilt Lucene index '{name}'; {hint}")
         if self._stemmer != "porter" or self._keep_stopwords:
             raise InparsError(f"the prebuilt index '{name}' was built with Lucene's Porter stemmer and English stopwords; set retrieve.stemmer=porter and retrieve.stopwords=en")
