@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import yaml
 
 from inpars.errors import InparsError, InputError
-from inpars.io import read_text, show
+from inpars.io import parse_yaml, read_text, show
 from inpars.registry import did_you_mean, suggest
 
 
@@ -514,26 +514,6 @@ def _nested_class(cls: type, key: str) -> type | None:
     return target if dataclasses.is_dataclass(target) else None
 
 
-def _key_lines(node: yaml.Node, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    # An alias is the node it names: walk each node once, or nested aliases (an "alias bomb") take forever.
-    seen = set() if seen is None else seen
-    if id(node) in seen:
-        return out
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            out[key] = key_node.start_mark.line + 1
-            out.update(_key_lines(value_node, f"{key}.", seen))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            key = f"{prefix}{index}"
-            out[key] = item.start_mark.line + 1
-            out.update(_key_lines(item, f"{key}.", seen))
-    return out
-
-
 def _override_value(raw: str) -> Any:
     """A YAML scalar or list; text that YAML reads otherwise (``Query: {query} ...``) stays the text it is."""
     if not raw.strip():
@@ -584,14 +564,8 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] | 
             if not p.is_file():
                 raise InputError(p, None, "recipe not found", "check the path, or use a bundled recipe (see 'inpars run --help')")
             text = read_text(p, "recipe")
-        try:
-            node = yaml.compose(text)
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(source, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', exc)})", "fix the recipe") from None
-        if node is not None:
-            lines = _key_lines(node)
+        data, lines = parse_yaml(text, source, "fix the recipe")
+        data = data or {}
         if not isinstance(data, dict):
             raise InputError(source, 1, "a recipe must be a mapping of keys", "see recipes/demo.yaml")
     data = _merge(data, parse_overrides(overrides))

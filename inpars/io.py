@@ -194,6 +194,45 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(path, exc.lineno, f"invalid JSON ({exc.msg})", "fix or regenerate the file") from None
 
 
+def parse_yaml(text: str, source: object, fix: str) -> tuple[Any, dict[str, int]]:
+    """YAML ``text`` (safe tags only) and the line of each of its keys, dotted (``generate.model``; list items
+    ``steps.0``); invalid YAML is one :class:`InputError` naming ``source``, the line and ``fix``."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(source, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', None) or exc})", fix) from None
+    finally:
+        loader.dispose()
+    return data, (_yaml_key_lines(node) if node is not None else {})
+
+
+def _yaml_key_lines(node: Any, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
+    import yaml
+
+    out: dict[str, int] = {}
+    # An alias is the node it names: walk each node once, or nested aliases (an "alias bomb") take forever.
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            out[key] = key_node.start_mark.line + 1
+            out.update(_yaml_key_lines(value_node, f"{key}.", seen))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            key = f"{prefix}{index}"
+            out[key] = item.start_mark.line + 1
+            out.update(_yaml_key_lines(item, f"{key}.", seen))
+    return out
+
+
 def iter_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, object)`` for each non-blank line; blank lines are allowed and skipped."""
     path = Path(path)

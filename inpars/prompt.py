@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from inpars.errors import InparsError, InputError
-from inpars.io import read_text
+from inpars.io import parse_yaml, read_text
 from inpars.registry import did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
@@ -134,29 +134,8 @@ def _placeholders(template: str, source: str, key: str, line: int | None) -> set
         raise InputError(source, line, f"'{key}' is not a valid template ({exc})", "write placeholders as {document}; double literal braces as {{ }}") from None
 
 
-def _lines(text: str) -> dict[str, int]:
-    """Line numbers of the top-level keys and of each item of ``examples``."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    out: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            out[str(key.value)] = key.start_mark.line + 1
-            if key.value == "examples" and isinstance(value, yaml.SequenceNode):
-                for i, item in enumerate(value.value, start=1):
-                    out[f"examples.{i}"] = item.start_mark.line + 1
-    return out
-
-
 def parse_prompt(text: str, source: str) -> Prompt:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
-        raise InputError(source, line, f"invalid YAML ({getattr(exc, 'problem', None) or exc})", "fix the prompt file") from None
-    lines = _lines(text)
+    data, lines = parse_yaml(text, source, "fix the prompt file")
     if not isinstance(data, dict) or "template" not in data:
         raise InputError(source, None, "a prompt file needs at least 'template'", "see inpars/prompts/inpars.yaml for the layout")
     known = {"name", "description", "header", "example_template", "template", "examples", "examples_from", "num_examples"}
@@ -205,7 +184,7 @@ def _parse_examples(items, example_fields: set[str], source: str, lines: dict[st
         raise InputError(source, lines.get("examples"), "'examples' should be a list", "write each example as '- document: ...' with 'query: ...'")
     examples = []
     for i, ex in enumerate(items, start=1):
-        line = lines.get(f"examples.{i}")
+        line = lines.get(f"examples.{i - 1}")
         if not isinstance(ex, dict) or "document" not in ex or "query" not in ex:
             raise InputError(source, line, f"example {i} needs 'document' and 'query'", "fix the examples list")
         texts = {str(k): str(v).strip() for k, v in ex.items()}

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from inpars.errors import InparsError, InputError
-from inpars.io import read_text, show
+from inpars.io import parse_yaml, read_text, show
 from inpars.registry import did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
@@ -252,19 +250,11 @@ class _TablesFile:
     """One YAML tables file, read with the line of every key so that every problem names ``file:line``."""
 
     def __init__(self, path: Path) -> None:
-        from inpars.config import _key_lines
-
         if not path.is_file():
             raise InputError(path, None, "tables file not found", "check the path")
         self.path = path
-        text = read_text(path, "tables file")
-        try:
-            node = yaml.compose(text)
-            self.data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', exc)})", "fix the file") from None
-        self.lines = _key_lines(node) if node is not None else {}
+        data, self.lines = parse_yaml(read_text(path, "tables file"), path, "fix the file")
+        self.data = data or {}
 
     def where(self, key: str) -> str:
         line = self.lines.get(key)

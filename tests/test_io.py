@@ -129,3 +129,19 @@ def test_outputs_follow_the_umask(tmp_path, mask):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~mask
+
+
+def test_parse_yaml_gives_the_data_and_the_line_of_every_key():
+    text = "name: x\ngenerate:\n  model: m\nfilter:\n  steps:\n    - name: dedup\n    - name: lm_score\n      top_k: 3\n"
+    data, lines = io.parse_yaml(text, "r.yaml", "fix the recipe")
+    assert data["filter"]["steps"][1] == {"name": "lm_score", "top_k": 3}
+    assert lines == {
+        "name": 1, "generate": 2, "generate.model": 3, "filter": 4, "filter.steps": 5,
+        "filter.steps.0": 6, "filter.steps.0.name": 6, "filter.steps.1": 7, "filter.steps.1.name": 7, "filter.steps.1.top_k": 8,
+    }
+    assert io.parse_yaml("", "r.yaml", "fix it") == (None, {})
+    with pytest.raises(InputError, match=r"^r.yaml:2: invalid YAML \(mapping values are not allowed here\); fix it$"):
+        io.parse_yaml("a: 1\n  b: 2\n", "r.yaml", "fix it")
+    with pytest.raises(InputError, match=r"^r.yaml:1: invalid YAML \(could not determine a constructor"):
+        io.parse_yaml("a: !!python/object/apply:os.system [ls]\n", "r.yaml", "fix it")
+
