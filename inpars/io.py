@@ -616,28 +616,14 @@ def read_released_synthetic(path: str | os.PathLike, model: str = "EleutherAI/gp
     return queries
 
 
-def download(url: str, target: str | os.PathLike, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` into ``target`` once (atomically); an existing ``target`` is returned as it is."""
-    import urllib.error
-    import urllib.request
+def download(
+    url: str, target: str | os.PathLike, what: str, instead: str = "", check: Callable[[bytes], object] | None = None, not_found: str = "", timeout: float = 60.0,
+) -> dict[str, str]:
+    """Download ``url`` into ``target`` atomically; ``check``, when given, sees the bytes before they are kept (a file
+    pinned by its hash), else they are streamed to disk. Returns the response headers.
 
-    from inpars.errors import InparsError
-
-    target = Path(target)
-    if target.is_file():
-        return target
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(target, "wb") as handle:
-            shutil.copyfileobj(response, handle, length=1 << 20)
-    except (urllib.error.URLError, OSError) as exc:
-        raise InparsError(f"could not download {url} ({getattr(exc, 'reason', exc)}); it needs a network once. Offline, fetch it elsewhere and save it as {target}") from None
-    return target
-
-
-def fetch_pinned(url: str, target: str | os.PathLike, what: str, instead: str, check: Callable[[bytes], object], not_found: str = "", timeout: float = 60.0) -> dict[str, str]:
-    """Download ``url``, a file pinned by its hash, into ``target``: ``check`` sees the bytes before they are kept.
-
-    Returns the response headers. Every failure is one line; offline, it says where to save the file by hand.
+    Every failure is one line: an HTTP error says ``not_found`` for a 404; offline, it says where to save the file by
+    hand, or ``instead`` what to do without it.
     """
     import urllib.error
     import urllib.request
@@ -646,18 +632,20 @@ def fetch_pinned(url: str, target: str | os.PathLike, what: str, instead: str, c
 
     target = Path(target)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read()
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(target, "wb") as handle:
             headers = {str(k): str(v) for k, v in response.headers.items()}
+            if check is None:
+                shutil.copyfileobj(response, handle, length=1 << 20)
+            else:
+                data = response.read()
+                check(data)
+                handle.write(data)
     except urllib.error.HTTPError as exc:
         hint = not_found if exc.code == 404 and not_found else f"retry later, or save the file by hand as {target}"
         raise InparsError(f"{url}: HTTP {exc.code} ({exc.reason}); {hint}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise InparsError(
             f"{what} could not be downloaded from {url} ({getattr(exc, 'reason', exc)}); it needs a network once. "
-            f"Offline, download it elsewhere and save it as {target}, or {instead}"
+            f"Offline, download it elsewhere and save it as {target}" + (f", or {instead}" if instead else "")
         ) from None
-    check(data)
-    with atomic_write(target, "wb") as handle:
-        handle.write(data)
     return headers

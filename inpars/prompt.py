@@ -207,9 +207,9 @@ def published_prompts_file() -> Path:
     if target.is_file():
         _check_published(target.read_bytes(), str(target))
         return target
-    from inpars.io import fetch_pinned
+    from inpars.io import download
 
-    fetch_pinned(
+    download(
         PUBLISHED_URL, target, "the published prompt file", "use a built-in prompt (inpars, inpars-gbq, promptagator-<dataset>)",
         lambda data: _check_published(data, PUBLISHED_URL), timeout=30,
     )

@@ -656,7 +656,9 @@ def released_queries(url: str, folder: Path) -> Path:
     from inpars import io
     from inpars.models import cache_dir
 
-    raw = io.download(url, cache_dir() / "released" / url.rstrip("/").rsplit("/", 1)[-1])
+    raw = cache_dir() / "released" / url.rstrip("/").rsplit("/", 1)[-1]
+    if not raw.is_file():
+        io.download(url, raw, "the released synthetic queries", "run the condition without --from-released")
     converted = folder / f"released-{raw.stem}.jsonl"
     if not converted.is_file():
         io.write_synthetic(converted, io.read_released_synthetic(raw))

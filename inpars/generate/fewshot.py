@@ -185,14 +185,14 @@ def _check_sha256(data: bytes, where: str, expected: str | None) -> str:
 
 def fetch_published_examples(corpus: str, revision: str, sha256: str | None) -> tuple[Path, str, str | None]:
     """The file of ``corpus`` (downloaded once into the inpars cache): its path, its sha256 and the resolved commit."""
-    from inpars.io import fetch_pinned
+    from inpars.io import download
 
     target = published_examples_path(corpus, revision)
     url = PUBLISHED_URL.format(repo=PUBLISHED_REPO, revision=revision, corpus=corpus)
     if target.is_file():
         return target, _check_sha256(target.read_bytes(), str(target), sha256), None
     digests: list[str] = []
-    headers = fetch_pinned(
+    headers = download(
         url, target, "the published few-shot examples", "use generate.fewshot_source=dataset",
         lambda data: digests.append(_check_sha256(data, url, sha256)),
         not_found=(
