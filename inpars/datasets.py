@@ -40,12 +40,6 @@ BEIR_TEST_IDS = {
     )},
 }
 
-FAQ_CREDIT = (
-    "faq-construction: Zaragoza AB, construction FAQ (English), CC-BY-4.0, DOI 10.5281/zenodo.19630803, "
-    "from the zaragoza-construction-faq package"
-)
-
-
 @dataclass(frozen=True)
 class DatasetInfo:
     name: str

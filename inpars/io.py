@@ -509,29 +509,6 @@ def read_training(path: str | os.PathLike) -> list[TrainingExample]:
     return examples
 
 
-# ---------------------------------------------------------------------------------------------- queries files
-
-
-def read_queries(path: str | os.PathLike) -> dict[str, Query]:
-    """Queries as BEIR JSONL (``_id``/``text``) or TSV (``query_id<TAB>text``)."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        return read_beir_queries(path)
-    queries: dict[str, Query] = {}
-    for lineno, line in iter_lines(path, "queries file"):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2:
-            raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
-        query_id = _as_id(parts[0], path, lineno, "query_id")
-        if query_id in queries:
-            raise InputError(path, lineno, f"duplicate query id {show(query_id)}", "query ids must be unique")
-        queries[query_id] = Query(query_id, parts[1])
-    _require_rows(path, len(queries), "queries", "rows are query_id, text")
-    return queries
-
-
 # ---------------------------------------------------------------------------------------------- few-shot query ids
 
 

@@ -222,11 +222,6 @@ def _check_published(data: bytes, where: str) -> None:
         raise InparsError(f"{where}: sha256 {digest} differs from the pinned {PUBLISHED_SHA256}; delete the file and retry, or use a built-in prompt")
 
 
-def published_prompt_names(text: str) -> list[str]:
-    data = yaml.safe_load(text)
-    return sorted(data) if isinstance(data, dict) else []
-
-
 def load_published_prompt(name: str) -> Prompt:
     """One prompt of the published file, in inpars' layout (the text the reference code builds, token for token)."""
     text = published_prompts_file().read_text(encoding="utf-8")

@@ -205,9 +205,6 @@ def test_a_bom_and_crlf_line_ends_read_as_the_clean_file(tmp_path):
     run = tmp_path / "windows.trec"
     run.write_bytes(b"\xef\xbb\xbf" + (BAD / "runs" / "good.trec").read_bytes().replace(b"\n", b"\r\n"))
     assert io.read_trec_run(run) == io.read_trec_run(BAD / "runs" / "good.trec")
-    queries = tmp_path / "queries.tsv"
-    queries.write_bytes(b"\xef\xbb\xbfq1\twhat is water\r\nq2\tstone\r\n")
-    assert {q.query_id: q.text for q in io.read_queries(queries).values()} == {"q1": "what is water", "q2": "stone"}
 
 
 def test_the_corpus_count_in_the_readme_is_current():
