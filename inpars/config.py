@@ -17,6 +17,7 @@ import yaml
 
 from inpars.errors import InparsError, InputError
 from inpars.io import parse_yaml, read_text, show
+from inpars.models import DTYPES
 from inpars.registry import did_you_mean, suggest
 
 
@@ -42,6 +43,13 @@ def _check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool
             raise InvalidValue(key, f"is {value}", f"it must be {bound}")
 
 
+def _check_dtype(config: Any, key: str) -> None:
+    """A dtype field takes one vocabulary (``auto``, ``bf16`` or ``bfloat16``, ``fp16`` or ``float16``, ``fp32`` or ``float32``)."""
+    value = getattr(config, key)
+    if value not in DTYPES:
+        raise InvalidValue(key, f"is '{value}'", f"use one of {', '.join(DTYPES)}")
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     backend: str = "hf"
@@ -59,6 +67,8 @@ class GenerateConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
+    """auto, bf16, fp16 or fp32 (or bfloat16, float16, float32). hf's auto is bf16 on a GPU that has it, else fp16, and fp32
+    on a CPU; vllm's auto is the model's own dtype."""
     num_examples: int | None = None
     """Few-shot examples drawn from the dataset for prompts that take them (promptagator-*); None: the prompt's number."""
     context_length: int | None = None
@@ -101,6 +111,7 @@ class GenerateConfig:
         _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
         _check_range(self, ("top_p",), 0, strict=True, high=1)
         _check_range(self, ("request_timeout",), 0, strict=True)
+        _check_dtype(self, "dtype")
         if self.queries_per_doc > 1 and self.temperature <= 0:
             raise InvalidValue("queries_per_doc", f"is {self.queries_per_doc} with temperature 0", "greedy decoding repeats the same query: set temperature > 0")
         if self.fewshot_source not in FEWSHOT_SOURCES:
@@ -219,9 +230,6 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     reranker: str = "cross-encoder"
@@ -245,7 +253,7 @@ class TrainConfig:
     optimizer: str = "adamw_torch"
     weight_decay: float = 0.01
     precision: str = "auto"
-    """auto (bf16 on a GPU that has it, else fp16 for encoders and fp32 for T5), bf16, fp16 or fp32."""
+    """auto (bf16 on a GPU that has it, else fp16 for encoders and fp32 for T5), bf16, fp16 or fp32 (or bfloat16, float16, float32)."""
     template: str | None = None
     """Seq2seq rerankers: the input with ``{query}`` and ``{document}``; None takes the reranker's default."""
     true_token: str | None = None
@@ -277,8 +285,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.preset is not None:
             self.preset_values(self.preset)
-        if self.precision not in PRECISIONS:
-            raise InvalidValue("precision", f"is '{self.precision}'", f"use one of {', '.join(PRECISIONS)}")
+        _check_dtype(self, "precision")
         if self.resume in ("", "True", "False"):
             raise InvalidValue("resume", f"is '{self.resume}'", "use auto, never or the path of a checkpoint folder")
         for key in ("batch_size", "gradient_accumulation_steps", "max_length", "save_total_limit"):

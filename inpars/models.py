@@ -35,6 +35,41 @@ T5_TINY_RANDOM_BUILD = 2
 EMBEDDED = (SMOLLM2, MINILM, T5_TINY_RANDOM)
 
 
+DTYPES = {"auto": "auto", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16", "float32": "float32", "fp32": "float32"}
+"""The names every dtype setting takes (generate.dtype, train.precision), each with the torch dtype it means."""
+
+
+def dtype_name(dtype: str) -> str:
+    """The torch name (``auto``, ``bfloat16``, ``float16`` or ``float32``) of any name in :data:`DTYPES`."""
+    if dtype not in DTYPES:
+        raise InparsError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def device_of(device: str) -> str:
+    """``auto`` becomes ``cuda`` where a GPU is visible, else ``cpu``; any other device is kept."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str, half: bool = True) -> str:
+    """The torch name of the dtype that ``dtype`` means on ``device``: ``auto`` is bfloat16 on a GPU that has it,
+    else float16 where ``half`` allows it (T5 overflows in float16), else float32; on a CPU, float32."""
+    name = dtype_name(dtype)
+    if name != "auto":
+        return name
+    if not device.startswith("cuda"):
+        return "float32"
+    import torch
+
+    if torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float16" if half else "float32"
+
+
 def cache_dir() -> Path:
     """Where inpars keeps converted models and indexes: ``$INPARS_CACHE`` or ``~/.cache/inpars``."""
     root = os.environ.get("INPARS_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "inpars")

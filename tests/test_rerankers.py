@@ -160,6 +160,15 @@ def test_contract_refuses_a_model_trained_as_another_kind(kind, tiny_t5, tmp_pat
         rerankers.get(kind)(str(folder), device="cpu")
 
 
+def test_monot5_takes_the_shared_dtype_names(tiny_t5):
+    import torch
+
+    assert MonoT5Reranker(str(tiny_t5), device="cpu", dtype="bfloat16").model.dtype == torch.bfloat16
+    assert MonoT5Reranker(str(tiny_t5), device="cpu", dtype="fp32").model.dtype == torch.float32
+    with pytest.raises(InparsError, match="^unknown dtype 'half'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32$"):
+        MonoT5Reranker(str(tiny_t5), device="cpu", dtype="half")
+
+
 # ---------------------------------------------------------------------------------------------- monoT5 input
 
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 
 from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, kept_tokens, stop_token_ids
-from inpars.models import resolve
+from inpars.models import device_of, pick_dtype, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +26,6 @@ UNSUPPORTED_ATTENTION_OPTIONS = ("softcap", "sliding_window", "s_aux")
 """Attention variants the shared-prefix attention does not compute; models that use them copy the prefix instead."""
 PREFILL_TOKENS = 2048
 """Tokens (rows times padded width) per prefill pass: rows of similar length run together, so little is padding."""
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
 # ---------------------------------------------------------------------------------------------- attention
@@ -136,13 +118,14 @@ class HFGenerator(TokenizerOps):
     name = "hf"
 
     def __init__(self, model: str, device: str = "auto", dtype: str = "auto", reuse_prefix: bool = True, context_length: int | None = None) -> None:
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_name = model
-        self.device = _pick_device(device)
+        self.device = device_of(device)
         path = resolve(model)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=_pick_dtype(dtype, self.device)).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, pick_dtype(dtype, self.device))).to(self.device)
         self.model.eval()
         self.reuse_prefix = reuse_prefix
         self.shared_attention = reuse_prefix and self._use_shared_attention()

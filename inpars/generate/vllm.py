@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from inpars.errors import require
 from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, kept_tokens
-from inpars.models import resolve
+from inpars.models import dtype_name, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class VLLMGenerator(TokenizerOps):
         self.model_name = model
         self._vllm = vllm
         started = time.perf_counter()
-        self.llm = vllm.LLM(model=resolve(model), dtype=dtype, seed=seed, max_model_len=context_length, enable_prefix_caching=True)
+        self.llm = vllm.LLM(model=resolve(model), dtype=dtype_name(dtype), seed=seed, max_model_len=context_length, enable_prefix_caching=True)
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
         model_config = self.llm.llm_engine.model_config

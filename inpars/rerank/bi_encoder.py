@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
-from inpars.models import resolve
-from inpars.rerank.training import check_kind, device_of, fit, plan_training, read_metadata
+from inpars.models import device_of, resolve
+from inpars.rerank.training import check_kind, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 

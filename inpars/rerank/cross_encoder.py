@@ -9,9 +9,9 @@ from pathlib import Path
 
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
-from inpars.models import resolve
+from inpars.models import device_of, pick_dtype, resolve
 from inpars.rerank.base import score_in_batches
-from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, device_of, fit, plan_training, read_metadata
+from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class CrossEncoderReranker:
         path = resolve(model)
         check_kind(model, read_metadata(path), self.name, (self.name,))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        dtype = torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        dtype = getattr(torch, pick_dtype("auto", self.device, half=False))
         self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype).to(self.device)
         self.model.eval()
         self.max_length = max_length

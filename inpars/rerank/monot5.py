@@ -18,9 +18,9 @@ from pathlib import Path
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
-from inpars.models import resolve
+from inpars.models import device_of, pick_dtype, resolve
 from inpars.rerank.base import score_in_batches
-from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, device_of, fit, plan_training, read_metadata
+from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -124,18 +124,6 @@ def _token_id(tokenizer, token: str, model: str, what: str) -> int:
     return vocab[token]
 
 
-def _load_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        # fp16 overflows in T5's feed-forward layers, so only bf16 replaces fp32.
-        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    choices = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if dtype not in choices:
-        raise InparsError(f"unknown dtype '{dtype}'; use auto, bf16, fp16 or fp32")
-    return choices[dtype]
-
-
 class MonoT5Reranker:
     """monoT5: ``Query: {query} Document: {document} Relevant:`` answered with ``▁true`` or ``▁false``."""
 
@@ -155,6 +143,7 @@ class MonoT5Reranker:
         false_token: str | None = None,
         dtype: str = "auto",
     ) -> None:
+        import torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.model_name = model
@@ -168,7 +157,7 @@ class MonoT5Reranker:
         self.false_id = _token_id(self.tokenizer, false_token or metadata.get("false_token") or self.default_false_token, model, "false")
         if self.true_id == self.false_id:
             raise InparsError(f"the true and false tokens of {model} are the same token (id {self.true_id}); give two different tokens")
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=_load_dtype(dtype, self.device)).to(self.device)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=getattr(torch, pick_dtype(dtype, self.device, half=False)))  # T5 overflows in float16.to(self.device)
         self.model.eval()
         self.max_length = max_length
         self.batch_size = batch_size

@@ -23,20 +23,12 @@ from inpars import io
 from inpars.config import TrainConfig, fingerprint, identity, to_dict
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
+from inpars.models import device_of, dtype_name, pick_dtype
 
 logger = logging.getLogger(__name__)
 
 METADATA = "inpars-reranker.json"
 """Written beside a trained model: the reranker kind, its input format and how it was trained."""
-
-
-def device_of(device: str) -> str:
-    """``auto`` becomes ``cuda`` where a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def world_size() -> int:
@@ -108,24 +100,16 @@ def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, proc
 
 def mixed_precision(precision: str, device: str, seq2seq: bool) -> tuple[bool, bool]:
     """``(bf16, fp16)`` for the Trainer. T5 overflows in fp16, so ``auto`` never picks fp16 for seq2seq models."""
-    import torch
-
-    on_gpu = device.startswith("cuda")
-    if precision == "fp32":
-        return False, False
-    if precision in ("bf16", "fp16") and not on_gpu:
+    name = dtype_name(precision)
+    if name in ("bfloat16", "float16") and not device.startswith("cuda"):
         raise InparsError(f"precision {precision} needs a CUDA GPU and the device is {device}; use precision auto or fp32")
-    if precision == "bf16":
+    if name == "bfloat16":
+        import torch
+
         if not torch.cuda.is_bf16_supported():
             raise InparsError("this GPU has no bf16; use precision fp16 (encoders) or fp32")
-        return True, False
-    if precision == "fp16":
-        return False, True
-    if not on_gpu:
-        return False, False
-    if torch.cuda.is_bf16_supported():
-        return True, False
-    return False, not seq2seq
+    chosen = pick_dtype(precision, device, half=not seq2seq)
+    return chosen == "bfloat16", chosen == "float16"
 
 
 def _examples_digest(examples: Sequence[TrainingExample]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError
-from inpars.models import MINILM, resolve
+from inpars.models import MINILM, device_of, resolve
 from inpars.retrieve.base import check_top_k
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class DenseRetriever:
         model = model or self.config.model or MINILM
         self.model_name = model
         self.batch_size = batch_size
-        self.encoder = SentenceTransformer(resolve(model), device=None if device == "auto" else device)
+        self.encoder = SentenceTransformer(resolve(model), device=device_of(device))
         self._doc_ids: list[str] = []
         self._embeddings = None
 

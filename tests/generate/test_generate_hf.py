@@ -45,6 +45,13 @@ def test_a_query_cut_by_max_new_tokens_is_not_finished(successor_lm):
     assert out[0].text == "what is" and not out[0].finished and len(out[0].log_probs) == 2
 
 
+@pytest.mark.parametrize(("dtype", "loaded"), [("bf16", "bfloat16"), ("bfloat16", "bfloat16"), ("fp32", "float32"), ("auto", "float32")])
+def test_every_dtype_name_loads_the_model_in_that_dtype(random_lm, dtype, loaded):
+    import torch
+
+    assert HFGenerator(str(random_lm), device="cpu", dtype=dtype).model.dtype == getattr(torch, loaded)
+
+
 @pytest.fixture(scope="module")
 def naive(random_lm):
     return HFGenerator(str(random_lm), device="cpu", reuse_prefix=False)
