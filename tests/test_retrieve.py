@@ -66,7 +66,7 @@ class TestContract:
         retriever = make(name, request)
         retriever.index(DOCS)
         assert retriever.search({}, 3) == {}
-        with pytest.raises(InparsError, match="top_k must be at least 1, got 0"):
+        with pytest.raises(InparsError, match="^'top_k' is 0; it must be at least 1$"):
             retriever.search(QUERIES, 0)
 
 

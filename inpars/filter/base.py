@@ -236,12 +236,6 @@ def check_name(registry: Registry, name: str) -> None:
         raise ValueError(str(exc)) from None
 
 
-def check_top_k(top_k: int | None) -> None:
-    """The check every top-k option shares (raised as ValueError, so config loading names the line)."""
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
-
-
 def _finite(value: float | None) -> float:
     return float("-inf") if value is None else value
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inpars.data import SyntheticQuery
-from inpars.filter.base import Filter, FilterContext, StepOutcome, check_top_k, select
+from inpars.filter.base import Filter, FilterContext, StepOutcome, select
+from inpars.retrieve.base import check_top_k
 
 SCORES = {
     "sum_log_probs": lambda q: q.sum_log_probs,

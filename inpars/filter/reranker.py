@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from inpars.data import SyntheticQuery
-from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name, check_top_k, select
+from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name, select
+from inpars.retrieve.base import check_top_k
 
 
 @dataclass(frozen=True)
