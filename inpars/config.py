@@ -18,7 +18,7 @@ import yaml
 from inpars.errors import InparsError, InputError
 from inpars.io import parse_yaml, read_text, show
 from inpars.models import DTYPES
-from inpars.registry import did_you_mean, suggest
+from inpars.registry import Registry, did_you_mean, suggest
 
 
 class InvalidValue(InparsError):
@@ -41,6 +41,12 @@ def _check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool
         if below or (high is not None and value > high):
             bound = f"{'above' if strict else 'at least'} {low:g}" + (f" and at most {high:g}" if high is not None else "")
             raise InvalidValue(key, f"is {value}", f"it must be {bound}")
+
+
+def check_name(registry: Registry, key: str, name: str) -> None:
+    """A field that names a registered backend (a generator, retriever, reranker) holds one of the registry's names."""
+    if name not in registry:
+        raise InvalidValue(key, f"is '{name}', an unknown {registry.kind}", suggest(name, registry.names()))
 
 
 def _check_dtype(config: Any, key: str) -> None:
@@ -107,6 +113,9 @@ class GenerateConfig:
     """How fast queries come, not what they are: an interrupted generation resumes with other values."""
 
     def __post_init__(self) -> None:
+        from inpars.generate.base import generators
+
+        check_name(generators, "backend", self.backend)
         _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)
         _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
         _check_range(self, ("top_p",), 0, strict=True, high=1)
@@ -139,9 +148,11 @@ class FilterConfig:
     """Filters applied in order, each a mapping with a ``name`` (see ``inpars.filter``); replaces method/top_k."""
 
     def __post_init__(self) -> None:
-        _check_range(self, ("top_k",), 1)
         if self.steps and (self.method is not None or self.top_k is not None):
             raise ValueError("give either filter.method/top_k or filter.steps, not both; put the LM score in the steps as {name: lm_score, method: ..., top_k: ...}")
+        from inpars.filter.lm_score import LMScoreConfig
+
+        LMScoreConfig(method=self.method or LMScoreConfig.method, top_k=self.top_k)  # the shorthand is that step: its checks
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,9 @@ class RetrieveConfig:
     """dense only: the sentence-transformers bi-encoder (default embedded:minilm-l6)."""
 
     def __post_init__(self) -> None:
+        from inpars.retrieve.base import retrievers
+
+        check_name(retrievers, "backend", self.backend)
         _check_range(self, ("k1", "threads"), 0)
         _check_range(self, ("b",), 0, high=1)
         _check_range(self, ("top_k",), 1)
@@ -283,8 +297,11 @@ class TrainConfig:
         return cls(**{**cls.preset_values(name), **fields_, "preset": name})
 
     def __post_init__(self) -> None:
+        from inpars.rerank.base import rerankers
+
         if self.preset is not None:
             self.preset_values(self.preset)
+        check_name(rerankers, "reranker", self.reranker)
         _check_dtype(self, "precision")
         if self.resume in ("", "True", "False"):
             raise InvalidValue("resume", f"is '{self.resume}'", "use auto, never or the path of a checkpoint folder")

@@ -228,14 +228,6 @@ def select(queries: list[SyntheticQuery], scores: Mapping[str, float | None], to
     return passing, dropped, cutoff
 
 
-def check_name(registry: Registry, name: str) -> None:
-    """A registry lookup whose miss is a ValueError, so config loading names the line."""
-    try:
-        registry.check(name)
-    except UnknownNameError as exc:
-        raise ValueError(str(exc)) from None
-
-
 def _finite(value: float | None) -> float:
     return float("-inf") if value is None else value
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inpars.config import to_dict
+from inpars.config import check_name, to_dict
 from inpars.data import Query, Run, SyntheticQuery
-from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name
+from inpars.filter.base import Filter, FilterContext, StepOutcome
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class ConsistencyConfig:
         from inpars.rerank import rerankers
         from inpars.retrieve import retrievers
 
-        check_name(retrievers, self.retriever)
+        check_name(retrievers, "retriever", self.retriever)
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
         if self.depth < self.k:
             raise ValueError(f"depth ({self.depth}) must be at least k ({self.k})")
         if self.reranker is not None:
-            check_name(rerankers, self.reranker)
+            check_name(rerankers, "reranker", self.reranker)
             if not self.reranker_model:
                 raise ValueError("a consistency step with a reranker needs reranker_model (a trained reranker folder or a Hugging Face id)")
         elif self.reranker_model is not None:
