@@ -13,10 +13,22 @@ from typing import Annotated
 
 import typer
 
+from inpars import __version__
 from inpars.errors import InparsError, InputError
 from inpars.evaluate import format_stats
 
 app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"inpars {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """The options of ``inpars`` itself, given before a command."""
 
 # Shared options, declared once.
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets').")]

@@ -104,3 +104,11 @@ def test_every_command_has_help():
         result = CliRunner().invoke(app, [name, "--help"])
         assert result.exit_code == 0, f"{name} --help: {result.output[-500:]}"
         assert "Usage" in result.output
+
+
+def test_version_is_the_package_version():
+    import inpars
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"inpars {inpars.__version__}\n"
+    assert inpars.__version__.count(".") == 2
