@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +15,22 @@ from typing import Annotated
 import typer
 
 from inpars import __version__
+from inpars.config import NEGATIVE_STRATEGIES, TRAIN_PRESETS
 from inpars.errors import InparsError, InputError
 from inpars.evaluate import format_stats
+from inpars.filter.lm_score import SCORES
+from inpars.generate.base import generators
+from inpars.pipeline import SHARDED, STAGES
+from inpars.rerank.base import rerankers
+from inpars.retrieve.base import retrievers
 
 app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+
+
+def _one_of(names: Iterable[str]) -> str:
+    """Choices as help text lists them (``a, b or c``), taken from a registry or the library's own list, never retyped."""
+    names = list(names)
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def _print_version(value: bool) -> None:
@@ -30,12 +43,14 @@ def _print_version(value: bool) -> None:
 def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
     """The options of ``inpars`` itself, given before a command."""
 
+
 # Shared options, declared once.
 DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets').")]
 RecipeOpt = Annotated[Path | None, typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
+RerankerOpt = Annotated[str | None, typer.Option(help=f"Reranker kind: {_one_of(rerankers.names())}.")]
 
 
 def _fail(message: str) -> None:
@@ -92,12 +107,14 @@ def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str]):
 
 
 @command("datasets")
-def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True) -> None:
+def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True, verbose: VerboseOpt = False) -> None:
     """List the datasets inpars can load, with their counts."""
     from rich.console import Console
     from rich.table import Table
 
     from inpars.datasets import INFO, dataset_counts
+
+    _setup_logging(verbose)
 
     table = Table("dataset", "docs", "queries", "qrels", "source")
     for info in INFO:
@@ -114,9 +131,12 @@ def export_cmd(
     split: Annotated[list[str] | None, typer.Option("--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1).")] = None,
     max_docs: Annotated[int | None, typer.Option(help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query order.")] = 0,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Write a dataset as a BEIR folder, its judged queries divided into splits; with --max-docs, a miniature of it."""
     from inpars.datasets import export_beir, load_dataset
+
+    _setup_logging(verbose)
 
     shares: dict[str, float] = {}
     for item in split or ["test=1"]:
@@ -137,7 +157,7 @@ def generate_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("queries.jsonl"),
     model: Annotated[str | None, typer.Option(help="embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name (openai).")] = None,
-    backend: Annotated[str | None, typer.Option(help="Generator backend: hf, vllm, openai or llamacpp.")] = None,
+    backend: Annotated[str | None, typer.Option(help=f"Generator backend: {_one_of(generators.names())}.")] = None,
     prompt: Annotated[str | None, typer.Option(help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file.")] = None,
     num_docs: Annotated[int | None, typer.Option(help="Documents sampled with the seed (default: all).")] = None,
     queries_per_doc: Annotated[int | None, typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
@@ -183,12 +203,13 @@ def generate_cmd(
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="The outputs of every shard of one 'inpars generate --num-shards N' run.")],
     output: OutputOpt = Path("queries.jsonl"),
+    verbose: VerboseOpt = False,
 ) -> None:
     """Join shard outputs into one file, checking that no shard is missing and no query repeats."""
     from inpars import io
     from inpars.generate import merge_shards
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     summary = merge_shards(shards, output)
     typer.echo(f"{summary.generated} queries for {summary.documents} documents from {len(shards)} shards -> {output}")
@@ -198,19 +219,20 @@ def merge_cmd(
 def filter_cmd(
     queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL from 'inpars generate').")],
     output: OutputOpt = Path("kept.jsonl"),
-    method: Annotated[str | None, typer.Option(help="Shorthand for one LM-score step: sum_log_probs, mean_log_probs or mean_probs.")] = None,
+    method: Annotated[str | None, typer.Option(help=f"Shorthand for one LM-score step: {_one_of(SCORES)}.")] = None,
     top_k: Annotated[int | None, typer.Option(help="With the shorthand: keep the best k (default: all non-empty).")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied).")] = None,
     report_dir: Annotated[Path | None, typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Keep the best synthetic queries: the recipe's filter steps in order (LM score, reranker, consistency, hygiene)."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.filter import FilterContext, filter_queries, needs_docs, write_filter_outputs
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
     if dataset is None and needs_docs(cfg.filter):
@@ -231,19 +253,19 @@ def negatives_cmd(
     output: OutputOpt = Path("train.jsonl"),
     depth: Annotated[int | None, typer.Option(help="Draw from the BM25 top-N.")] = None,
     num_negatives: Annotated[int | None, typer.Option()] = None,
-    strategy: Annotated[str | None, typer.Option(help="random or hardest.")] = None,
+    strategy: Annotated[str | None, typer.Option(help=f"{_one_of(NEGATIVE_STRATEGIES)}.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     dense_negatives: Annotated[int | None, typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Mine BM25 (and optionally dense) negatives and write training examples (query, document, label)."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.negatives import mine_negatives
-    from inpars.retrieve import retrievers
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives))
     rows = io.read_synthetic(queries)
@@ -259,9 +281,9 @@ def negatives_cmd(
 def train_cmd(
     examples: Annotated[Path, typer.Argument(help="Training examples (JSONL from 'inpars negatives').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the trained model.")] = Path("reranker"),
-    reranker: Annotated[str | None, typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
+    reranker: RerankerOpt = None,
     model: Annotated[str | None, typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
-    preset: Annotated[str | None, typer.Option(help="A named recipe filling unset fields: inpars-paper (GPU, lr 3e-4) or inpars-paper-tpu (lr 1e-3).")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"A named training recipe that fills the fields left unset: {_one_of(TRAIN_PRESETS)}.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimiser steps (replaces epochs).")] = None,
     epochs: Annotated[float | None, typer.Option()] = None,
     learning_rate: Annotated[float | None, typer.Option()] = None,
@@ -269,13 +291,13 @@ def train_cmd(
     seed: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Fine-tune a reranker on synthetic training examples (on N GPUs: torchrun --nproc_per_node N -m inpars.cli train ...)."""
     from inpars import io
     from inpars.models import check as check_model
-    from inpars.rerank import rerankers
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output, folder=True)
     cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
     rows = io.read_training(examples)
@@ -288,17 +310,17 @@ def train_cmd(
 def retrieve_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("bm25.trec"),
-    backend: Annotated[str | None, typer.Option(help="Retriever backend (bm25s, or pyserini: Lucene, needs Java).")] = None,
+    backend: Annotated[str | None, typer.Option(help=f"Retriever backend: {_one_of(retrievers.names())} (pyserini is Lucene's BM25 and needs Java).")] = None,
     top_k: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Retrieve the dataset's test queries with BM25 and write a TREC run."""
+    """Retrieve the dataset's test queries with the first stage (BM25 unless --backend says otherwise) and write a TREC run."""
     from inpars import io
     from inpars.datasets import load_dataset
-    from inpars.retrieve import retrievers
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("retrieve", backend=backend, top_k=top_k))
     data = load_dataset(dataset)
@@ -315,22 +337,22 @@ def rerank_cmd(
     model: Annotated[str, typer.Option(help="A trained reranker folder or a Hugging Face id.")],
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("reranked.trec"),
-    reranker: Annotated[str | None, typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
+    reranker: RerankerOpt = None,
     top_k: Annotated[int | None, typer.Option(help="Rerank this many per query.")] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     shard: Annotated[int, typer.Option(help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's.")] = 0,
     num_shards: Annotated[int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")] = 1,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Rerank the top-k of a run; deeper documents keep their first-stage order."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.models import check as check_model
-    from inpars.rerank import rerank_run, rerankers
-    from inpars.rerank.base import check_run, shard_of_run
+    from inpars.rerank.base import check_run, rerank_run, shard_of_run
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
     # The inputs are read and checked before the model loads: a bad run costs no model time.
@@ -355,6 +377,7 @@ def evaluate_cmd(
     resamples: Annotated[int, typer.Option(help="Resamples of the randomization test and of the bootstrap interval.")] = 10000,
     confidence: Annotated[float, typer.Option(help="Level of the bootstrap interval of each run's mean.")] = 0.95,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the table as JSON (mean, interval, p-values per run and measure).")] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Score runs with ir_measures (queries missing from a run count as zero). With two or more runs: a bootstrap interval
     of each mean, and per measure a paired t-test and a randomization test against the baseline, Holm-corrected."""
@@ -366,6 +389,7 @@ def evaluate_cmd(
     from inpars.datasets import load_dataset
     from inpars.evaluate import DEFAULT_MEASURES, compare, per_query
 
+    _setup_logging(verbose)
     measures = measure or list(DEFAULT_MEASURES)
     try:
         settings = EvaluateConfig(measures=tuple(measures), resamples=resamples, confidence=confidence)
@@ -501,9 +525,9 @@ def reproduce_cmd(
     list_: Annotated[bool, typer.Option("--list", help="List the datasets and their conditions, then exit.")] = False,
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
-    stage: Annotated[str | None, typer.Option(help="Run one stage of one condition (what a cluster job runs): generate, filter, negatives, train, retrieve, rerank or evaluate; the stages it reads must be done.")] = None,
-    shard: Annotated[int | None, typer.Option(help="With --stage generate or rerank: run this shard (0-based) of --num-shards.")] = None,
-    num_shards: Annotated[int, typer.Option(help="With --stage generate or rerank: the number of shards; without --shard, merge the finished shards.")] = 1,
+    stage: Annotated[str | None, typer.Option(help=f"Run one stage of one condition (what a cluster job runs): {_one_of(STAGES)}; the stages it reads must be done.")] = None,
+    shard: Annotated[int | None, typer.Option(help=f"With --stage {_one_of(SHARDED)}: run this shard (0-based) of --num-shards.")] = None,
+    num_shards: Annotated[int, typer.Option(help=f"With --stage {_one_of(SHARDED)}: the number of shards; without --shard, merge the finished shards.")] = 1,
     plan: Annotated[bool, typer.Option("--plan", help="Print the plan without running anything: steps, commands, downloads, GPU-hour estimates, what is done.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --plan: the plan as JSON.")] = False,
     slurm: Annotated[bool, typer.Option("--slurm", help="Submit the plan as SLURM jobs (sbatch; afterok dependencies); submitting again runs only what is not done.")] = False,

@@ -92,18 +92,59 @@ def test_evaluate_refuses_a_baseline_that_is_not_a_run_and_a_bad_level(tmp_path)
     assert result.exit_code == 2 and "--seeds 0,one: give whole numbers, e.g. --seeds 0,1,2" in result.output
 
 
-def test_every_command_has_help():
+def _commands(group, path=()):
+    """Every command and subcommand of the app, as the words that invoke it."""
+    import click
+
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+
+
+def test_every_command_and_subcommand_has_help_and_verbose():
     """Help text is plain text: 'beir/<name>[/<split>]' must not be read as markup (it crashed --help once)."""
     from typer.main import get_command
 
-    from inpars.cli import app
+    commands = list(_commands(get_command(app)))
+    assert {("generate",), ("negatives",), ("retrieve",), ("rerank",), ("evaluate",), ("reproduce",), ("export",), ("merge",)} <= set(commands)
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "--version" in result.output
+    for words in commands:
+        result = runner.invoke(app, [*words, "--help"], terminal_width=1000)
+        assert result.exit_code == 0, f"{' '.join(words)} --help: {result.output[-500:]}"
+        assert "Usage" in result.output and "--verbose" in result.output, f"{' '.join(words)} --help has no --verbose"
 
-    names = sorted(get_command(app).commands)
-    assert {"generate", "negatives", "retrieve", "rerank", "evaluate", "reproduce", "export"} <= set(names)
-    for name in names:
-        result = CliRunner().invoke(app, [name, "--help"])
-        assert result.exit_code == 0, f"{name} --help: {result.output[-500:]}"
-        assert "Usage" in result.output
+
+def _option_help(words: list[str], option: str) -> str:
+    result = runner.invoke(app, [*words, "--help"], terminal_width=1000)
+    assert result.exit_code == 0, result.output
+    return next(line for line in result.output.splitlines() if line.lstrip().startswith(option))
+
+
+def test_choices_in_help_come_from_the_registries():
+    from inpars.config import NEGATIVE_STRATEGIES, TRAIN_PRESETS
+    from inpars.filter.lm_score import SCORES
+    from inpars.generate import generators
+    from inpars.pipeline import STAGES
+    from inpars.rerank import rerankers
+    from inpars.retrieve import retrievers
+
+    wanted = {
+        ("generate", "--backend"): generators.names(),
+        ("retrieve", "--backend"): retrievers.names(),
+        ("train", "--reranker"): rerankers.names(),
+        ("rerank", "--reranker"): rerankers.names(),
+        ("train", "--preset"): list(TRAIN_PRESETS),
+        ("negatives", "--strategy"): list(NEGATIVE_STRATEGIES),
+        ("filter", "--method"): list(SCORES),
+        ("reproduce", "--stage"): list(STAGES),
+    }
+    assert "bi-encoder" in rerankers.names() and "dense" in retrievers.names()
+    for (command, option), names in wanted.items():
+        shown = _option_help([command], option)
+        missing = [name for name in names if name not in shown]
+        assert not missing, f"inpars {command} --help: {option} does not show {missing}"
 
 
 def test_version_is_the_package_version():
@@ -112,3 +153,12 @@ def test_version_is_the_package_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output == f"inpars {inpars.__version__}\n"
     assert inpars.__version__.count(".") == 2
+
+
+def test_verbose_logs_debug_messages():
+    import logging
+
+    assert runner.invoke(app, ["datasets", "--no-counts", "--verbose"]).exit_code == 0
+    assert logging.getLogger().level == logging.DEBUG
+    assert runner.invoke(app, ["datasets", "--no-counts"]).exit_code == 0
+    assert logging.getLogger().level == logging.INFO
