@@ -24,7 +24,10 @@ from inpars.pipeline import SHARDED, STAGES
 from inpars.rerank.base import rerankers
 from inpars.retrieve.base import retrievers
 
-app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app = typer.Typer(
+    name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+)
 
 
 def _one_of(names: Iterable[str]) -> str:
@@ -40,14 +43,27 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """The options of ``inpars`` itself, given before a command."""
 
 
 # Shared options, declared once.
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets').")]
-RecipeOpt = Annotated[Path | None, typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")]
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        "--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets')."
+    ),
+]
+RecipeOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")
+]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
 RerankerOpt = Annotated[str | None, typer.Option(help=f"Reranker kind: {_one_of(rerankers.names())}.")]
@@ -80,7 +96,10 @@ def command(name: str | None = None, **kwargs):
 def _setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False)], force=True,
+    )
     for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -107,7 +126,9 @@ def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str]):
 
 
 @command("datasets")
-def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True, verbose: VerboseOpt = False) -> None:
+def datasets_cmd(
+    counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True, verbose: VerboseOpt = False
+) -> None:
     """List the datasets inpars can load, with their counts."""
     from rich.console import Console
     from rich.table import Table
@@ -119,7 +140,9 @@ def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query
     table = Table("dataset", "docs", "queries", "qrels", "source")
     for info in INFO:
         c = dataset_counts(info.name) if counts else {}
-        table.add_row(info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source)
+        table.add_row(
+            info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source
+        )
     Console().print(table)
     typer.echo("Any local BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) works as --dataset PATH.")
 
@@ -128,8 +151,18 @@ def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query
 def export_cmd(
     dataset: Annotated[str, typer.Argument(help="faq-construction, beir/<name>[/<split>], or a local BEIR folder.")],
     folder: Annotated[Path, typer.Argument(help="The BEIR folder to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).")],
-    split: Annotated[list[str] | None, typer.Option("--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1).")] = None,
-    max_docs: Annotated[int | None, typer.Option(help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.")] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1)."
+        ),
+    ] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query order.")] = 0,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -156,9 +189,22 @@ def export_cmd(
 def generate_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("queries.jsonl"),
-    model: Annotated[str | None, typer.Option(help="embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name (openai).")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name "
+                "(openai)."
+            )
+        ),
+    ] = None,
     backend: Annotated[str | None, typer.Option(help=f"Generator backend: {_one_of(generators.names())}.")] = None,
-    prompt: Annotated[str | None, typer.Option(help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file.")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file."
+        ),
+    ] = None,
     num_docs: Annotated[int | None, typer.Option(help="Documents sampled with the seed (default: all).")] = None,
     queries_per_doc: Annotated[int | None, typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option()] = None,
@@ -168,13 +214,13 @@ def generate_cmd(
     batch_size: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
-    num_examples: Annotated[int | None, typer.Option(help="Few-shot examples drawn from the dataset (promptagator-* prompts).")] = None,
-    context_length: Annotated[int | None, typer.Option(help="The model's context in tokens; longer prompts are skipped and counted.")] = None,
-    api_base: Annotated[str | None, typer.Option(help="openai backend: the server's base URL, e.g. http://localhost:8000/v1.")] = None,
+    num_examples: Annotated[int | None, typer.Option(help="Few-shot examples from the dataset (promptagator-* prompts).")] = None,
+    context_length: Annotated[int | None, typer.Option(help="The model's context in tokens; longer prompts are skipped.")] = None,
+    api_base: Annotated[str | None, typer.Option(help="openai backend: the server's URL, e.g. http://localhost:8000/v1.")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="openai backend: the environment variable holding the API key.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="openai backend: requests in flight at once.")] = None,
     shard: Annotated[int, typer.Option(help="Generate only this shard of the sampled documents (0-based).")] = 0,
-    num_shards: Annotated[int, typer.Option(help="Split the sampled documents into this many shards (by a hash of the document id).")] = 1,
+    num_shards: Annotated[int, typer.Option(help="Split the sampled documents into this many shards (by document id hash).")] = 1,
     restart: Annotated[bool, typer.Option(help="Discard the rows of an interrupted run instead of resuming it.")] = False,
     config: RecipeOpt = None,
     set_: SetOpt = None,
@@ -187,14 +233,23 @@ def generate_cmd(
 
     _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags(
-        "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc, max_new_tokens=max_new_tokens,
-        max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, device=device, num_examples=num_examples,
-        context_length=context_length, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
-    ))
-    summary = generate_queries(load_dataset(dataset).docs.values(), cfg.generate, output, dataset=dataset, shard=shard, num_shards=num_shards, restart=restart)
+    cfg = _config(
+        config,
+        set_,
+        _flags(
+            "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc,
+            max_new_tokens=max_new_tokens, max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p,
+            batch_size=batch_size, seed=seed, device=device, num_examples=num_examples, context_length=context_length,
+            api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+        ),
+    )
+    summary = generate_queries(
+        load_dataset(dataset).docs.values(), cfg.generate, output, dataset=dataset, shard=shard, num_shards=num_shards,
+        restart=restart,
+    )
     typer.echo(
-        f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, {summary.unfinished} cut at max_new_tokens, "
+        f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, "
+        f"{summary.unfinished} cut at max_new_tokens, "
         f"{summary.skipped_too_long} skipped as too long, {summary.resumed} resumed, {summary.seconds:.1f}s)"
     )
 
@@ -221,8 +276,15 @@ def filter_cmd(
     output: OutputOpt = Path("kept.jsonl"),
     method: Annotated[str | None, typer.Option(help=f"Shorthand for one LM-score step: {_one_of(SCORES)}.")] = None,
     top_k: Annotated[int | None, typer.Option(help="With the shorthand: keep the best k (default: all non-empty).")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied).")] = None,
-    report_dir: Annotated[Path | None, typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied)."
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")
+    ] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -236,7 +298,9 @@ def filter_cmd(
     io.check_output(output)
     cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
     if dataset is None and needs_docs(cfg.filter):
-        raise InparsError("a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset")
+        raise InparsError(
+            "a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset"
+        )
     docs = load_dataset(dataset).docs if dataset is not None else None
     report_dir = io.check_output(report_dir or output.with_name(f"{output.stem}-report"), folder=True)
     rows = io.read_synthetic(queries)
@@ -255,7 +319,9 @@ def negatives_cmd(
     num_negatives: Annotated[int | None, typer.Option()] = None,
     strategy: Annotated[str | None, typer.Option(help=f"{_one_of(NEGATIVE_STRATEGIES)}.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    dense_negatives: Annotated[int | None, typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")] = None,
+    dense_negatives: Annotated[
+        int | None, typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")
+    ] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -267,7 +333,13 @@ def negatives_cmd(
 
     _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives))
+    cfg = _config(
+        config,
+        set_,
+        _flags(
+            "negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives
+        ),
+    )
     rows = io.read_synthetic(queries)
     data = load_dataset(dataset)
     retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
@@ -282,8 +354,12 @@ def train_cmd(
     examples: Annotated[Path, typer.Argument(help="Training examples (JSONL from 'inpars negatives').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the trained model.")] = Path("reranker"),
     reranker: RerankerOpt = None,
-    model: Annotated[str | None, typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
-    preset: Annotated[str | None, typer.Option(help=f"A named training recipe that fills the fields left unset: {_one_of(TRAIN_PRESETS)}.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help=f"A named training recipe that fills the fields left unset: {_one_of(TRAIN_PRESETS)}.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimiser steps (replaces epochs).")] = None,
     epochs: Annotated[float | None, typer.Option()] = None,
     learning_rate: Annotated[float | None, typer.Option()] = None,
@@ -299,7 +375,14 @@ def train_cmd(
 
     _setup_logging(verbose)
     io.check_output(output, folder=True)
-    cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
+    cfg = _config(
+        config,
+        set_,
+        _flags(
+            "train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs,
+            learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+        ),
+    )
     rows = io.read_training(examples)
     check_model(cfg.train.model)
     model_dir = rerankers.get(cfg.train.reranker).train(rows, cfg.train, output)
@@ -310,7 +393,10 @@ def train_cmd(
 def retrieve_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("bm25.trec"),
-    backend: Annotated[str | None, typer.Option(help=f"Retriever backend: {_one_of(retrievers.names())} (pyserini is Lucene's BM25 and needs Java).")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help=f"Retriever backend: {_one_of(retrievers.names())} (pyserini is Lucene's BM25 and needs Java)."),
+    ] = None,
     top_k: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
@@ -340,8 +426,15 @@ def rerank_cmd(
     reranker: RerankerOpt = None,
     top_k: Annotated[int | None, typer.Option(help="Rerank this many per query.")] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
-    shard: Annotated[int, typer.Option(help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's.")] = 0,
-    num_shards: Annotated[int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")] = 1,
+    shard: Annotated[
+        int,
+        typer.Option(
+            help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's."
+        ),
+    ] = 0,
+    num_shards: Annotated[
+        int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")
+    ] = 1,
     config: RecipeOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -371,12 +464,21 @@ def evaluate_cmd(
     runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs of the same queries.")],
     dataset: DatasetOpt = "faq-construction",
     qrels: Annotated[Path | None, typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
-    measure: Annotated[list[str] | None, typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
-    exclude_fewshot: Annotated[Path | None, typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
-    baseline: Annotated[Path | None, typer.Option(help="With two or more runs: the run the others are tested against (default: the first).")] = None,
+    measure: Annotated[
+        list[str] | None, typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")
+    ] = None,
+    exclude_fewshot: Annotated[
+        Path | None, typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="With two or more runs: the run the others are tested against (default: the first).")
+    ] = None,
     resamples: Annotated[int, typer.Option(help="Resamples of the randomization test and of the bootstrap interval.")] = 10000,
     confidence: Annotated[float, typer.Option(help="Level of the bootstrap interval of each run's mean.")] = 0.95,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the table as JSON (mean, interval, p-values per run and measure).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the table as JSON (mean, interval, p-values per run and measure)."),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Score runs with ir_measures (queries missing from a run count as zero). With two or more runs: a bootstrap interval
@@ -408,7 +510,10 @@ def evaluate_cmd(
     loaded = {path: io.read_trec_run(path) for path in runs}
     for path, run in loaded.items():
         if not set(run) & set(judgements):
-            raise InputError(path, None, f"none of its {len(run)} queries has judgements (e.g. {next(iter(run))!r})", "evaluate a run against its own dataset's qrels")
+            raise InputError(
+                path, None, f"none of its {len(run)} queries has judgements (e.g. {next(iter(run))!r})",
+                "evaluate a run against its own dataset's qrels",
+            )
     if len(set(runs)) < len(runs):
         raise InparsError("a run is given twice; give each run once")
     names = {path: str(path) for path in runs}
@@ -436,8 +541,15 @@ def evaluate_cmd(
         table.add_row(name, *cells)
     Console().print(table)
     if output is not None:
-        io.write_json(output, {"baseline": reference, "confidence": settings.confidence, "resamples": settings.resamples,
-                               "runs": {name: {m: s.as_dict() for m, s in by_measure.items()} for name, by_measure in stats.items()}})
+        io.write_json(
+            output,
+            {
+                "baseline": reference,
+                "confidence": settings.confidence,
+                "resamples": settings.resamples,
+                "runs": {name: {m: s.as_dict() for m, s in by_measure.items()} for name, by_measure in stats.items()},
+            },
+        )
 
 
 # ---------------------------------------------------------------------------------------------- recipes
@@ -450,20 +562,34 @@ def _print_result(result) -> None:
     console = Console()
     measures = list(next(iter(result.metrics.values())))
     seeds = f"seeds {', '.join(map(str, result.seeds))}; " if len(result.seeds) > 1 else ""
-    table = Table("system", *measures, title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)",
-                  caption=f"{seeds}mean{' ± std over seeds' if seeds else ''} [95% bootstrap interval] p: randomization test against the first stage, Holm-corrected")
+    table = Table(
+        "system",
+        *measures,
+        title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)",
+        caption=(
+            f"{seeds}mean{' ± std over seeds' if seeds else ''} [95% bootstrap interval] p: randomization test against the "
+            "first stage, Holm-corrected"
+        ),
+    )
     for system, by_measure in result.statistics.items():
         table.add_row(system, *(format_stats(by_measure[m]) for m in measures))
     console.print(table)
     stages = Table("stage", "seconds", "summary", title="stages")
     for stage in result.stages:
-        summary = ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict)) if not stage.name.startswith("evaluate") else ""
+        summary = (
+            ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict))
+            if not stage.name.startswith("evaluate")
+            else ""
+        )
         stages.add_row(stage.name + (" (cached)" if stage.skipped else ""), f"{stage.seconds:.1f}", summary)
     console.print(stages)
     console.print(f"metrics -> {result.run_dir / 'metrics.json'}")
 
 
-SeedsOpt = Annotated[list[str] | None, typer.Option("--seeds", help="Run the recipe once per seed (0,1,2 or repeated) and report mean ± std over them.")]
+SeedsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--seeds", help="Run the recipe once per seed (0,1,2 or repeated) and report mean ± std over them."),
+]
 
 
 def _seeds(values: list[str] | None) -> list[int] | None:
@@ -517,29 +643,81 @@ def demo_cmd(
 
 @command("reproduce")
 def reproduce_cmd(
-    datasets: Annotated[list[str] | None, typer.Argument(help="Datasets of the tables (see --list), e.g. scifact or faq-construction; several with --plan or --slurm.")] = None,
-    condition: Annotated[list[str] | None, typer.Option("--condition", "-C", help="A condition of the tables (repeatable); default: every runnable one.")] = None,
-    from_released: Annotated[str | None, typer.Option(help="Start from what the authors released: 'data' (their synthetic queries) or 'checkpoint' (their fine-tuned model).")] = None,
-    output_dir: Annotated[Path, typer.Option(help="Run folders go to OUTPUT_DIR/DATASET/CONDITION, the report to OUTPUT_DIR/DATASET/.")] = Path("runs/reproduce"),
-    tables: Annotated[Path | None, typer.Option(help="The tables folder or file (default: reproduce/ of the source, or $INPARS_REPRODUCE_TABLES).")] = None,
+    datasets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Datasets of the tables (see --list), e.g. scifact or faq-construction; several with --plan or --slurm."
+        ),
+    ] = None,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option("--condition", "-C", help="A condition of the tables (repeatable); default: every runnable one."),
+    ] = None,
+    from_released: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Start from what the authors released: 'data' (their synthetic queries) or 'checkpoint' (their fine-tuned "
+                "model)."
+            )
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path, typer.Option(help="Run folders go to OUTPUT_DIR/DATASET/CONDITION, the report to OUTPUT_DIR/DATASET/.")
+    ] = Path("runs/reproduce"),
+    tables: Annotated[
+        Path | None,
+        typer.Option(help="The tables folder or file (default: reproduce/ of the source, or $INPARS_REPRODUCE_TABLES)."),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the datasets and their conditions, then exit.")] = False,
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
-    stage: Annotated[str | None, typer.Option(help=f"Run one stage of one condition (what a cluster job runs): {_one_of(STAGES)}; the stages it reads must be done.")] = None,
-    shard: Annotated[int | None, typer.Option(help=f"With --stage {_one_of(SHARDED)}: run this shard (0-based) of --num-shards.")] = None,
-    num_shards: Annotated[int, typer.Option(help=f"With --stage {_one_of(SHARDED)}: the number of shards; without --shard, merge the finished shards.")] = 1,
-    plan: Annotated[bool, typer.Option("--plan", help="Print the plan without running anything: steps, commands, downloads, GPU-hour estimates, what is done.")] = False,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Run one stage of one condition (what a cluster job runs): {_one_of(STAGES)}; the stages it reads must be done."
+        ),
+    ] = None,
+    shard: Annotated[
+        int | None, typer.Option(help=f"With --stage {_one_of(SHARDED)}: run this shard (0-based) of --num-shards.")
+    ] = None,
+    num_shards: Annotated[
+        int,
+        typer.Option(help=f"With --stage {_one_of(SHARDED)}: the number of shards; without --shard, merge the finished shards."),
+    ] = 1,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan without running anything: steps, commands, downloads, GPU-hour estimates, what is done.",
+        ),
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --plan: the plan as JSON.")] = False,
-    slurm: Annotated[bool, typer.Option("--slurm", help="Submit the plan as SLURM jobs (sbatch; afterok dependencies); submitting again runs only what is not done.")] = False,
-    slurm_dry_run: Annotated[bool, typer.Option("--slurm-dry-run", help="Write the job scripts (OUTPUT_DIR/DATASET/slurm/) without submitting them.")] = False,
+    slurm: Annotated[
+        bool,
+        typer.Option(
+            "--slurm",
+            help="Submit the plan as SLURM jobs (sbatch; afterok dependencies); submitting again runs only what is not done.",
+        ),
+    ] = False,
+    slurm_dry_run: Annotated[
+        bool, typer.Option("--slurm-dry-run", help="Write the job scripts (OUTPUT_DIR/DATASET/slurm/) without submitting them.")
+    ] = False,
     shards: Annotated[int, typer.Option(help="--plan/--slurm: generation runs as an array of this many shards.")] = 1,
-    rerank_shards: Annotated[int, typer.Option(help="--plan/--slurm: reranking runs as an array of this many shards of the test queries.")] = 1,
+    rerank_shards: Annotated[
+        int, typer.Option(help="--plan/--slurm: reranking runs as an array of this many shards of the test queries.")
+    ] = 1,
     partition: Annotated[str | None, typer.Option(help="--slurm: the partition of every job.")] = None,
     account: Annotated[str | None, typer.Option(help="--slurm: the account every job is charged to.")] = None,
-    gpus_per_task: Annotated[int | None, typer.Option(help="--slurm: GPUs of each job of a GPU step (generate, model filters, train, rerank).")] = None,
+    gpus_per_task: Annotated[
+        int | None, typer.Option(help="--slurm: GPUs of each job of a GPU step (generate, model filters, train, rerank).")
+    ] = None,
     cpus_per_task: Annotated[int | None, typer.Option(help="--slurm: CPUs of each job.")] = None,
     time: Annotated[str | None, typer.Option(help="--slurm: the time limit of each job (SLURM's format, e.g. 12:00:00).")] = None,
-    sbatch: Annotated[list[str] | None, typer.Option(help="--slurm: a further #SBATCH option for every job, e.g. --sbatch=--qos=high (repeatable).")] = None,
+    sbatch: Annotated[
+        list[str] | None,
+        typer.Option(help="--slurm: a further #SBATCH option for every job, e.g. --sbatch=--qos=high (repeatable)."),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a paper's condition, compare every cell with the expected score, write a report; exit 1 on any FAIL.
@@ -559,17 +737,26 @@ def reproduce_cmd(
 
         if stage is not None:
             raise InparsError("--stage runs one stage; --plan and --slurm cover every stage: give one or the other")
-        options = PlanOptions(tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards, default_command())
+        options = PlanOptions(
+            tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards, default_command()
+        )
         _setup_logging(verbose)
-        _plan_or_submit(build_plan(loaded, datasets, options), json_, slurm or slurm_dry_run, slurm_dry_run, partition, account, gpus_per_task, cpus_per_task, time, sbatch)
+        _plan_or_submit(
+            build_plan(loaded, datasets, options), json_, slurm or slurm_dry_run, slurm_dry_run, partition, account,
+            gpus_per_task, cpus_per_task, time, sbatch,
+        )
         return
     if len(datasets) > 1:
-        raise InparsError(f"one dataset per run ({', '.join(datasets)} given); several go with --plan or --slurm, or run them one after another")
+        raise InparsError(
+            f"one dataset per run ({', '.join(datasets)} given); several go with --plan or --slurm, or run them one after another"
+        )
     _setup_logging(verbose)
     _reproduce(loaded, datasets[0], condition, from_released, output_dir, force, set_, stage, shard, num_shards)
 
 
-def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path, force: bool, set_, stage, shard, num_shards: int) -> None:
+def _reproduce(
+    loaded, dataset: str, condition, from_released, output_dir: Path, force: bool, set_, stage, shard, num_shards: int
+) -> None:
     from rich.console import Console
 
     from inpars.pipeline import Selection
@@ -580,7 +767,9 @@ def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path,
     only = Selection(stage, shard, num_shards) if stage is not None else None
     result = reproduce(loaded, dataset, condition or (), from_released, output_dir, force, set_ or (), only)
     if only is not None:
-        what = f"shard {shard} of {num_shards} of " if shard is not None else "the merge of the shards of " if num_shards > 1 else ""
+        what = (
+            f"shard {shard} of {num_shards} of " if shard is not None else "the merge of the shards of " if num_shards > 1 else ""
+        )
         typer.echo(f"{what}stage {stage} done -> {result.runs[0].run_dir}")
         return
     console = Console()
@@ -593,7 +782,9 @@ def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path,
     typer.echo(f"OK: {len(result.checks)} cells within their tolerance")
 
 
-def _plan_or_submit(built, json_: bool, submit_: bool, dry_run: bool, partition, account, gpus_per_task, cpus_per_task, time, sbatch) -> None:
+def _plan_or_submit(
+    built, json_: bool, submit_: bool, dry_run: bool, partition, account, gpus_per_task, cpus_per_task, time, sbatch
+) -> None:
     import json
 
     from inpars.plan import render
@@ -605,7 +796,15 @@ def _plan_or_submit(built, json_: bool, submit_: bool, dry_run: bool, partition,
     options = SlurmOptions(partition, account, gpus_per_task, cpus_per_task, time, None, tuple(sbatch or ()))
     submitted = submit(built, options, dry_run=dry_run)
     for item in submitted:
-        state = "done" if item.job_id is None and not item.tasks else "to submit" if item.job_id is None else f"queued earlier as job {item.job_id}" if item.reused else f"job {item.job_id}"
+        state = (
+            "done"
+            if item.job_id is None and not item.tasks
+            else "to submit"
+            if item.job_id is None
+            else f"queued earlier as job {item.job_id}"
+            if item.reused
+            else f"job {item.job_id}"
+        )
         tasks = f" tasks {','.join(map(str, item.tasks))}" if len(item.tasks) > 1 or (item.tasks and item.tasks != (0,)) else ""
         typer.echo(f"{item.step}: {state}{tasks}  ({item.script})")
     if not any(item.tasks for item in submitted):

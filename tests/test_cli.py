@@ -12,7 +12,9 @@ runner = CliRunner()
 def test_help_lists_every_stage():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate", "run", "demo", "reproduce", "datasets"):
+    for name in (
+        "generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate", "run", "demo", "reproduce", "datasets",
+    ):
         assert name in result.output
 
 
@@ -48,7 +50,9 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path):
     bad.write_text('{"query_id": "a", "doc_id": "d", "text": "x"}\nnot json\n')
     result = runner.invoke(app, ["filter", str(bad)])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [f"error: {bad}:2: invalid JSON (Expecting value); each line must be one JSON object"]
+    assert result.output.strip().splitlines() == [
+        f"error: {bad}:2: invalid JSON (Expecting value); each line must be one JSON object"
+    ]
     recipe = tmp_path / "r.yaml"
     recipe.write_text("generate:\n  modle: x\n")
     result = runner.invoke(app, ["run", str(recipe)])
@@ -69,7 +73,13 @@ def _two_runs(tmp_path):
 def test_evaluate_two_runs_tests_against_the_baseline(tmp_path):
     qrels, good, poor = _two_runs(tmp_path)
     out = tmp_path / "stats.json"
-    result = runner.invoke(app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "-m", "RR@10", "--baseline", str(poor), "--resamples", "2000", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate", str(poor), str(good), "--qrels", str(qrels), "-m", "RR@10", "--baseline", str(poor), "--resamples",
+            "2000", "-o", str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "tests against" in result.output and "Holm" in result.output
     stats = io.read_json(out)
@@ -83,9 +93,14 @@ def test_evaluate_two_runs_tests_against_the_baseline(tmp_path):
 
 def test_evaluate_refuses_a_baseline_that_is_not_a_run_and_a_bad_level(tmp_path):
     qrels, good, poor = _two_runs(tmp_path)
-    result = runner.invoke(app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "--baseline", str(tmp_path / "other.trec")])
+    result = runner.invoke(
+        app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "--baseline", str(tmp_path / "other.trec")]
+    )
     assert result.exit_code == 2
-    assert result.output.strip() == f"error: --baseline {tmp_path / 'other.trec'} is not one of the runs given; add it to the runs or name one of them"
+    assert (
+        result.output.strip()
+        == f"error: --baseline {tmp_path / 'other.trec'} is not one of the runs given; add it to the runs or name one of them"
+    )
     result = runner.invoke(app, ["evaluate", str(poor), str(good), "--qrels", str(qrels), "--confidence", "1.5"])
     assert result.exit_code == 2 and "'confidence' is 1.5; it must be above 0 and at most 0.999" in result.output
     result = runner.invoke(app, ["run", "recipe.yaml", "--seeds", "0,one"])
@@ -107,7 +122,9 @@ def test_every_command_and_subcommand_has_help_and_verbose():
     from typer.main import get_command
 
     commands = list(_commands(get_command(app)))
-    assert {("generate",), ("negatives",), ("retrieve",), ("rerank",), ("evaluate",), ("reproduce",), ("export",), ("merge",)} <= set(commands)
+    assert {
+        ("generate",), ("negatives",), ("retrieve",), ("rerank",), ("evaluate",), ("reproduce",), ("export",), ("merge",),
+    } <= set(commands)
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "--version" in result.output
     for words in commands:

@@ -25,7 +25,10 @@ def test_each_dtype_has_its_short_and_its_torch_name(short, long):
     assert pick_dtype(short, "cpu") == long  # a dtype that is named is kept, on any device
 
 
-@pytest.mark.parametrize(("bf16", "half", "wanted"), [(True, True, "bfloat16"), (True, False, "bfloat16"), (False, True, "float16"), (False, False, "float32")])
+@pytest.mark.parametrize(
+    ("bf16", "half", "wanted"),
+    [(True, True, "bfloat16"), (True, False, "bfloat16"), (False, True, "float16"), (False, False, "float32")],
+)
 def test_auto_dtype_on_a_gpu(monkeypatch, bf16, half, wanted):
     import torch
 
@@ -35,7 +38,9 @@ def test_auto_dtype_on_a_gpu(monkeypatch, bf16, half, wanted):
 
 
 def test_an_unknown_dtype_is_one_line():
-    with pytest.raises(InparsError, match=r"^unknown dtype 'half'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32$"):
+    with pytest.raises(
+        InparsError, match=r"^unknown dtype 'half'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32$"
+    ):
         pick_dtype("half", "cpu")
 
 
@@ -48,6 +53,9 @@ def test_every_dtype_field_takes_every_name(name):
 def test_a_dtype_outside_the_vocabulary_is_refused_with_its_line():
     with pytest.raises(InvalidValue, match=r"^'dtype' is 'bf32'; use one of auto, bfloat16, bf16"):
         GenerateConfig(dtype="bf32")
-    with pytest.raises(InputError, match=r"^<recipe>:3: 'generate.dtype' is 'float64'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32$"):
+    with pytest.raises(
+        InputError,
+        match=r"^<recipe>:3: 'generate.dtype' is 'float64'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32$",
+    ):
         load_pipeline_config(text="name: x\ngenerate:\n  dtype: float64\n")
     assert load_pipeline_config(text="name: x\n", overrides=["generate.dtype=bf16"]).generate.dtype == "bf16"

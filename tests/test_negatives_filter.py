@@ -60,5 +60,7 @@ def test_filter_by_lm_scores():
     assert result.reasons() == {"empty": 1, "lm_score": 1}
     by_sum = filter_queries(rows, FilterConfig(method="sum_log_probs", top_k=1))
     assert [q.query_id for q in by_sum.kept] == ["a"]
-    with pytest.raises(InvalidValue, match="^'method' is 'mean', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs$"):
+    with pytest.raises(
+        InvalidValue, match="^'method' is 'mean', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs$"
+    ):
         FilterConfig(method="mean")  # refused as the config is made, before any query is read

@@ -73,10 +73,31 @@ def test_fingerprint_changes_with_config():
 @pytest.mark.parametrize(
     ("recipe", "message"),
     [
-        ("generate:\n  backend: vlm\n", "r.yaml:3: 'generate.backend' is 'vlm', an unknown generator; did you mean 'vllm'? available: hf, llamacpp, openai, vllm"),
-        ("retrieve:\n  backend: bm25\n", "r.yaml:3: 'retrieve.backend' is 'bm25', an unknown retriever; did you mean 'bm25s'? available: bm25s, dense, pyserini"),
-        ("train:\n  reranker: monoT5\n", "r.yaml:3: 'train.reranker' is 'monoT5', an unknown reranker; did you mean 'monot5'? available: bi-encoder, cross-encoder, flan-t5, monot5"),
-        ("filter:\n  method: median\n", "r.yaml:3: 'filter.method' is 'median', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs"),
+        (
+            "generate:\n  backend: vlm\n",
+            (
+                "r.yaml:3: 'generate.backend' is 'vlm', an unknown generator; did you mean 'vllm'? available: hf, llamacpp, "
+                "openai, vllm"
+            ),
+        ),
+        (
+            "retrieve:\n  backend: bm25\n",
+            (
+                "r.yaml:3: 'retrieve.backend' is 'bm25', an unknown retriever; did you mean 'bm25s'? available: bm25s, dense, "
+                "pyserini"
+            ),
+        ),
+        (
+            "train:\n  reranker: monoT5\n",
+            (
+                "r.yaml:3: 'train.reranker' is 'monoT5', an unknown reranker; did you mean 'monot5'? available: bi-encoder, "
+                "cross-encoder, flan-t5, monot5"
+            ),
+        ),
+        (
+            "filter:\n  method: median\n",
+            "r.yaml:3: 'filter.method' is 'median', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs",
+        ),
         ("filter:\n  method: sum_log_probs\n  top_k: 0\n", "r.yaml:4: 'filter.top_k' is 0; it must be at least 1"),
         ("rerank:\n  top_k: 10\n  max_length: 0\n", "r.yaml:4: 'rerank.max_length' is 0; it must be at least 1"),
     ],

@@ -146,7 +146,10 @@ def test_bm25s_rejects_an_unknown_stemmer():
 
 
 def test_bm25s_rejects_a_prebuilt_index():
-    with pytest.raises(InparsError, match=r"retrieve.prebuilt_index \('beir-v1.0.0-scifact.flat'\) names a Lucene index; it needs retrieve.backend=pyserini"):
+    with pytest.raises(
+        InparsError,
+        match=r"retrieve.prebuilt_index \('beir-v1.0.0-scifact.flat'\) names a Lucene index; it needs retrieve.backend=pyserini",
+    ):
         retrievers.get("bm25s")(RetrieveConfig(prebuilt_index="beir-v1.0.0-scifact.flat"))
 
 

@@ -87,7 +87,9 @@ def test_one_label_is_refused():
 
 def test_fewer_examples_than_one_effective_batch_is_refused():
     config = TrainConfig(batch_size=8, effective_batch_size=128)
-    with pytest.raises(InparsError, match=r"100 examples x 1 epoch\(s\) are fewer than one effective batch of 128 .* set max_steps"):
+    with pytest.raises(
+        InparsError, match=r"100 examples x 1 epoch\(s\) are fewer than one effective batch of 128 .* set max_steps"
+    ):
         plan_training(examples(100), config, processes=1)
     # with max_steps the examples are repeated, which is allowed
     assert plan_training(examples(100), TrainConfig(batch_size=8, effective_batch_size=128, max_steps=3), processes=1).steps == 3
@@ -97,7 +99,9 @@ def test_effective_batch_must_divide():
     with pytest.raises(InparsError, match="effective_batch_size 100 is not a multiple of batch_size 8 x 1 process"):
         plan_training(examples(1000), TrainConfig(batch_size=8, effective_batch_size=100), processes=1)
     with pytest.raises(InparsError, match="gradient_accumulation_steps 2 contradicts effective_batch_size 64"):
-        plan_training(examples(1000), TrainConfig(batch_size=8, gradient_accumulation_steps=2, effective_batch_size=64), processes=1)
+        plan_training(
+            examples(1000), TrainConfig(batch_size=8, gradient_accumulation_steps=2, effective_batch_size=64), processes=1
+        )
 
 
 def test_epochs_give_steps():
@@ -115,7 +119,9 @@ def test_precision_on_cpu():
         mixed_precision("bfloat16", "cpu", seq2seq=True)
 
 
-@pytest.mark.parametrize(("bf16", "seq2seq", "wanted"), [(True, True, (True, False)), (False, False, (False, True)), (False, True, (False, False))])
+@pytest.mark.parametrize(
+    ("bf16", "seq2seq", "wanted"), [(True, True, (True, False)), (False, False, (False, True)), (False, True, (False, False))]
+)
 def test_precision_auto_on_a_gpu(monkeypatch, bf16, seq2seq, wanted):
     import torch
 
