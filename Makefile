@@ -103,7 +103,7 @@ test-slurm: $(SETUP) runs/mini-faq/corpus.jsonl  ## 'inpars reproduce --slurm' o
 	$(BIN)/python -m pytest -m slurm -p no:cacheprovider -rP; status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: $(SETUP)  ## ruff
-	$(BIN)/ruff check inpars tests
+	$(BIN)/ruff check inpars tests bench docker
 
 lint-docker: $(SETUP)  ## hadolint on the Dockerfile, and its pins against docker/requirements.lock
 	$(BIN)/hadolint Dockerfile

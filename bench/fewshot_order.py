@@ -64,14 +64,22 @@ def main() -> None:
             counting = _Counting(generator)
             generator._prefix_cache = {}
             started = time.perf_counter()
-            generate_queries(data.docs.values(), replace(config, fewshot_shuffle=shuffle), Path(folder) / label / "q.jsonl", generator=counting, dataset="faq-construction")
+            generate_queries(
+                data.docs.values(), replace(config, fewshot_shuffle=shuffle), Path(folder) / label / "q.jsonl",
+                generator=counting, dataset="faq-construction",
+            )
             seconds = time.perf_counter() - started
             results[label] = {"seconds": round(seconds, 2), "batches": counting.batches, "prefixes": len(counting.prefixes)}
             print(f"{label:>20}: {seconds:6.1f}s, {counting.batches} batches, {len(counting.prefixes)} distinct prefixes")
     ratio = results["per-document order"]["seconds"] / results["shared prefix"]["seconds"]
-    print(f"per-document order / shared prefix: {ratio:.2f}x ({args.docs} documents, batch {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads)")
+    print(
+        f"per-document order / shared prefix: {ratio:.2f}x ({args.docs} documents, batch {args.batch_size}, torch "
+        f"{torch.__version__}, {torch.get_num_threads()} threads)"
+    )
     if args.output:
-        Path(args.output).write_text(json.dumps({**results, "ratio": round(ratio, 3), "docs": args.docs, "batch_size": args.batch_size}, indent=2))
+        Path(args.output).write_text(
+            json.dumps({**results, "ratio": round(ratio, 3), "docs": args.docs, "batch_size": args.batch_size}, indent=2)
+        )
 
 
 if __name__ == "__main__":

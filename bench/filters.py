@@ -7,7 +7,8 @@ Takes a run folder whose generate stage is done, copies its ``generate/`` into o
 alone, a reranker filter that uses the model trained without filtering, and the combination of the
 conditions that beat no filtering.
 
-    python bench/filters.py runs/demo --output-dir runs/bench-filters [--only none,hygiene] [--epochs 1] [--rerank-top-k 100] [--negatives 1]
+    python bench/filters.py runs/demo --output-dir runs/bench-filters [--only none,hygiene] [--epochs 1] \\
+        [--rerank-top-k 100] [--negatives 1]
 
 Writes ``results.json`` and ``results.md`` (a table) into the output folder. The collection has no dev split:
 the combination is chosen on the same queries it is scored on, so its figure is optimistic.
@@ -51,16 +52,28 @@ SINGLE = {
     "lm-probs-top250": [{"name": "lm_score", "method": "mean_probs", "top_k": HALF}],
     # InPars-v2 scores (query, source document) with a reranker trained elsewhere (monoT5-3B on MS MARCO); offline,
     # the only such model at hand is all-MiniLM-L6-v2 untrained, scoring as a bi-encoder.
-    "reranker-minilm-top250": [{"name": "reranker", "reranker": "bi-encoder", "model": "embedded:minilm-l6", "top_k": HALF, "max_length": 256}],
+    "reranker-minilm-top250": [
+        {"name": "reranker", "reranker": "bi-encoder", "model": "embedded:minilm-l6", "top_k": HALF, "max_length": 256}
+    ],
 }
 
 
 def self_reranker_steps(out: Path, reranker: str) -> list[dict]:
     """InPars-v2's reranker filter with the reranker trained on the unfiltered queries."""
-    return [{"name": "reranker", "reranker": reranker, "model": str(out / "none" / "train" / "model"), "top_k": HALF, "max_length": 256}]
+    return [
+        {
+            "name": "reranker",
+            "reranker": reranker,
+            "model": str(out / "none" / "train" / "model"),
+            "top_k": HALF,
+            "max_length": 256,
+        }
+    ]
 
 
-def condition_config(source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, seed: int, negatives: int | None) -> PipelineConfig:
+def condition_config(
+    source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, seed: int, negatives: int | None
+) -> PipelineConfig:
     data = json.loads(json.dumps(source))
     data.update(name=name, output_dir=str(out))
     data["filter"] = {"steps": steps} if steps else {}

@@ -66,7 +66,9 @@ def main() -> None:
     copied = HFGenerator("embedded:smollm2-135m", device="cpu")
     copied.model.set_attn_implementation("sdpa")
     copied.shared_attention = False
-    variants = [(f"ours, batch {b}", ours, b) for b in args.batch_size] + [(f"copied, batch {max(args.batch_size)}", copied, max(args.batch_size))]
+    variants = [(f"ours, batch {b}", ours, b) for b in args.batch_size] + [
+        (f"copied, batch {max(args.batch_size)}", copied, max(args.batch_size))
+    ]
     for name, generator, batch_size in variants:
         generator.generate(requests[:1], max_new_tokens=1)  # warm-up
         generator._prefix_cache.clear()  # the shared prefix is computed inside the timed run, once
@@ -89,7 +91,10 @@ def main() -> None:
         ratio = f"{naive_seconds / run['seconds']:.1f}x" if naive_seconds else "-"
         same = f"{run['identical']}/{len(docs)}" if "identical" in run else "-"
         share = f"{run['prefill_seconds'] / run['seconds']:.0%}" if "prefill_seconds" in run else ""
-        print(f"{name:<18}{run['seconds']:>9.1f}{run['queries_per_s']:>11.2f}{run['tokens_per_s']:>10.1f}{ratio:>10}{same:>11}  {share}")
+        print(
+            f"{name:<18}{run['seconds']:>9.1f}{run['queries_per_s']:>11.2f}{run['tokens_per_s']:>10.1f}{ratio:>10}{same:>11}  "
+            f"{share}"
+        )
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)

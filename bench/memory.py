@@ -83,8 +83,10 @@ def one(args: argparse.Namespace) -> dict:
         model, params = model_with_layers(layers, Path(tmp) / "model")
         if args.what == "train":
             examples = training_examples(args.batch * args.steps)
-            config = TrainConfig(reranker="bi-encoder", model=model, max_steps=args.steps, batch_size=args.batch, max_length=args.max_length,
-                                 gradient_checkpointing=args.checkpointing, warmup_ratio=0.0)
+            config = TrainConfig(
+                reranker="bi-encoder", model=model, max_steps=args.steps, batch_size=args.batch, max_length=args.max_length,
+                gradient_checkpointing=args.checkpointing, warmup_ratio=0.0,
+            )
             loaded = rss_mib()
             started = time.perf_counter()
             BiEncoderReranker.train(examples, config, Path(tmp) / "out", device="cpu")
@@ -96,13 +98,24 @@ def one(args: argparse.Namespace) -> dict:
             started = time.perf_counter()
             reranker.score(pairs)
             seconds = time.perf_counter() - started
-    return {"what": args.what, "layers": layers, "params_m": round(params / 1e6, 1), "batch": args.batch, "checkpointing": args.checkpointing,
-            "loaded_mib": round(loaded), "peak_mib": round(peak_mib()), "seconds": round(seconds, 2)}
+    return {
+        "what": args.what,
+        "layers": layers,
+        "params_m": round(params / 1e6, 1),
+        "batch": args.batch,
+        "checkpointing": args.checkpointing,
+        "loaded_mib": round(loaded),
+        "peak_mib": round(peak_mib()),
+        "seconds": round(seconds, 2),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32], help="training: queries per step (each with 5 documents); rerank: texts per forward pass")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", default=[8, 16, 32],
+        help="training: queries per step (each with 5 documents); rerank: texts per forward pass",
+    )
     parser.add_argument("--layers", type=int, nargs="+", default=[3, 6, 12])
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=256)
@@ -121,22 +134,41 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = []
     kinds = ["train", "rerank"] if args.what == "both" else [args.what]
-    grid = [(what, layers, batch, ckpt) for what in kinds for layers in args.layers for batch in args.batches for ckpt in ((False, True) if what == "train" else (False,))]
+    grid = [
+        (what, layers, batch, ckpt)
+        for what in kinds
+        for layers in args.layers
+        for batch in args.batches
+        for ckpt in ((False, True) if what == "train" else (False,))
+    ]
     for what, layers, batch, ckpt in grid:
-        command = [sys.executable, __file__, "--one", "--what", what, "--layers", str(layers), "--batch", str(batch), "--steps", str(args.steps),
-                   "--max-length", str(args.max_length), "--pairs", str(args.pairs)] + (["--checkpointing"] if ckpt else [])
-        done = subprocess.run(command, check=False, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        command = [
+            sys.executable, __file__, "--one", "--what", what, "--layers", str(layers), "--batch", str(batch), "--steps",
+            str(args.steps), "--max-length", str(args.max_length), "--pairs", str(args.pairs),
+        ] + (["--checkpointing"] if ckpt else [])
+        done = subprocess.run(
+            command, check=False, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+        )
         if done.returncode:
             raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["ratio"] = round(row["peak_mib"] / row["loaded_mib"], 2)
         rows.append(row)
         logger.info("%s", row)
-    print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch threads default; max_length {args.max_length}")
-    print("| what | layers | params (M) | batch | checkpointing | RSS loaded (MiB) | peak RSS (MiB) | peak / loaded | s per step (train) or in all (rerank) |")
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch threads default; max_length "
+        f"{args.max_length}"
+    )
+    print(
+        "| what | layers | params (M) | batch | checkpointing | RSS loaded (MiB) | peak RSS (MiB) | peak / loaded | s per step "
+        "(train) or in all (rerank) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['what']} | {r['layers']} | {r['params_m']} | {r['batch']} | {'yes' if r['checkpointing'] else 'no'} | {r['loaded_mib']} | {r['peak_mib']} | {r['ratio']} | {r['seconds']} |")
+        print(
+            f"| {r['what']} | {r['layers']} | {r['params_m']} | {r['batch']} | {'yes' if r['checkpointing'] else 'no'} | "
+            f"{r['loaded_mib']} | {r['peak_mib']} | {r['ratio']} | {r['seconds']} |"
+        )
     if args.output:
         from inpars import io
 

@@ -91,12 +91,20 @@ def main() -> None:
     in_order = [list(range(i, min(i + args.naive_batch, len(pairs)))) for i in range(0, len(pairs), args.naive_batch)]
     rows = {
         f"naive: first-stage order, batch {args.naive_batch}": (naive_s, padded_tokens(reranker, pairs, in_order)),
-        f"length-sorted, batch {args.naive_batch}": (sorted_small_s, padded_tokens(reranker, pairs, length_sorted_batches(pairs, args.naive_batch))),
-        f"inpars: length-sorted, batch {args.batch}": (ours_s, padded_tokens(reranker, pairs, length_sorted_batches(pairs, args.batch))),
+        f"length-sorted, batch {args.naive_batch}": (
+            sorted_small_s,
+            padded_tokens(reranker, pairs, length_sorted_batches(pairs, args.naive_batch)),
+        ),
+        f"inpars: length-sorted, batch {args.batch}": (
+            ours_s,
+            padded_tokens(reranker, pairs, length_sorted_batches(pairs, args.batch)),
+        ),
     }
     difference = max(abs(a - b) for a, b in zip(naive, ours))
-    print(f"{len(pairs)} pairs ({args.queries} faq-construction queries x BM25 top {args.top_k}), all-MiniLM-L6-v2 cross-encoder, "
-          f"max_length {args.max_length}, {args.device}, {torch.get_num_threads()} torch threads, best of {args.repeats}")
+    print(
+        f"{len(pairs)} pairs ({args.queries} faq-construction queries x BM25 top {args.top_k}), all-MiniLM-L6-v2 cross-encoder, "
+        f"max_length {args.max_length}, {args.device}, {torch.get_num_threads()} torch threads, best of {args.repeats}"
+    )
     print(f"{'':45s} {'seconds':>8s} {'pairs/s':>8s} {'tokens fed':>11s} {'speed-up':>8s}")
     for name, (seconds, tokens) in rows.items():
         print(f"{name:45s} {seconds:8.2f} {len(pairs) / seconds:8.1f} {tokens:11d} {naive_s / seconds:7.2f}x")

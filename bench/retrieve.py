@@ -89,7 +89,13 @@ def main() -> int:
     lucene()
     jvm_s = time.perf_counter() - started
 
-    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "documents": len(docs), "queries": len(queries), "jvm_start_and_import_s": jvm_s, "backends": {}}
+    results: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "documents": len(docs),
+        "queries": len(queries),
+        "jvm_start_and_import_s": jvm_s,
+        "backends": {},
+    }
     for backend in BACKENDS:
         for threads in sorted(set(args.threads)):
             figures = measure(backend, threads, docs, queries, args.top_k, args.rounds)
@@ -97,12 +103,22 @@ def main() -> int:
             figures["nDCG@10"] = evaluate(run, qrels, ["nDCG@10"])["nDCG@10"] if args.repeat == 1 else None
             results["backends"][f"{backend}/{threads}"] = figures
 
-    print(f"{len(docs)} documents, {len(queries)} queries, {results['machine']}; JVM start + pyserini import {jvm_s:.1f} s (once per process)")
+    print(
+        f"{len(docs)} documents, {len(queries)} queries, {results['machine']}; JVM start + pyserini import {jvm_s:.1f} s (once "
+        "per process)"
+    )
     header = ["backend/threads", "build s", "open cached s", *(f"search@{k} s" for k in args.top_k), "nDCG@10"]
     print(" | ".join(header))
     for name, fig in results["backends"].items():
         ndcg = f"{fig['nDCG@10']:.4f}" if fig["nDCG@10"] is not None else "-"
-        print(" | ".join([name, f"{fig['build_s']:.3f}", f"{fig['open_cached_s']:.3f}", *(f"{fig['search_s'][k]:.3f}" for k in args.top_k), ndcg]))
+        print(
+            " | ".join(
+                [
+                    name, f"{fig['build_s']:.3f}", f"{fig['open_cached_s']:.3f}",
+                    *(f"{fig['search_s'][k]:.3f}" for k in args.top_k), ndcg,
+                ]
+            )
+        )
     print("ratios, Lucene / bm25s (above 1: Lucene slower):")
     ratios = {}
     for threads in sorted(set(args.threads)):

@@ -42,7 +42,11 @@ def read_headers(path: Path) -> tuple[dict[str, str], list[str]]:
         match = HEADER.match(line.strip())
         if match:
             headers[match.group(1)] = match.group(2)
-    problems = [f"{path}: no '# {key}: ...' header line; the Dockerfile is checked against it" for key in HEADER_KEYS if key not in headers]
+    problems = [
+        f"{path}: no '# {key}: ...' header line; the Dockerfile is checked against it"
+        for key in HEADER_KEYS
+        if key not in headers
+    ]
     return headers, problems
 
 
@@ -72,7 +76,11 @@ def read_lock(path: Path) -> tuple[dict[str, str], list[str]]:
             problems.append(f"{path}:{number}: {match.group(1)} is pinned twice")
         pins[current] = match.group(3)
         hashed.setdefault(current, False)
-    problems += [f"{path}: {name}=={pins[name]} has no --hash; regenerate the lock with 'make lock'" for name, ok in hashed.items() if not ok]
+    problems += [
+        f"{path}: {name}=={pins[name]} has no --hash; regenerate the lock with 'make lock'"
+        for name, ok in hashed.items()
+        if not ok
+    ]
     return pins, problems
 
 
@@ -129,7 +137,10 @@ def _check_pip(where: str, rest: str, pins: dict[str, str]) -> list[str]:
             if match is None:
                 problems.append(f"{where}: pip installs '{token}' without an exact pin; pin it as in the lock (name==version)")
             elif pins.get(normalise(match.group(1))) != match.group(3):
-                problems.append(f"{where}: pip installs {token}, but the lock has {match.group(1)}=={pins.get(normalise(match.group(1)), 'nothing')}")
+                problems.append(
+                    f"{where}: pip installs {token}, but the lock has "
+                    f"{match.group(1)}=={pins.get(normalise(match.group(1)), 'nothing')}"
+                )
     return problems
 
 
@@ -159,7 +170,9 @@ def check_dockerfile(dockerfile: Path, lock: Path, requirements: Path = DOCKER /
 def _installed() -> dict[str, str]:
     import importlib.metadata
 
-    return {normalise(dist.metadata["Name"]): dist.version for dist in importlib.metadata.distributions() if dist.metadata["Name"]}
+    return {
+        normalise(dist.metadata["Name"]): dist.version for dist in importlib.metadata.distributions() if dist.metadata["Name"]
+    }
 
 
 def lock_entries(lock: Path, names: list[str]) -> list[str]:
@@ -219,7 +232,9 @@ def read_differences(path: Path) -> tuple[dict[str, str], list[str]]:
             continue
         fields = line.split(None, 2)
         if len(fields) < 3:
-            problems.append(f"{path}:{number}: write 'name version reason' (version '-' for a package the CPU environment leaves out)")
+            problems.append(
+                f"{path}:{number}: write 'name version reason' (version '-' for a package the CPU environment leaves out)"
+            )
             continue
         differences[normalise(fields[0])] = fields[1]
     return differences, problems
@@ -234,14 +249,22 @@ def check_cpu(lock: Path, differences_file: Path, installed: dict[str, str] | No
         if name not in pins or name in differences:
             continue
         if version != pins[name]:
-            problems.append(f"{name} {version} is installed, the lock has {pins[name]}; install with 'make test' (it applies the lock) or list it in {differences_file}")
+            problems.append(
+                f"{name} {version} is installed, the lock has {pins[name]}; install with 'make test' (it applies the lock) or "
+                f"list it in {differences_file}"
+            )
     for name, wanted in differences.items():
         if name not in pins:
             problems.append(f"{differences_file}: {name} is not in the lock; remove the line")
         elif wanted == "-" and name in installed:
-            problems.append(f"{differences_file}: {name} is listed as left out of the CPU environment but {installed[name]} is installed")
+            problems.append(
+                f"{differences_file}: {name} is listed as left out of the CPU environment but {installed[name]} is installed"
+            )
         elif wanted != "-" and installed.get(name) != wanted:
-            problems.append(f"{differences_file}: {name} is listed at {wanted} but {installed.get(name, 'nothing')} is installed (lock: {pins[name]}); update the list")
+            problems.append(
+                f"{differences_file}: {name} is listed at {wanted} but {installed.get(name, 'nothing')} is installed (lock: "
+                f"{pins[name]}); update the list"
+            )
         elif wanted == pins[name]:
             problems.append(f"{differences_file}: {name} {wanted} no longer differs from the lock; remove the line")
     return problems
@@ -261,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--differences", type=Path, default=DOCKER / "cpu-differences.txt")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--installed", action="store_true", help="check the installed packages against the lock")
-    mode.add_argument("--cpu", action="store_true", help="check the CPU test environment against the lock and the difference list")
+    mode.add_argument(
+        "--cpu", action="store_true", help="check the CPU test environment against the lock and the difference list"
+    )
     mode.add_argument("--cpu-constraints", action="store_true", help="print pip constraints for the CPU test environment")
     mode.add_argument("--entries", nargs="+", metavar="NAME", help="print the lock's lines (with hashes) of these packages")
     args = parser.parse_args(argv)

@@ -7,23 +7,66 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from inpars import __version__
+from inpars.config import NEGATIVE_STRATEGIES, TRAIN_PRESETS
 from inpars.errors import InparsError, InputError
 from inpars.evaluate import format_stats
+from inpars.filter.lm_score import SCORES
+from inpars.generate.base import generators
+from inpars.pipeline import SHARDED, STAGES
+from inpars.rerank.base import rerankers
+from inpars.retrieve.base import retrievers
 
-app = typer.Typer(name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.", no_args_is_help=True, add_completion=False, rich_markup_mode=None)
+app = typer.Typer(
+    name="inpars", help="Synthetic training data for neural IR: generate, filter, mine, train, rerank, evaluate.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+)
+
+
+def _one_of(names: Iterable[str]) -> str:
+    """Choices as help text lists them (``a, b or c``), taken from a registry or the library's own list, never retyped."""
+    names = list(names)
+    return f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"inpars {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """The options of ``inpars`` itself, given before a command."""
+
 
 # Shared options, declared once.
-DatasetOpt = Annotated[str, typer.Option("--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets').")]
-RecipeOpt = Annotated[Path | None, typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")]
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        "--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets')."
+    ),
+]
+RecipeOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="A recipe YAML whose section for this stage supplies defaults.")
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a recipe key, e.g. --set generate.num_docs=50 (repeatable).")
+]
 OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Where to write the result.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")]
+RerankerOpt = Annotated[str | None, typer.Option(help=f"Reranker kind: {_one_of(rerankers.names())}.")]
 
 
 def _fail(message: str) -> None:
@@ -53,7 +96,10 @@ def command(name: str | None = None, **kwargs):
 def _setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False, show_time=False)], force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+        handlers=[RichHandler(show_path=False, show_time=False)], force=True,
+    )
     for noisy in ("httpx", "urllib3", "filelock", "huggingface_hub", "transformers", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -80,17 +126,23 @@ def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str]):
 
 
 @command("datasets")
-def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True) -> None:
+def datasets_cmd(
+    counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True, verbose: VerboseOpt = False
+) -> None:
     """List the datasets inpars can load, with their counts."""
     from rich.console import Console
     from rich.table import Table
 
     from inpars.datasets import INFO, dataset_counts
 
+    _setup_logging(verbose)
+
     table = Table("dataset", "docs", "queries", "qrels", "source")
     for info in INFO:
         c = dataset_counts(info.name) if counts else {}
-        table.add_row(info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source)
+        table.add_row(
+            info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source
+        )
     Console().print(table)
     typer.echo("Any local BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) works as --dataset PATH.")
 
@@ -99,12 +151,25 @@ def datasets_cmd(counts: Annotated[bool, typer.Option(help="Show document, query
 def export_cmd(
     dataset: Annotated[str, typer.Argument(help="faq-construction, beir/<name>[/<split>], or a local BEIR folder.")],
     folder: Annotated[Path, typer.Argument(help="The BEIR folder to write (corpus.jsonl, queries.jsonl, qrels/<split>.tsv).")],
-    split: Annotated[list[str] | None, typer.Option("--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1).")] = None,
-    max_docs: Annotated[int | None, typer.Option(help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.")] = None,
+    split: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--split", help="A split and its share of the judged queries, e.g. --split train=0.5 (repeatable; default test=1)."
+        ),
+    ] = None,
+    max_docs: Annotated[
+        int | None,
+        typer.Option(
+            help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query order.")] = 0,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Write a dataset as a BEIR folder, its judged queries divided into splits; with --max-docs, a miniature of it."""
     from inpars.datasets import export_beir, load_dataset
+
+    _setup_logging(verbose)
 
     shares: dict[str, float] = {}
     for item in split or ["test=1"]:
@@ -124,9 +189,22 @@ def export_cmd(
 def generate_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("queries.jsonl"),
-    model: Annotated[str | None, typer.Option(help="embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name (openai).")] = None,
-    backend: Annotated[str | None, typer.Option(help="Generator backend: hf, vllm, openai or llamacpp.")] = None,
-    prompt: Annotated[str | None, typer.Option(help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name "
+                "(openai)."
+            )
+        ),
+    ] = None,
+    backend: Annotated[str | None, typer.Option(help=f"Generator backend: {_one_of(generators.names())}.")] = None,
+    prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="A built-in prompt (inpars, inpars-gbq, promptagator-<dataset>), published:<name>, or a YAML template file."
+        ),
+    ] = None,
     num_docs: Annotated[int | None, typer.Option(help="Documents sampled with the seed (default: all).")] = None,
     queries_per_doc: Annotated[int | None, typer.Option(help="Queries per document (needs --temperature > 0 above 1).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option()] = None,
@@ -136,13 +214,13 @@ def generate_cmd(
     batch_size: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
-    num_examples: Annotated[int | None, typer.Option(help="Few-shot examples drawn from the dataset (promptagator-* prompts).")] = None,
-    context_length: Annotated[int | None, typer.Option(help="The model's context in tokens; longer prompts are skipped and counted.")] = None,
-    api_base: Annotated[str | None, typer.Option(help="openai backend: the server's base URL, e.g. http://localhost:8000/v1.")] = None,
+    num_examples: Annotated[int | None, typer.Option(help="Few-shot examples from the dataset (promptagator-* prompts).")] = None,
+    context_length: Annotated[int | None, typer.Option(help="The model's context in tokens; longer prompts are skipped.")] = None,
+    api_base: Annotated[str | None, typer.Option(help="openai backend: the server's URL, e.g. http://localhost:8000/v1.")] = None,
     api_key_env: Annotated[str | None, typer.Option(help="openai backend: the environment variable holding the API key.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="openai backend: requests in flight at once.")] = None,
     shard: Annotated[int, typer.Option(help="Generate only this shard of the sampled documents (0-based).")] = 0,
-    num_shards: Annotated[int, typer.Option(help="Split the sampled documents into this many shards (by a hash of the document id).")] = 1,
+    num_shards: Annotated[int, typer.Option(help="Split the sampled documents into this many shards (by document id hash).")] = 1,
     restart: Annotated[bool, typer.Option(help="Discard the rows of an interrupted run instead of resuming it.")] = False,
     config: RecipeOpt = None,
     set_: SetOpt = None,
@@ -155,14 +233,23 @@ def generate_cmd(
 
     _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags(
-        "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc, max_new_tokens=max_new_tokens,
-        max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed, device=device, num_examples=num_examples,
-        context_length=context_length, api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
-    ))
-    summary = generate_queries(load_dataset(dataset).docs.values(), cfg.generate, output, dataset=dataset, shard=shard, num_shards=num_shards, restart=restart)
+    cfg = _config(
+        config,
+        set_,
+        _flags(
+            "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc,
+            max_new_tokens=max_new_tokens, max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p,
+            batch_size=batch_size, seed=seed, device=device, num_examples=num_examples, context_length=context_length,
+            api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
+        ),
+    )
+    summary = generate_queries(
+        load_dataset(dataset).docs.values(), cfg.generate, output, dataset=dataset, shard=shard, num_shards=num_shards,
+        restart=restart,
+    )
     typer.echo(
-        f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, {summary.unfinished} cut at max_new_tokens, "
+        f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, "
+        f"{summary.unfinished} cut at max_new_tokens, "
         f"{summary.skipped_too_long} skipped as too long, {summary.resumed} resumed, {summary.seconds:.1f}s)"
     )
 
@@ -171,12 +258,13 @@ def generate_cmd(
 def merge_cmd(
     shards: Annotated[list[Path], typer.Argument(help="The outputs of every shard of one 'inpars generate --num-shards N' run.")],
     output: OutputOpt = Path("queries.jsonl"),
+    verbose: VerboseOpt = False,
 ) -> None:
     """Join shard outputs into one file, checking that no shard is missing and no query repeats."""
     from inpars import io
     from inpars.generate import merge_shards
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     summary = merge_shards(shards, output)
     typer.echo(f"{summary.generated} queries for {summary.documents} documents from {len(shards)} shards -> {output}")
@@ -186,23 +274,33 @@ def merge_cmd(
 def filter_cmd(
     queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL from 'inpars generate').")],
     output: OutputOpt = Path("kept.jsonl"),
-    method: Annotated[str | None, typer.Option(help="Shorthand for one LM-score step: sum_log_probs, mean_log_probs or mean_probs.")] = None,
+    method: Annotated[str | None, typer.Option(help=f"Shorthand for one LM-score step: {_one_of(SCORES)}.")] = None,
     top_k: Annotated[int | None, typer.Option(help="With the shorthand: keep the best k (default: all non-empty).")] = None,
-    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied).")] = None,
-    report_dir: Annotated[Path | None, typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")] = None,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", "-d", help="The queries' collection, for filters that read documents (consistency, reranker, copied)."
+        ),
+    ] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option(help="Where dropped.jsonl, summary.json and scores.png go (default: <output>-report/).")
+    ] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Keep the best synthetic queries: the recipe's filter steps in order (LM score, reranker, consistency, hygiene)."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.filter import FilterContext, filter_queries, needs_docs, write_filter_outputs
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
     if dataset is None and needs_docs(cfg.filter):
-        raise InparsError("a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset")
+        raise InparsError(
+            "a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset"
+        )
     docs = load_dataset(dataset).docs if dataset is not None else None
     report_dir = io.check_output(report_dir or output.with_name(f"{output.stem}-report"), folder=True)
     rows = io.read_synthetic(queries)
@@ -219,21 +317,29 @@ def negatives_cmd(
     output: OutputOpt = Path("train.jsonl"),
     depth: Annotated[int | None, typer.Option(help="Draw from the BM25 top-N.")] = None,
     num_negatives: Annotated[int | None, typer.Option()] = None,
-    strategy: Annotated[str | None, typer.Option(help="random or hardest.")] = None,
+    strategy: Annotated[str | None, typer.Option(help=f"{_one_of(NEGATIVE_STRATEGIES)}.")] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    dense_negatives: Annotated[int | None, typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")] = None,
+    dense_negatives: Annotated[
+        int | None, typer.Option(help="Further negatives per query from a bi-encoder's top-N (negatives.dense_model).")
+    ] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Mine BM25 (and optionally dense) negatives and write training examples (query, document, label)."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.negatives import mine_negatives
-    from inpars.retrieve import retrievers
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags("negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives))
+    cfg = _config(
+        config,
+        set_,
+        _flags(
+            "negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives
+        ),
+    )
     rows = io.read_synthetic(queries)
     data = load_dataset(dataset)
     retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
@@ -247,9 +353,13 @@ def negatives_cmd(
 def train_cmd(
     examples: Annotated[Path, typer.Argument(help="Training examples (JSONL from 'inpars negatives').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the trained model.")] = Path("reranker"),
-    reranker: Annotated[str | None, typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
-    model: Annotated[str | None, typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")] = None,
-    preset: Annotated[str | None, typer.Option(help="A named recipe filling unset fields: inpars-paper (GPU, lr 3e-4) or inpars-paper-tpu (lr 1e-3).")] = None,
+    reranker: RerankerOpt = None,
+    model: Annotated[
+        str | None, typer.Option(help="Starting checkpoint: embedded:minilm-l6, a Hugging Face id or a folder.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help=f"A named training recipe that fills the fields left unset: {_one_of(TRAIN_PRESETS)}.")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Optimiser steps (replaces epochs).")] = None,
     epochs: Annotated[float | None, typer.Option()] = None,
     learning_rate: Annotated[float | None, typer.Option()] = None,
@@ -257,15 +367,22 @@ def train_cmd(
     seed: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Fine-tune a reranker on synthetic training examples (on N GPUs: torchrun --nproc_per_node N -m inpars.cli train ...)."""
     from inpars import io
     from inpars.models import check as check_model
-    from inpars.rerank import rerankers
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output, folder=True)
-    cfg = _config(config, set_, _flags("train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed))
+    cfg = _config(
+        config,
+        set_,
+        _flags(
+            "train", reranker=reranker, model=model, preset=preset, max_steps=max_steps, epochs=epochs,
+            learning_rate=learning_rate, batch_size=batch_size, seed=seed,
+        ),
+    )
     rows = io.read_training(examples)
     check_model(cfg.train.model)
     model_dir = rerankers.get(cfg.train.reranker).train(rows, cfg.train, output)
@@ -276,17 +393,20 @@ def train_cmd(
 def retrieve_cmd(
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("bm25.trec"),
-    backend: Annotated[str | None, typer.Option(help="Retriever backend (bm25s, or pyserini: Lucene, needs Java).")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help=f"Retriever backend: {_one_of(retrievers.names())} (pyserini is Lucene's BM25 and needs Java)."),
+    ] = None,
     top_k: Annotated[int | None, typer.Option()] = None,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Retrieve the dataset's test queries with BM25 and write a TREC run."""
+    """Retrieve the dataset's test queries with the first stage (BM25 unless --backend says otherwise) and write a TREC run."""
     from inpars import io
     from inpars.datasets import load_dataset
-    from inpars.retrieve import retrievers
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("retrieve", backend=backend, top_k=top_k))
     data = load_dataset(dataset)
@@ -303,22 +423,29 @@ def rerank_cmd(
     model: Annotated[str, typer.Option(help="A trained reranker folder or a Hugging Face id.")],
     dataset: DatasetOpt = "faq-construction",
     output: OutputOpt = Path("reranked.trec"),
-    reranker: Annotated[str | None, typer.Option(help="Reranker kind: cross-encoder, monot5 or flan-t5.")] = None,
+    reranker: RerankerOpt = None,
     top_k: Annotated[int | None, typer.Option(help="Rerank this many per query.")] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
-    shard: Annotated[int, typer.Option(help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's.")] = 0,
-    num_shards: Annotated[int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")] = 1,
+    shard: Annotated[
+        int,
+        typer.Option(
+            help="Rerank only this shard (0-based) of the run's queries; the shards' outputs, concatenated, are the whole run's."
+        ),
+    ] = 0,
+    num_shards: Annotated[
+        int, typer.Option(help="Split the run's queries into this many shards (by a hash of the query id).")
+    ] = 1,
     config: RecipeOpt = None,
     set_: SetOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Rerank the top-k of a run; deeper documents keep their first-stage order."""
     from inpars import io
     from inpars.datasets import load_dataset
     from inpars.models import check as check_model
-    from inpars.rerank import rerank_run, rerankers
-    from inpars.rerank.base import check_run, shard_of_run
+    from inpars.rerank.base import check_run, rerank_run, shard_of_run
 
-    _setup_logging()
+    _setup_logging(verbose)
     io.check_output(output)
     cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
     # The inputs are read and checked before the model loads: a bad run costs no model time.
@@ -337,12 +464,22 @@ def evaluate_cmd(
     runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs of the same queries.")],
     dataset: DatasetOpt = "faq-construction",
     qrels: Annotated[Path | None, typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
-    measure: Annotated[list[str] | None, typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")] = None,
-    exclude_fewshot: Annotated[Path | None, typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")] = None,
-    baseline: Annotated[Path | None, typer.Option(help="With two or more runs: the run the others are tested against (default: the first).")] = None,
+    measure: Annotated[
+        list[str] | None, typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")
+    ] = None,
+    exclude_fewshot: Annotated[
+        Path | None, typer.Option(help="The folder of an 'inpars generate' output: its few-shot example queries are left out.")
+    ] = None,
+    baseline: Annotated[
+        Path | None, typer.Option(help="With two or more runs: the run the others are tested against (default: the first).")
+    ] = None,
     resamples: Annotated[int, typer.Option(help="Resamples of the randomization test and of the bootstrap interval.")] = 10000,
     confidence: Annotated[float, typer.Option(help="Level of the bootstrap interval of each run's mean.")] = 0.95,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the table as JSON (mean, interval, p-values per run and measure).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Also write the table as JSON (mean, interval, p-values per run and measure)."),
+    ] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Score runs with ir_measures (queries missing from a run count as zero). With two or more runs: a bootstrap interval
     of each mean, and per measure a paired t-test and a randomization test against the baseline, Holm-corrected."""
@@ -354,6 +491,7 @@ def evaluate_cmd(
     from inpars.datasets import load_dataset
     from inpars.evaluate import DEFAULT_MEASURES, compare, per_query
 
+    _setup_logging(verbose)
     measures = measure or list(DEFAULT_MEASURES)
     try:
         settings = EvaluateConfig(measures=tuple(measures), resamples=resamples, confidence=confidence)
@@ -372,7 +510,10 @@ def evaluate_cmd(
     loaded = {path: io.read_trec_run(path) for path in runs}
     for path, run in loaded.items():
         if not set(run) & set(judgements):
-            raise InputError(path, None, f"none of its {len(run)} queries has judgements (e.g. {next(iter(run))!r})", "evaluate a run against its own dataset's qrels")
+            raise InputError(
+                path, None, f"none of its {len(run)} queries has judgements (e.g. {next(iter(run))!r})",
+                "evaluate a run against its own dataset's qrels",
+            )
     if len(set(runs)) < len(runs):
         raise InparsError("a run is given twice; give each run once")
     names = {path: str(path) for path in runs}
@@ -400,8 +541,15 @@ def evaluate_cmd(
         table.add_row(name, *cells)
     Console().print(table)
     if output is not None:
-        io.write_json(output, {"baseline": reference, "confidence": settings.confidence, "resamples": settings.resamples,
-                               "runs": {name: {m: s.as_dict() for m, s in by_measure.items()} for name, by_measure in stats.items()}})
+        io.write_json(
+            output,
+            {
+                "baseline": reference,
+                "confidence": settings.confidence,
+                "resamples": settings.resamples,
+                "runs": {name: {m: s.as_dict() for m, s in by_measure.items()} for name, by_measure in stats.items()},
+            },
+        )
 
 
 # ---------------------------------------------------------------------------------------------- recipes
@@ -414,20 +562,34 @@ def _print_result(result) -> None:
     console = Console()
     measures = list(next(iter(result.metrics.values())))
     seeds = f"seeds {', '.join(map(str, result.seeds))}; " if len(result.seeds) > 1 else ""
-    table = Table("system", *measures, title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)",
-                  caption=f"{seeds}mean{' ± std over seeds' if seeds else ''} [95% bootstrap interval] p: randomization test against the first stage, Holm-corrected")
+    table = Table(
+        "system",
+        *measures,
+        title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)",
+        caption=(
+            f"{seeds}mean{' ± std over seeds' if seeds else ''} [95% bootstrap interval] p: randomization test against the "
+            "first stage, Holm-corrected"
+        ),
+    )
     for system, by_measure in result.statistics.items():
         table.add_row(system, *(format_stats(by_measure[m]) for m in measures))
     console.print(table)
     stages = Table("stage", "seconds", "summary", title="stages")
     for stage in result.stages:
-        summary = ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict)) if not stage.name.startswith("evaluate") else ""
+        summary = (
+            ", ".join(f"{k}={v}" for k, v in stage.summary.items() if not isinstance(v, dict))
+            if not stage.name.startswith("evaluate")
+            else ""
+        )
         stages.add_row(stage.name + (" (cached)" if stage.skipped else ""), f"{stage.seconds:.1f}", summary)
     console.print(stages)
     console.print(f"metrics -> {result.run_dir / 'metrics.json'}")
 
 
-SeedsOpt = Annotated[list[str] | None, typer.Option("--seeds", help="Run the recipe once per seed (0,1,2 or repeated) and report mean ± std over them.")]
+SeedsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--seeds", help="Run the recipe once per seed (0,1,2 or repeated) and report mean ± std over them."),
+]
 
 
 def _seeds(values: list[str] | None) -> list[int] | None:
@@ -481,29 +643,81 @@ def demo_cmd(
 
 @command("reproduce")
 def reproduce_cmd(
-    datasets: Annotated[list[str] | None, typer.Argument(help="Datasets of the tables (see --list), e.g. scifact or faq-construction; several with --plan or --slurm.")] = None,
-    condition: Annotated[list[str] | None, typer.Option("--condition", "-C", help="A condition of the tables (repeatable); default: every runnable one.")] = None,
-    from_released: Annotated[str | None, typer.Option(help="Start from what the authors released: 'data' (their synthetic queries) or 'checkpoint' (their fine-tuned model).")] = None,
-    output_dir: Annotated[Path, typer.Option(help="Run folders go to OUTPUT_DIR/DATASET/CONDITION, the report to OUTPUT_DIR/DATASET/.")] = Path("runs/reproduce"),
-    tables: Annotated[Path | None, typer.Option(help="The tables folder or file (default: reproduce/ of the source, or $INPARS_REPRODUCE_TABLES).")] = None,
+    datasets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Datasets of the tables (see --list), e.g. scifact or faq-construction; several with --plan or --slurm."
+        ),
+    ] = None,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option("--condition", "-C", help="A condition of the tables (repeatable); default: every runnable one."),
+    ] = None,
+    from_released: Annotated[
+        str | None,
+        typer.Option(
+            help=(
+                "Start from what the authors released: 'data' (their synthetic queries) or 'checkpoint' (their fine-tuned "
+                "model)."
+            )
+        ),
+    ] = None,
+    output_dir: Annotated[
+        Path, typer.Option(help="Run folders go to OUTPUT_DIR/DATASET/CONDITION, the report to OUTPUT_DIR/DATASET/.")
+    ] = Path("runs/reproduce"),
+    tables: Annotated[
+        Path | None,
+        typer.Option(help="The tables folder or file (default: reproduce/ of the source, or $INPARS_REPRODUCE_TABLES)."),
+    ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the datasets and their conditions, then exit.")] = False,
     set_: SetOpt = None,
     force: Annotated[bool, typer.Option(help="Recompute every stage.")] = False,
-    stage: Annotated[str | None, typer.Option(help="Run one stage of one condition (what a cluster job runs): generate, filter, negatives, train, retrieve, rerank or evaluate; the stages it reads must be done.")] = None,
-    shard: Annotated[int | None, typer.Option(help="With --stage generate or rerank: run this shard (0-based) of --num-shards.")] = None,
-    num_shards: Annotated[int, typer.Option(help="With --stage generate or rerank: the number of shards; without --shard, merge the finished shards.")] = 1,
-    plan: Annotated[bool, typer.Option("--plan", help="Print the plan without running anything: steps, commands, downloads, GPU-hour estimates, what is done.")] = False,
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Run one stage of one condition (what a cluster job runs): {_one_of(STAGES)}; the stages it reads must be done."
+        ),
+    ] = None,
+    shard: Annotated[
+        int | None, typer.Option(help=f"With --stage {_one_of(SHARDED)}: run this shard (0-based) of --num-shards.")
+    ] = None,
+    num_shards: Annotated[
+        int,
+        typer.Option(help=f"With --stage {_one_of(SHARDED)}: the number of shards; without --shard, merge the finished shards."),
+    ] = 1,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            "--plan",
+            help="Print the plan without running anything: steps, commands, downloads, GPU-hour estimates, what is done.",
+        ),
+    ] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --plan: the plan as JSON.")] = False,
-    slurm: Annotated[bool, typer.Option("--slurm", help="Submit the plan as SLURM jobs (sbatch; afterok dependencies); submitting again runs only what is not done.")] = False,
-    slurm_dry_run: Annotated[bool, typer.Option("--slurm-dry-run", help="Write the job scripts (OUTPUT_DIR/DATASET/slurm/) without submitting them.")] = False,
+    slurm: Annotated[
+        bool,
+        typer.Option(
+            "--slurm",
+            help="Submit the plan as SLURM jobs (sbatch; afterok dependencies); submitting again runs only what is not done.",
+        ),
+    ] = False,
+    slurm_dry_run: Annotated[
+        bool, typer.Option("--slurm-dry-run", help="Write the job scripts (OUTPUT_DIR/DATASET/slurm/) without submitting them.")
+    ] = False,
     shards: Annotated[int, typer.Option(help="--plan/--slurm: generation runs as an array of this many shards.")] = 1,
-    rerank_shards: Annotated[int, typer.Option(help="--plan/--slurm: reranking runs as an array of this many shards of the test queries.")] = 1,
+    rerank_shards: Annotated[
+        int, typer.Option(help="--plan/--slurm: reranking runs as an array of this many shards of the test queries.")
+    ] = 1,
     partition: Annotated[str | None, typer.Option(help="--slurm: the partition of every job.")] = None,
     account: Annotated[str | None, typer.Option(help="--slurm: the account every job is charged to.")] = None,
-    gpus_per_task: Annotated[int | None, typer.Option(help="--slurm: GPUs of each job of a GPU step (generate, model filters, train, rerank).")] = None,
+    gpus_per_task: Annotated[
+        int | None, typer.Option(help="--slurm: GPUs of each job of a GPU step (generate, model filters, train, rerank).")
+    ] = None,
     cpus_per_task: Annotated[int | None, typer.Option(help="--slurm: CPUs of each job.")] = None,
     time: Annotated[str | None, typer.Option(help="--slurm: the time limit of each job (SLURM's format, e.g. 12:00:00).")] = None,
-    sbatch: Annotated[list[str] | None, typer.Option(help="--slurm: a further #SBATCH option for every job, e.g. --sbatch=--qos=high (repeatable).")] = None,
+    sbatch: Annotated[
+        list[str] | None,
+        typer.Option(help="--slurm: a further #SBATCH option for every job, e.g. --sbatch=--qos=high (repeatable)."),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a paper's condition, compare every cell with the expected score, write a report; exit 1 on any FAIL.
@@ -523,17 +737,26 @@ def reproduce_cmd(
 
         if stage is not None:
             raise InparsError("--stage runs one stage; --plan and --slurm cover every stage: give one or the other")
-        options = PlanOptions(tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards, default_command())
+        options = PlanOptions(
+            tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards, default_command()
+        )
         _setup_logging(verbose)
-        _plan_or_submit(build_plan(loaded, datasets, options), json_, slurm or slurm_dry_run, slurm_dry_run, partition, account, gpus_per_task, cpus_per_task, time, sbatch)
+        _plan_or_submit(
+            build_plan(loaded, datasets, options), json_, slurm or slurm_dry_run, slurm_dry_run, partition, account,
+            gpus_per_task, cpus_per_task, time, sbatch,
+        )
         return
     if len(datasets) > 1:
-        raise InparsError(f"one dataset per run ({', '.join(datasets)} given); several go with --plan or --slurm, or run them one after another")
+        raise InparsError(
+            f"one dataset per run ({', '.join(datasets)} given); several go with --plan or --slurm, or run them one after another"
+        )
     _setup_logging(verbose)
     _reproduce(loaded, datasets[0], condition, from_released, output_dir, force, set_, stage, shard, num_shards)
 
 
-def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path, force: bool, set_, stage, shard, num_shards: int) -> None:
+def _reproduce(
+    loaded, dataset: str, condition, from_released, output_dir: Path, force: bool, set_, stage, shard, num_shards: int
+) -> None:
     from rich.console import Console
 
     from inpars.pipeline import Selection
@@ -544,7 +767,9 @@ def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path,
     only = Selection(stage, shard, num_shards) if stage is not None else None
     result = reproduce(loaded, dataset, condition or (), from_released, output_dir, force, set_ or (), only)
     if only is not None:
-        what = f"shard {shard} of {num_shards} of " if shard is not None else "the merge of the shards of " if num_shards > 1 else ""
+        what = (
+            f"shard {shard} of {num_shards} of " if shard is not None else "the merge of the shards of " if num_shards > 1 else ""
+        )
         typer.echo(f"{what}stage {stage} done -> {result.runs[0].run_dir}")
         return
     console = Console()
@@ -557,7 +782,9 @@ def _reproduce(loaded, dataset: str, condition, from_released, output_dir: Path,
     typer.echo(f"OK: {len(result.checks)} cells within their tolerance")
 
 
-def _plan_or_submit(built, json_: bool, submit_: bool, dry_run: bool, partition, account, gpus_per_task, cpus_per_task, time, sbatch) -> None:
+def _plan_or_submit(
+    built, json_: bool, submit_: bool, dry_run: bool, partition, account, gpus_per_task, cpus_per_task, time, sbatch
+) -> None:
     import json
 
     from inpars.plan import render
@@ -569,7 +796,15 @@ def _plan_or_submit(built, json_: bool, submit_: bool, dry_run: bool, partition,
     options = SlurmOptions(partition, account, gpus_per_task, cpus_per_task, time, None, tuple(sbatch or ()))
     submitted = submit(built, options, dry_run=dry_run)
     for item in submitted:
-        state = "done" if item.job_id is None and not item.tasks else "to submit" if item.job_id is None else f"queued earlier as job {item.job_id}" if item.reused else f"job {item.job_id}"
+        state = (
+            "done"
+            if item.job_id is None and not item.tasks
+            else "to submit"
+            if item.job_id is None
+            else f"queued earlier as job {item.job_id}"
+            if item.reused
+            else f"job {item.job_id}"
+        )
         tasks = f" tasks {','.join(map(str, item.tasks))}" if len(item.tasks) > 1 or (item.tasks and item.tasks != (0,)) else ""
         typer.echo(f"{item.step}: {state}{tasks}  ({item.script})")
     if not any(item.tasks for item in submitted):

@@ -16,7 +16,9 @@ from typing import Any, ClassVar
 import yaml
 
 from inpars.errors import InparsError, InputError
-from inpars.io import read_text, show
+from inpars.io import parse_yaml, read_text, show
+from inpars.models import DTYPES
+from inpars.registry import Registry, did_you_mean, suggest
 
 
 class InvalidValue(InparsError):
@@ -41,6 +43,20 @@ def _check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool
             raise InvalidValue(key, f"is {value}", f"it must be {bound}")
 
 
+def check_name(registry: Registry, key: str, name: str) -> None:
+    """A field that names a registered backend (a generator, retriever, reranker) holds one of the registry's names."""
+    if name not in registry:
+        raise InvalidValue(key, f"is '{name}', an unknown {registry.kind}", suggest(name, registry.names()))
+
+
+def _check_dtype(config: Any, key: str) -> None:
+    """A dtype field takes one vocabulary: ``auto``, ``bf16`` or ``bfloat16``, ``fp16`` or ``float16``, ``fp32`` or
+    ``float32``."""
+    value = getattr(config, key)
+    if value not in DTYPES:
+        raise InvalidValue(key, f"is '{value}'", f"use one of {', '.join(DTYPES)}")
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     backend: str = "hf"
@@ -58,6 +74,8 @@ class GenerateConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "auto"
+    """auto, bf16, fp16 or fp32 (or bfloat16, float16, float32). hf's auto is bf16 on a GPU that has it, else fp16, and fp32
+    on a CPU; vllm's auto is the model's own dtype."""
     num_examples: int | None = None
     """Few-shot examples drawn from the dataset for prompts that take them (promptagator-*); None: the prompt's number."""
     context_length: int | None = None
@@ -91,23 +109,59 @@ class GenerateConfig:
     does; False keeps one order, so every document shares one prompt prefix."""
 
     runtime_only: ClassVar[tuple[str, ...]] = (
-        "batch_size", "device", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout",
+        "batch_size",
+        "device",
+        "api_base",
+        "api_key_env",
+        "concurrency",
+        "max_retries",
+        "retry_wait",
+        "request_timeout",
     )
     """How fast queries come, not what they are: an interrupted generation resumes with other values."""
 
     def __post_init__(self) -> None:
-        _check_range(self, ("num_docs", "queries_per_doc", "max_new_tokens", "max_doc_tokens", "batch_size", "num_examples", "context_length", "concurrency"), 1)
+        from inpars.generate.base import generators
+
+        check_name(generators, "backend", self.backend)
+        _check_range(
+            self,
+            (
+                "num_docs",
+                "queries_per_doc",
+                "max_new_tokens",
+                "max_doc_tokens",
+                "batch_size",
+                "num_examples",
+                "context_length",
+                "concurrency",
+            ),
+            1,
+        )
         _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
         _check_range(self, ("top_p",), 0, strict=True, high=1)
         _check_range(self, ("request_timeout",), 0, strict=True)
+        _check_dtype(self, "dtype")
         if self.queries_per_doc > 1 and self.temperature <= 0:
-            raise InvalidValue("queries_per_doc", f"is {self.queries_per_doc} with temperature 0", "greedy decoding repeats the same query: set temperature > 0")
+            raise InvalidValue(
+                "queries_per_doc",
+                f"is {self.queries_per_doc} with temperature 0",
+                "greedy decoding repeats the same query: set temperature > 0",
+            )
         if self.fewshot_source not in FEWSHOT_SOURCES:
             raise InvalidValue("fewshot_source", f"is '{self.fewshot_source}'", f"use one of {', '.join(FEWSHOT_SOURCES)}")
         if self.fewshot_sha256 is not None and not _is_sha256(self.fewshot_sha256):
-            raise InvalidValue("fewshot_sha256", f"is '{self.fewshot_sha256}', not 64 hexadecimal digits", "copy the file's sha256, or leave it unset")
+            raise InvalidValue(
+                "fewshot_sha256",
+                f"is '{self.fewshot_sha256}', not 64 hexadecimal digits",
+                "copy the file's sha256, or leave it unset",
+            )
         if self.fewshot_source == "published" and not self.fewshot_revision:
-            raise InvalidValue("fewshot_revision", "is unset, and fewshot_source is published", "give the commit of inpars/fewshot-examples to download")
+            raise InvalidValue(
+                "fewshot_revision",
+                "is unset, and fewshot_source is published",
+                "give the commit of inpars/fewshot-examples to download",
+            )
 
 
 FEWSHOT_SOURCES = ("dataset", "published")
@@ -127,9 +181,14 @@ class FilterConfig:
     """Filters applied in order, each a mapping with a ``name`` (see ``inpars.filter``); replaces method/top_k."""
 
     def __post_init__(self) -> None:
-        _check_range(self, ("top_k",), 1)
         if self.steps and (self.method is not None or self.top_k is not None):
-            raise ValueError("give either filter.method/top_k or filter.steps, not both; put the LM score in the steps as {name: lm_score, method: ..., top_k: ...}")
+            raise ValueError(
+                "give either filter.method/top_k or filter.steps, not both; "
+                "put the LM score in the steps as {name: lm_score, method: ..., top_k: ...}"
+            )
+        from inpars.filter.lm_score import LMScoreConfig
+
+        LMScoreConfig(method=self.method or LMScoreConfig.method, top_k=self.top_k)  # the shorthand is that step: its checks
 
 
 @dataclass(frozen=True)
@@ -152,6 +211,9 @@ class RetrieveConfig:
     """dense only: the sentence-transformers bi-encoder (default embedded:minilm-l6)."""
 
     def __post_init__(self) -> None:
+        from inpars.retrieve.base import retrievers
+
+        check_name(retrievers, "backend", self.backend)
         _check_range(self, ("k1", "threads"), 0)
         _check_range(self, ("b",), 0, high=1)
         _check_range(self, ("top_k",), 1)
@@ -218,8 +280,6 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -244,7 +304,8 @@ class TrainConfig:
     optimizer: str = "adamw_torch"
     weight_decay: float = 0.01
     precision: str = "auto"
-    """auto (bf16 on a GPU that has it, else fp16 for encoders and fp32 for T5), bf16, fp16 or fp32."""
+    """auto (bf16 on a GPU that has it, else fp16 for encoders and fp32 for T5), bf16, fp16 or fp32 (or bfloat16,
+    float16, float32)."""
     template: str | None = None
     """Seq2seq rerankers: the input with ``{query}`` and ``{document}``; None takes the reranker's default."""
     true_token: str | None = None
@@ -265,11 +326,7 @@ class TrainConfig:
     @classmethod
     def preset_values(cls, name: str) -> dict[str, Any]:
         if name not in cls.presets:
-            import difflib
-
-            close = difflib.get_close_matches(name, cls.presets, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise InvalidValue("preset", f"is unknown: '{name}'", f"{hint}available: {', '.join(cls.presets)}")
+            raise InvalidValue("preset", f"is unknown: '{name}'", suggest(name, cls.presets))
         return dict(cls.presets[name])
 
     @classmethod
@@ -278,10 +335,12 @@ class TrainConfig:
         return cls(**{**cls.preset_values(name), **fields_, "preset": name})
 
     def __post_init__(self) -> None:
+        from inpars.rerank.base import rerankers
+
         if self.preset is not None:
             self.preset_values(self.preset)
-        if self.precision not in PRECISIONS:
-            raise InvalidValue("precision", f"is '{self.precision}'", f"use one of {', '.join(PRECISIONS)}")
+        check_name(rerankers, "reranker", self.reranker)
+        _check_dtype(self, "precision")
         if self.resume in ("", "True", "False"):
             raise InvalidValue("resume", f"is '{self.resume}'", "use auto, never or the path of a checkpoint folder")
         for key in ("batch_size", "gradient_accumulation_steps", "max_length", "save_total_limit"):
@@ -291,7 +350,9 @@ class TrainConfig:
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1, or left unset")
         if self.epochs <= 0 and self.max_steps is None:
-            raise InvalidValue("epochs", f"is {self.epochs}: that trains on nothing", "give a positive number of epochs or set max_steps")
+            raise InvalidValue(
+                "epochs", f"is {self.epochs}: that trains on nothing", "give a positive number of epochs or set max_steps"
+            )
         if self.learning_rate <= 0:
             raise InvalidValue("learning_rate", f"is {self.learning_rate}", "it must be positive")
         _check_range(self, ("warmup_ratio",), 0, high=1)
@@ -328,7 +389,8 @@ class SelectConfig:
     max_validation: int = 200
     """At most this many documents held out, so a large collection keeps the rest for training."""
     bm25_weights: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
-    """BM25's weights tried in the fusion ``(1 - w) * model + w * BM25`` of per-query min-max normalised scores; 1 is BM25 alone."""
+    """BM25's weights tried in the fusion ``(1 - w) * model + w * BM25`` of per-query min-max normalised scores; 1 is
+    BM25 alone."""
     sources: tuple[str, ...] = SELECT_SOURCES
     """What BM25 is fused with: ``reranker`` (the trained model) and/or ``first-stage`` (the untrained first stage)."""
     measure: str = "nDCG@10"
@@ -342,7 +404,9 @@ class SelectConfig:
         try:
             weights = tuple(float(w) for w in self.bm25_weights)
         except (TypeError, ValueError):
-            raise InvalidValue("bm25_weights", f"is {list(self.bm25_weights)}", "give numbers between 0 and 1, e.g. [0, 0.1, 0.3]") from None
+            raise InvalidValue(
+                "bm25_weights", f"is {list(self.bm25_weights)}", "give numbers between 0 and 1, e.g. [0, 0.1, 0.3]"
+            ) from None
         if not weights or any(not 0 <= w <= 1 for w in weights):
             raise InvalidValue("bm25_weights", f"is {list(self.bm25_weights)}", "give one or more numbers between 0 and 1")
         object.__setattr__(self, "bm25_weights", weights)
@@ -480,7 +544,12 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
     lines = lines or {}
     known = {f.name: f for f in fields(cls)}
     if not isinstance(data, dict):
-        raise InputError(source, lines.get(prefix.rstrip(".")), f"'{prefix.rstrip('.') or 'config'}' should be a mapping", "indent its keys under it")
+        raise InputError(
+            source,
+            lines.get(prefix.rstrip(".")),
+            f"'{prefix.rstrip('.') or 'config'}' should be a mapping",
+            "indent its keys under it",
+        )
     kwargs = {}
     presets = getattr(cls, "presets", None)
     if presets is not None and isinstance(data.get("preset"), str):
@@ -491,11 +560,9 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
-            raise InputError(source, lines.get(where), f"unknown key '{where}'", hint)
+            raise InputError(
+                source, lines.get(where), f"unknown key '{where}'", did_you_mean(key, known, f"known keys: {', '.join(known)}")
+            )
         annotation = known[key].type
         nested = _nested_class(cls, key)
         builder = _field_builder(cls, key)
@@ -509,7 +576,9 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
         return cls(**kwargs)
     except InvalidValue as exc:
         where = f"{prefix}{exc.key}"
-        raise InputError(source, lines.get(where) or lines.get(prefix.rstrip(".")), f"'{where}' {exc.problem}", exc.hint) from None
+        raise InputError(
+            source, lines.get(where) or lines.get(prefix.rstrip(".")), f"'{where}' {exc.problem}", exc.hint
+        ) from None
     except ValueError as exc:  # a dataclass's own check of its values (__post_init__)
         section = prefix.rstrip(".")
         raise InputError(source, lines.get(section), f"{section or 'config'}: {exc}", "fix the value") from None
@@ -519,26 +588,6 @@ def _nested_class(cls: type, key: str) -> type | None:
     hints = typing.get_type_hints(cls)
     target = hints.get(key)
     return target if dataclasses.is_dataclass(target) else None
-
-
-def _key_lines(node: yaml.Node, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    # An alias is the node it names: walk each node once, or nested aliases (an "alias bomb") take forever.
-    seen = set() if seen is None else seen
-    if id(node) in seen:
-        return out
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = f"{prefix}{key_node.value}"
-            out[key] = key_node.start_mark.line + 1
-            out.update(_key_lines(value_node, f"{key}.", seen))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            key = f"{prefix}{index}"
-            out[key] = item.start_mark.line + 1
-            out.update(_key_lines(item, f"{key}.", seen))
-    return out
 
 
 def _override_value(raw: str) -> Any:
@@ -580,7 +629,9 @@ def _merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def load_pipeline_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), text: str | None = None) -> PipelineConfig:
+def load_pipeline_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), text: str | None = None
+) -> PipelineConfig:
     """Load a recipe from YAML (a path, or ``text``) and apply ``key=value`` overrides."""
     source = str(path) if path is not None else "<recipe>"
     lines: dict[str, int] = {}
@@ -591,14 +642,8 @@ def load_pipeline_config(path: str | Path | None = None, overrides: list[str] | 
             if not p.is_file():
                 raise InputError(p, None, "recipe not found", "check the path, or use a bundled recipe (see 'inpars run --help')")
             text = read_text(p, "recipe")
-        try:
-            node = yaml.compose(text)
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(source, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', exc)})", "fix the recipe") from None
-        if node is not None:
-            lines = _key_lines(node)
+        data, lines = parse_yaml(text, source, "fix the recipe")
+        data = data or {}
         if not isinstance(data, dict):
             raise InputError(source, 1, "a recipe must be a mapping of keys", "see recipes/demo.yaml")
     data = _merge(data, parse_overrides(overrides))

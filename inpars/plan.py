@@ -157,7 +157,10 @@ def build_plan(tables: Tables, datasets: Sequence[str], options: PlanOptions) ->
     for dataset in dict.fromkeys(datasets):
         entry = tables.dataset(dataset)
         if entry.forums:
-            raise InparsError(f"dataset '{dataset}' is scored over its forums, which run one after the other in one process; plan or submit it without it, and run it with 'inpars reproduce {dataset}'")
+            raise InparsError(
+                f"dataset '{dataset}' is scored over its forums, which run one after the other in one process; plan or submit "
+                f"it without it, and run it with 'inpars reproduce {dataset}'"
+            )
         evaluations: list[str] = []
         pairs = conditions_to_run(tables, dataset, options.conditions, options.released)
         for condition, mode in pairs:
@@ -168,10 +171,16 @@ def build_plan(tables: Tables, datasets: Sequence[str], options: PlanOptions) ->
                 key = (download.kind, download.name)
                 known = downloads.get(key)
                 needed = (known.needed_by if known else ()) + download.needed_by
-                downloads[key] = Download(download.name, download.kind, download.size_bytes, download.size_source, download.size_citation, download.cached, tuple(dict.fromkeys(needed)))
+                downloads[key] = Download(
+                    download.name, download.kind, download.size_bytes, download.size_source, download.size_citation,
+                    download.cached, tuple(dict.fromkeys(needed)),
+                )
         steps.append(_report_step(dataset, [name for name, _ in pairs], options, [s for s in steps if s.key in evaluations]))
     if any(s.estimate is None and s.gpu and not s.done for s in steps):
-        notes.append("a GPU step without an estimate runs a model the tables have no rate for (a stand-in, or a model the papers did not time)")
+        notes.append(
+            "a GPU step without an estimate runs a model the tables have no rate for (a stand-in, or a model the papers did "
+            "not time)"
+        )
     return Plan(tuple(steps), tuple(downloads.values()), options, tuple(notes))
 
 
@@ -203,11 +212,20 @@ def _report_step(dataset: str, conditions: list[str], options: PlanOptions, eval
     folder = options.output_dir / dataset
     results = folder / "results.json"
     manifests = [s.run_dir / "evaluate" / "stage.json" for s in evaluations]
-    done = results.is_file() and all(e.done for e in evaluations) and all(m.is_file() and m.stat().st_mtime <= results.stat().st_mtime for m in manifests)
-    return Step(f"{dataset}/report", dataset, "report", "report", tuple(argv), 1, () if done else (0,), tuple(e.key for e in evaluations), "done" if done else "todo", False, folder)
+    done = (
+        results.is_file()
+        and all(e.done for e in evaluations)
+        and all(m.is_file() and m.stat().st_mtime <= results.stat().st_mtime for m in manifests)
+    )
+    return Step(
+        f"{dataset}/report", dataset, "report", "report", tuple(argv), 1, () if done else (0,), tuple(e.key for e in evaluations),
+        "done" if done else "todo", False, folder,
+    )
 
 
-def _condition_steps(tables: Tables, dataset: str, condition: str, mode: str, options: PlanOptions) -> tuple[list[Step], list[Download]]:
+def _condition_steps(
+    tables: Tables, dataset: str, condition: str, mode: str, options: PlanOptions
+) -> tuple[list[Step], list[Download]]:
     entry, cond, cell = runnable_cell(tables, dataset, condition, mode)
     config, _, _ = condition_config(entry, cond, cell, mode, options.output_dir, options.overrides)
     run_dir = config.run_dir
@@ -229,7 +247,10 @@ def _condition_steps(tables: Tables, dataset: str, condition: str, mode: str, op
         # Not downloaded yet: no fingerprint can match, so the generate stage and everything after it show as to do.
         queries_fp = file_sha256(converted) if converted.is_file() else "not downloaded yet"
         downloads.append(Download(url, "released data", None, None, None, converted.is_file(), (f"{dataset}/{run}/generate",)))
-    specs = stage_specs(config, data_fingerprint(entry.dataset, dict(entry.counts)), queries_fp=queries_fp, model=model, rerank=cond.kind != "retrieval")
+    specs = stage_specs(
+        config, data_fingerprint(entry.dataset, dict(entry.counts)), queries_fp=queries_fp, model=model,
+        rerank=cond.kind != "retrieval",
+    )
     base = _base_argv(dataset, condition, mode, options)
     last: dict[str, str] = {}
     steps: list[Step] = []
@@ -239,25 +260,53 @@ def _condition_steps(tables: Tables, dataset: str, condition: str, mode: str, op
         after = tuple(last[need] for need in NEEDS[name] if need in last)
         stage_downloads = _stage_downloads(tables, name, config, entry, model, mode, cond.kind)
         for download in stage_downloads:
-            downloads.append(Download(download.name, download.kind, download.size_bytes, download.size_source, download.size_citation, download.cached, (key,)))
+            downloads.append(
+                Download(
+                    download.name, download.kind, download.size_bytes, download.size_source, download.size_citation,
+                    download.cached, (key,),
+                )
+            )
         names = tuple(d.name for d in stage_downloads)
         status, measured = _status(run_dir, spec)
         estimate = _estimate(tables, name, config, entry, model, cond.kind)
-        gpu = name in GPU_STAGES and not (name == "generate" and (mode == "data" or config.generate.backend in ("openai",))) and not (name == "filter" and not _filter_models(config))
+        gpu = (
+            name in GPU_STAGES
+            and not (name == "generate" and (mode == "data" or config.generate.backend in ("openai",)))
+            and not (name == "filter" and not _filter_models(config))
+        )
         if shards == 1:
             argv = (*base, "--stage", name)
-            steps.append(Step(key, dataset, run, name, argv, 1, () if status == "done" else (0,), after, status, gpu, run_dir, estimate, measured, names))
+            steps.append(
+                Step(
+                    key, dataset, run, name, argv, 1, () if status == "done" else (0,), after, status, gpu, run_dir, estimate,
+                    measured, names,
+                )
+            )
             last[name] = key
             continue
-        todo = () if status == "done" else tuple(
-            i for i in range(shards) if stage_done(shard_folder(run_dir, name, i, shards), shard_fingerprint(spec.fingerprint, i, shards), list(spec.outputs)) is None
+        todo = (
+            ()
+            if status == "done"
+            else tuple(
+                i
+                for i in range(shards)
+                if stage_done(
+                    shard_folder(run_dir, name, i, shards), shard_fingerprint(spec.fingerprint, i, shards), list(spec.outputs)
+                )
+                is None
+            )
         )
         array_status = "done" if not todo else ("partial" if len(todo) < shards else status)
         argv = (*base, "--stage", name, "--shard", "{shard}", "--num-shards", str(shards))
         steps.append(Step(key, dataset, run, name, argv, shards, todo, after, array_status, gpu, run_dir, estimate, None, names))
         merge_key = f"{dataset}/{run}/merge-{name}"
         merge_argv = (*base, "--stage", name, "--num-shards", str(shards))
-        steps.append(Step(merge_key, dataset, run, f"merge-{name}", merge_argv, 1, () if status == "done" else (0,), (key,), "done" if status == "done" else "todo", False, run_dir, None, measured))
+        steps.append(
+            Step(
+                merge_key, dataset, run, f"merge-{name}", merge_argv, 1, () if status == "done" else (0,), (key,),
+                "done" if status == "done" else "todo", False, run_dir, None, measured,
+            )
+        )
         last[name] = merge_key
     return steps, downloads
 
@@ -313,7 +362,10 @@ def _rate(tables: Tables, stage: str, model: str, units: int) -> Estimate | None
     rate = tables.rate(stage, model)
     if rate is None:
         return None
-    return Estimate(round(rate.seconds * units / 3600, 3), units, rate.per, model, rate.seconds, rate.upper_bound, rate.source, tables.sources[rate.source], rate.note)
+    return Estimate(
+        round(rate.seconds * units / 3600, 3), units, rate.per, model, rate.seconds, rate.upper_bound, rate.source,
+        tables.sources[rate.source], rate.note,
+    )
 
 
 def _stage_downloads(tables: Tables, stage: str, config, entry, model: str | None, mode: str, kind: str | None) -> list[Download]:
@@ -364,7 +416,11 @@ def _index_size(name: str) -> tuple[int, str, str] | None:
         return None
     info = TF_INDEX_INFO.get(name, {})
     size = info.get("size compressed (bytes)")
-    return (int(size), "pyserini", "pyserini's table of its prebuilt indexes (pyserini.prebuilt_index_info), compressed size") if size else None
+    return (
+        (int(size), "pyserini", "pyserini's table of its prebuilt indexes (pyserini.prebuilt_index_info), compressed size")
+        if size
+        else None
+    )
 
 
 # ---------------------------------------------------------------------------------------------- printing
@@ -397,7 +453,10 @@ def render(plan: Plan) -> str:
         if step.estimate is not None:
             e = step.estimate
             cited[e.source] = e.citation
-            cost = f"{'up to ' if e.upper_bound else ''}{e.gpu_hours:,.2f} GPU h ({e.units:,} {UNITS[e.unit]} x {e.seconds_per_unit:g} s, {e.model}, [{e.source}])"
+            cost = (
+                f"{'up to ' if e.upper_bound else ''}{e.gpu_hours:,.2f} GPU h "
+                f"({e.units:,} {UNITS[e.unit]} x {e.seconds_per_unit:g} s, {e.model}, [{e.source}])"
+            )
         elif step.gpu:
             cost = "GPU; no rate for its model"
         if step.measured_seconds is not None and step.done:

@@ -30,7 +30,8 @@ from pathlib import Path
 import yaml
 
 from inpars.errors import InparsError, InputError
-from inpars.io import read_text
+from inpars.io import parse_yaml, read_text
+from inpars.registry import did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ class Prompt:
     def prefix(self) -> str:
         """The part shared by every document: header and rendered examples."""
         if self.needs_examples:
-            raise InparsError(f"prompt '{self.name}' takes its examples from a dataset; draw them first (inpars.generate.fewshot)")
+            raise InparsError(
+                f"prompt '{self.name}' takes its examples from a dataset; draw them first (inpars.generate.fewshot)"
+            )
         rendered = [
             self.example_template.format(**{**ex.fields, "n": i, "document": ex.document, "query": ex.query})
             for i, ex in enumerate(self.examples, start=1)
@@ -94,7 +97,10 @@ class Prompt:
 
     def digest(self) -> str:
         """A hash of everything that shapes the prompt text (for resume checks)."""
-        parts = [self.header, self.example_template, self.template, *(f"{e.document}\x1f{e.query}\x1f{sorted(e.fields.items())}" for e in self.examples)]
+        parts = [
+            self.header, self.example_template, self.template,
+            *(f"{e.document}\x1f{e.query}\x1f{sorted(e.fields.items())}" for e in self.examples),
+        ]
         return hashlib.sha256("\x1e".join(parts).encode()).hexdigest()[:16]
 
 
@@ -114,12 +120,8 @@ def load_prompt(name_or_path: str) -> Prompt:
         source = str(path)
     else:
         if name_or_path not in builtin_prompts():
-            import difflib
-
-            close = difflib.get_close_matches(name_or_path, builtin_prompts(), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
             raise InparsError(
-                f"unknown prompt '{name_or_path}'{hint} available: {', '.join(builtin_prompts())}, "
+                f"unknown prompt '{name_or_path}'; {suggest(name_or_path, builtin_prompts())}, "
                 f"'{PUBLISHED_PREFIX}<name>' for the published prompts, or a path to a YAML template file"
             )
         text = resources.files(_BUILTIN_PACKAGE).joinpath(f"{name_or_path}.yaml").read_text(encoding="utf-8")
@@ -134,63 +136,70 @@ def _placeholders(template: str, source: str, key: str, line: int | None) -> set
     try:
         return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     except ValueError as exc:
-        raise InputError(source, line, f"'{key}' is not a valid template ({exc})", "write placeholders as {document}; double literal braces as {{ }}") from None
-
-
-def _lines(text: str) -> dict[str, int]:
-    """Line numbers of the top-level keys and of each item of ``examples``."""
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return {}
-    out: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            out[str(key.value)] = key.start_mark.line + 1
-            if key.value == "examples" and isinstance(value, yaml.SequenceNode):
-                for i, item in enumerate(value.value, start=1):
-                    out[f"examples.{i}"] = item.start_mark.line + 1
-    return out
+        raise InputError(
+            source, line, f"'{key}' is not a valid template ({exc})",
+            "write placeholders as {document}; double literal braces as {{ }}",
+        ) from None
 
 
 def parse_prompt(text: str, source: str) -> Prompt:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        line = exc.problem_mark.line + 1 if getattr(exc, "problem_mark", None) else None
-        raise InputError(source, line, f"invalid YAML ({getattr(exc, 'problem', None) or exc})", "fix the prompt file") from None
-    lines = _lines(text)
+    data, lines = parse_yaml(text, source, "fix the prompt file")
     if not isinstance(data, dict) or "template" not in data:
         raise InputError(source, None, "a prompt file needs at least 'template'", "see inpars/prompts/inpars.yaml for the layout")
     known = {"name", "description", "header", "example_template", "template", "examples", "examples_from", "num_examples"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InputError(source, lines.get(unknown[0]), f"unknown key '{unknown[0]}'", f"known keys: {', '.join(sorted(known))}")
+        raise InputError(
+            source, lines.get(unknown[0]), f"unknown key '{unknown[0]}'",
+            did_you_mean(unknown[0], sorted(known), f"known keys: {', '.join(sorted(known))}"),
+        )
     template = str(data["template"])
     used = _placeholders(template, source, "template", lines.get("template"))
     if "document" not in used:
-        raise InputError(source, lines.get("template"), "'template' has no {document} placeholder", "put {document} where the document goes")
+        raise InputError(
+            source, lines.get("template"), "'template' has no {document} placeholder", "put {document} where the document goes"
+        )
     if used - {"document", "n"}:
-        raise InputError(source, lines.get("template"), f"'template' uses unknown placeholder {{{min(used - {'document', 'n'})}}}", "the target template may use {document} and {n}")
+        raise InputError(
+            source, lines.get("template"), f"'template' uses unknown placeholder {{{min(used - {'document', 'n'})}}}",
+            "the target template may use {document} and {n}",
+        )
     example_template = str(data.get("example_template") or "")
     example_fields = _placeholders(example_template, source, "example_template", lines.get("example_template"))
     examples_from = str(data.get("examples_from") or "file")
     if examples_from not in EXAMPLE_SOURCES:
-        raise InputError(source, lines.get("examples_from"), f"examples_from '{examples_from}' is not one of {', '.join(EXAMPLE_SOURCES)}", "use 'dataset' to draw examples from the dataset's judged queries")
+        raise InputError(
+            source, lines.get("examples_from"), f"examples_from '{examples_from}' is not one of {', '.join(EXAMPLE_SOURCES)}",
+            "use 'dataset' to draw examples from the dataset's judged queries",
+        )
     examples = _parse_examples(data.get("examples") or [], example_fields, source, lines)
     num_examples = data.get("num_examples", 0)
     if not isinstance(num_examples, int) or isinstance(num_examples, bool) or num_examples < 0:
-        raise InputError(source, lines.get("num_examples"), f"num_examples should be a whole number, got {num_examples!r}", "e.g. num_examples: 3")
+        raise InputError(
+            source, lines.get("num_examples"), f"num_examples should be a whole number, got {num_examples!r}",
+            "e.g. num_examples: 3",
+        )
     if (examples or examples_from == "dataset") and not example_template:
-        raise InputError(source, None, "examples without 'example_template'", "add an example_template with {document} and {query}")
+        raise InputError(
+            source, None, "examples without 'example_template'", "add an example_template with {document} and {query}"
+        )
     if examples_from == "dataset":
         if examples:
-            raise InputError(source, lines.get("examples"), "examples_from: dataset, but the file also lists examples", "keep one of the two")
+            raise InputError(
+                source, lines.get("examples"), "examples_from: dataset, but the file also lists examples", "keep one of the two"
+            )
         if num_examples < 1:
-            raise InputError(source, lines.get("num_examples") or lines.get("examples_from"), "examples_from: dataset needs num_examples of at least 1", "e.g. num_examples: 3")
+            raise InputError(
+                source, lines.get("num_examples") or lines.get("examples_from"),
+                "examples_from: dataset needs num_examples of at least 1", "e.g. num_examples: 3",
+            )
         extra = example_fields - {"n", "document", "query"}
         if extra:
-            raise InputError(source, lines.get("example_template"), f"example_template uses {{{min(extra)}}}, which dataset examples do not have", "dataset examples give {document} and {query}")
+            raise InputError(
+                source, lines.get("example_template"),
+                f"example_template uses {{{min(extra)}}}, which dataset examples do not have",
+                "dataset examples give {document} and {query}",
+            )
     return Prompt(
         name=str(data.get("name") or Path(source).stem),
         template=template,
@@ -205,16 +214,22 @@ def parse_prompt(text: str, source: str) -> Prompt:
 
 def _parse_examples(items, example_fields: set[str], source: str, lines: dict[str, int]) -> list[FewShotExample]:
     if not isinstance(items, list):
-        raise InputError(source, lines.get("examples"), "'examples' should be a list", "write each example as '- document: ...' with 'query: ...'")
+        raise InputError(
+            source, lines.get("examples"), "'examples' should be a list",
+            "write each example as '- document: ...' with 'query: ...'",
+        )
     examples = []
     for i, ex in enumerate(items, start=1):
-        line = lines.get(f"examples.{i}")
+        line = lines.get(f"examples.{i - 1}")
         if not isinstance(ex, dict) or "document" not in ex or "query" not in ex:
             raise InputError(source, line, f"example {i} needs 'document' and 'query'", "fix the examples list")
         texts = {str(k): str(v).strip() for k, v in ex.items()}
         missing = sorted(example_fields - set(texts) - {"n"})
         if missing:
-            raise InputError(source, line, f"example {i} has no '{missing[0]}', which example_template uses", f"add '{missing[0]}' to every example")
+            raise InputError(
+                source, line, f"example {i} has no '{missing[0]}', which example_template uses",
+                f"add '{missing[0]}' to every example",
+            )
         others = {k: v for k, v in texts.items() if k not in ("document", "query")}
         examples.append(FewShotExample(document=texts["document"], query=texts["query"], fields=others))
     return examples
@@ -231,9 +246,9 @@ def published_prompts_file() -> Path:
     if target.is_file():
         _check_published(target.read_bytes(), str(target))
         return target
-    from inpars.io import fetch_pinned
+    from inpars.io import download
 
-    fetch_pinned(
+    download(
         PUBLISHED_URL, target, "the published prompt file", "use a built-in prompt (inpars, inpars-gbq, promptagator-<dataset>)",
         lambda data: _check_published(data, PUBLISHED_URL), timeout=30,
     )
@@ -243,12 +258,10 @@ def published_prompts_file() -> Path:
 def _check_published(data: bytes, where: str) -> None:
     digest = hashlib.sha256(data).hexdigest()
     if digest != PUBLISHED_SHA256:
-        raise InparsError(f"{where}: sha256 {digest} differs from the pinned {PUBLISHED_SHA256}; delete the file and retry, or use a built-in prompt")
-
-
-def published_prompt_names(text: str) -> list[str]:
-    data = yaml.safe_load(text)
-    return sorted(data) if isinstance(data, dict) else []
+        raise InparsError(
+            f"{where}: sha256 {digest} differs from the pinned {PUBLISHED_SHA256}; delete the file and retry, or use a "
+            "built-in prompt"
+        )
 
 
 def load_published_prompt(name: str) -> Prompt:
@@ -274,7 +287,9 @@ def convert_published(text: str, name: str, source: str) -> Prompt:
     data = yaml.safe_load(text)
     entries = data if isinstance(data, dict) else {}
     if name not in entries:
-        raise InparsError(f"no prompt '{name}' in the published file; available: {', '.join(PUBLISHED_PREFIX + n for n in sorted(entries))}")
+        raise InparsError(
+            f"no prompt '{name}' in the published file; available: {', '.join(PUBLISHED_PREFIX + n for n in sorted(entries))}"
+        )
     entry = entries[name]
     body = str(entry["template"])
     cut = body.rfind("\n", 0, body.index("{document}")) + 1
@@ -286,7 +301,9 @@ def convert_published(text: str, name: str, source: str) -> Prompt:
         target += "\n"
     target = _escape(target, ["document"])
     if entry.get("mode") == "static":
-        return Prompt(name=f"{PUBLISHED_PREFIX}{name}", header=body[:cut], template=target, description=f"published '{name}' prompt")
+        return Prompt(
+            name=f"{PUBLISHED_PREFIX}{name}", header=body[:cut], template=target, description=f"published '{name}' prompt"
+        )
     return Prompt(
         name=f"{PUBLISHED_PREFIX}{name}",
         template=target,

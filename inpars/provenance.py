@@ -7,7 +7,9 @@ import platform
 import subprocess
 from pathlib import Path
 
-_LIBRARIES = ("inpars", "torch", "transformers", "sentence-transformers", "bm25s", "ir-measures", "ir-datasets", "pyserini", "vllm")
+_LIBRARIES = (
+    "inpars", "torch", "transformers", "sentence-transformers", "bm25s", "ir-measures", "ir-datasets", "pyserini", "vllm",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -29,5 +31,8 @@ def git_commit(path: str | Path | None = None) -> str | None:
         return None
     if out.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=5, check=False)
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=where, capture_output=True, text=True, timeout=5,
+        check=False,
+    )
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

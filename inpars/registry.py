@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Iterable
 from typing import Any
 
 from inpars.errors import InparsError
+
+
+def did_you_mean(name: str, known: Iterable[str], otherwise: str = "") -> str:
+    """``did you mean 'x'?`` for the name among ``known`` closest to a mistyped ``name``; ``otherwise`` when none is close."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f"did you mean '{close[0]}'?" if close else otherwise
+
+
+def suggest(name: str, known: Iterable[str]) -> str:
+    """The hint after an unknown name: the closest known name, if any, then all of them (``did you mean 'x'? available: ...``)."""
+    known = [str(k) for k in known]
+    return " ".join(part for part in (did_you_mean(name, known), f"available: {', '.join(known)}") if part)
 
 
 class UnknownNameError(InparsError):
@@ -35,9 +48,7 @@ class Registry:
         """Return ``name`` if registered, else raise an error suggesting the closest names."""
         if name in self._targets:
             return name
-        close = difflib.get_close_matches(name, self._targets, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise UnknownNameError(f"unknown {self.kind} '{name}'{hint} available: {', '.join(self.names())}")
+        raise UnknownNameError(f"unknown {self.kind} '{name}'; {suggest(name, self.names())}")
 
     def get(self, name: str) -> Any:
         target = self._targets[self.check(name)]

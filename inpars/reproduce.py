@@ -13,7 +13,6 @@ scores. A condition with ``reference`` is a row reported by a paper that nothing
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from inpars.errors import InparsError, InputError
-from inpars.io import read_text, show
+from inpars.io import parse_yaml, read_text, show
+from inpars.registry import did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +67,15 @@ class DatasetEntry:
         """One entry per forum, named ``<dataset>-<forum>`` (as pyserini names the forums' prebuilt indexes)."""
         assert self.dataset is not None
         return [
-            DatasetEntry(f"{self.name}-{forum}", self.dataset.replace("{forum}", forum), dict(counts), self.counts_source, None, None, self.where)
+            DatasetEntry(
+                f"{self.name}-{forum}",
+                self.dataset.replace("{forum}", forum),
+                dict(counts),
+                self.counts_source,
+                None,
+                None,
+                self.where,
+            )
             for forum, counts in self.forums.items()
         ]
 
@@ -206,10 +212,7 @@ class Tables:
 
 
 def _unknown(kind: str, name: str, known: Iterable[str], where: str) -> str:
-    known = list(known)
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown {kind} '{name}' {where}; {hint}available: {', '.join(known)}"
+    return f"unknown {kind} '{name}' {where}; {suggest(name, known)}"
 
 
 def default_tables_dir() -> Path:
@@ -218,7 +221,10 @@ def default_tables_dir() -> Path:
     env = os.environ.get(TABLES_ENV)
     folder = Path(env) if env else Path(__file__).resolve().parent / "tables"
     if not folder.is_dir() or not any(folder.glob("*.yaml")):
-        raise InparsError(f"no reproduction tables at {folder}; reinstall inpars, pass --tables with the reproduce/ folder of the inpars source, or set ${TABLES_ENV}")
+        raise InparsError(
+            f"no reproduction tables at {folder}; reinstall inpars, pass --tables with the reproduce/ folder of the inpars "
+            f"source, or set ${TABLES_ENV}"
+        )
     return folder
 
 
@@ -244,10 +250,10 @@ def load_tables(paths: str | Path | Sequence[str | Path] | None = None) -> Table
         _check_references(condition, sources, datasets)
     for rate in rates:
         if rate.source not in sources:
-            raise InparsError(f"{rate.where}: unknown source '{rate.source}'; {_unknown('source', rate.source, sources, 'in the tables').split('; ', 1)[1]}")
+            raise InparsError(f"{rate.where}: unknown source '{rate.source}'; {suggest(rate.source, sources)}")
     for name, size in sizes.items():
         if size.source not in sources:
-            raise InparsError(f"sizes.{name}: unknown source '{size.source}'; {_unknown('source', size.source, sources, 'in the tables').split('; ', 1)[1]}")
+            raise InparsError(f"sizes.{name}: unknown source '{size.source}'; {suggest(size.source, sources)}")
     return Tables(sources=sources, datasets=datasets, conditions=conditions, files=tuple(files), rates=tuple(rates), sizes=sizes)
 
 
@@ -255,19 +261,11 @@ class _TablesFile:
     """One YAML tables file, read with the line of every key so that every problem names ``file:line``."""
 
     def __init__(self, path: Path) -> None:
-        from inpars.config import _key_lines
-
         if not path.is_file():
             raise InputError(path, None, "tables file not found", "check the path")
         self.path = path
-        text = read_text(path, "tables file")
-        try:
-            node = yaml.compose(text)
-            self.data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML ({getattr(exc, 'problem', exc)})", "fix the file") from None
-        self.lines = _key_lines(node) if node is not None else {}
+        data, self.lines = parse_yaml(read_text(path, "tables file"), path, "fix the file")
+        self.data = data or {}
 
     def where(self, key: str) -> str:
         line = self.lines.get(key)
@@ -281,9 +279,11 @@ class _TablesFile:
             raise self.fail(key, f"'{key}' should be a mapping", "indent its keys under it")
         for name in value:
             if name not in allowed:
-                close = difflib.get_close_matches(str(name), allowed, n=1)
-                hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(allowed)}"
-                raise self.fail(f"{key}.{name}", f"unknown key '{key}.{name}'", hint)
+                raise self.fail(
+                    f"{key}.{name}",
+                    f"unknown key '{key}.{name}'",
+                    did_you_mean(str(name), allowed, f"known keys: {', '.join(allowed)}"),
+                )
         for name in required:
             if value.get(name) in (None, ""):
                 raise self.fail(key, f"'{key}' needs '{name}'", f"add {name}: ...")
@@ -298,12 +298,18 @@ class _TablesFile:
         if value is None:
             return ()
         if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
-            raise self.fail(key, f"'{key}' should be a list of key=value overrides", 'write e.g. ["retrieve.prebuilt_index=beir-v1.0.0-{dataset}.flat"]')
+            raise self.fail(
+                key,
+                f"'{key}' should be a list of key=value overrides",
+                'write e.g. ["retrieve.prebuilt_index=beir-v1.0.0-{dataset}.flat"]',
+            )
         return tuple(value)
 
     def score(self, value: Any, key: str) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise self.fail(key, f"'{key}' should be a score between 0 and 1, got {show(value)}", "write the number as the paper prints it")
+            raise self.fail(
+                key, f"'{key}' should be a score between 0 and 1, got {show(value)}", "write the number as the paper prints it"
+            )
         return float(value)
 
     def tolerance(self, value: Any, key: str, metric_level: bool = False) -> Tolerance:
@@ -311,7 +317,11 @@ class _TablesFile:
         data = self.mapping(value, key, allowed, required=("value", "reason"))
         number = data["value"]
         if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0.0 <= number < 1.0:
-            raise self.fail(f"{key}.value", f"'{key}.value' should be a number in [0, 1), got {number!r}", "give the largest difference that still counts as reproduced")
+            raise self.fail(
+                f"{key}.value",
+                f"'{key}.value' should be a number in [0, 1), got {number!r}",
+                "give the largest difference that still counts as reproduced",
+            )
         metrics = {}
         if not metric_level and data.get("metrics") is not None:
             for metric, inner in self.mapping(data["metrics"], f"{key}.metrics", list(data["metrics"])).items():
@@ -326,7 +336,9 @@ class _TablesFile:
 
     # ------------------------------------------------------------------------------------------ sections
 
-    def load_into(self, sources: dict, datasets: dict, conditions: dict, rates: list | None = None, sizes: dict | None = None) -> None:
+    def load_into(
+        self, sources: dict, datasets: dict, conditions: dict, rates: list | None = None, sizes: dict | None = None
+    ) -> None:
         data = self.mapping(self.data, "tables", ("sources", "stand_ins", "rates", "sizes", "datasets", "conditions"))
         rates = [] if rates is None else rates
         sizes = {} if sizes is None else sizes
@@ -338,7 +350,11 @@ class _TablesFile:
         for name, value in self.mapping(data.get("sizes") or {}, "sizes", list(data.get("sizes") or {})).items():
             entry = self.mapping(value, f"sizes.{name}", ("bytes", "source"), required=("bytes", "source"))
             if isinstance(entry["bytes"], bool) or not isinstance(entry["bytes"], int) or entry["bytes"] < 1:
-                raise self.fail(f"sizes.{name}.bytes", f"'sizes.{name}.bytes' should be a positive whole number, got {entry['bytes']!r}", "give the size in bytes")
+                raise self.fail(
+                    f"sizes.{name}.bytes",
+                    f"'sizes.{name}.bytes' should be a positive whole number, got {entry['bytes']!r}",
+                    "give the size in bytes",
+                )
             sizes[str(name)] = Size(entry["bytes"], self.text(entry["source"], f"sizes.{name}.source"))
         stand_ins = self.mapping(data.get("stand_ins") or {}, "stand_ins", list(data.get("stand_ins") or {}))
         self.stand_ins = {str(model): self.text(stand_in, f"stand_ins.{model}") for model, stand_in in stand_ins.items()}
@@ -357,62 +373,124 @@ class _TablesFile:
             if self.stand_ins:
                 condition = dataclasses.replace(condition, stand_ins=dict(self.stand_ins))
             if condition.name in conditions:
-                raise self.fail(f"conditions.{index}.name", f"condition '{condition.name}' is defined twice (also at {conditions[condition.name].where})", "keep one")
+                raise self.fail(
+                    f"conditions.{index}.name",
+                    f"condition '{condition.name}' is defined twice (also at {conditions[condition.name].where})",
+                    "keep one",
+                )
             conditions[condition.name] = condition
 
     def rate(self, value: Any, key: str) -> Rate:
-        data = self.mapping(value, key, ("stage", "model", "seconds", "per", "upper_bound", "source", "note"), required=("stage", "model", "seconds", "per", "source", "note"))
+        data = self.mapping(
+            value,
+            key,
+            ("stage", "model", "seconds", "per", "upper_bound", "source", "note"),
+            required=("stage", "model", "seconds", "per", "source", "note"),
+        )
         stage = data["stage"]
         if stage not in RATE_UNITS:
             raise self.fail(f"{key}.stage", f"'{key}.stage' is '{stage}'", f"use one of {', '.join(RATE_UNITS)}")
         if data["per"] != RATE_UNITS[stage]:
-            raise self.fail(f"{key}.per", f"'{key}.per' is '{data['per']}', but {stage} is counted per {RATE_UNITS[stage]}", f"write per: {RATE_UNITS[stage]}")
+            raise self.fail(
+                f"{key}.per",
+                f"'{key}.per' is '{data['per']}', but {stage} is counted per {RATE_UNITS[stage]}",
+                f"write per: {RATE_UNITS[stage]}",
+            )
         seconds = data["seconds"]
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
-            raise self.fail(f"{key}.seconds", f"'{key}.seconds' should be a positive number, got {seconds!r}", "give the GPU seconds per unit")
+            raise self.fail(
+                f"{key}.seconds", f"'{key}.seconds' should be a positive number, got {seconds!r}", "give the GPU seconds per unit"
+            )
         return Rate(
-            stage, self.text(data["model"], f"{key}.model"), float(seconds), RATE_UNITS[stage], self.text(data["source"], f"{key}.source"),
-            self.text(data["note"], f"{key}.note"), bool(data.get("upper_bound", False)), self.where(key),
+            stage,
+            self.text(data["model"], f"{key}.model"),
+            float(seconds),
+            RATE_UNITS[stage],
+            self.text(data["source"], f"{key}.source"),
+            self.text(data["note"], f"{key}.note"),
+            bool(data.get("upper_bound", False)),
+            self.where(key),
         )
 
     def dataset_entry(self, name: str, value: Any, key: str) -> DatasetEntry:
         data = self.mapping(value, key, ("dataset", "counts", "counts_source", "released_data", "unavailable", "forums"))
         released = data.get("released_data")
         if data.get("unavailable") is not None:
-            return DatasetEntry(name, None, None, None, released, self.text(data["unavailable"], f"{key}.unavailable"), self.where(key))
+            return DatasetEntry(
+                name, None, None, None, released, self.text(data["unavailable"], f"{key}.unavailable"), self.where(key)
+            )
         if data.get("forums") is not None:
             return self.forums_entry(name, data, key)
         self.mapping(data, key, list(data), required=("dataset", "counts", "counts_source"))
         return DatasetEntry(
-            name, self.text(data["dataset"], f"{key}.dataset"), self.counts(data["counts"], f"{key}.counts"), self.text(data["counts_source"], f"{key}.counts_source"),
-            released, None, self.where(f"{key}.counts"),
+            name,
+            self.text(data["dataset"], f"{key}.dataset"),
+            self.counts(data["counts"], f"{key}.counts"),
+            self.text(data["counts_source"], f"{key}.counts_source"),
+            released,
+            None,
+            self.where(f"{key}.counts"),
         )
 
     def counts(self, value: Any, key: str) -> dict[str, int]:
         counts = self.mapping(value, key, COUNT_KEYS, required=COUNT_KEYS)
         for count_key, count in counts.items():
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise self.fail(f"{key}.{count_key}", f"'{key}.{count_key}' should be a positive whole number, got {count!r}", "copy it from the source named in counts_source")
+                raise self.fail(
+                    f"{key}.{count_key}",
+                    f"'{key}.{count_key}' should be a positive whole number, got {count!r}",
+                    "copy it from the source named in counts_source",
+                )
         return dict(counts)
 
     def forums_entry(self, name: str, data: dict, key: str) -> DatasetEntry:
         """A dataset scored as the mean over its forums: ``dataset`` with ``{forum}``, and each forum's counts."""
         if "counts" in data:
-            raise self.fail(f"{key}.counts", f"dataset '{name}' has forums, so its counts are given per forum", "move them under forums.<forum>")
+            raise self.fail(
+                f"{key}.counts",
+                f"dataset '{name}' has forums, so its counts are given per forum",
+                "move them under forums.<forum>",
+            )
         self.mapping(data, key, list(data), required=("dataset", "forums", "counts_source"))
         pattern = self.text(data["dataset"], f"{key}.dataset")
         if "{forum}" not in pattern:
-            raise self.fail(f"{key}.dataset", f"'{key}.dataset' has no {{forum}} placeholder", "write e.g. beir/cqadupstack/{forum}")
+            raise self.fail(
+                f"{key}.dataset", f"'{key}.dataset' has no {{forum}} placeholder", "write e.g. beir/cqadupstack/{forum}"
+            )
         forums = data["forums"]
         if not isinstance(forums, dict) or len(forums) < 2:
-            raise self.fail(f"{key}.forums", f"'{key}.forums' should map at least two forums to their counts", "write e.g. android: {docs: ..., queries: ..., qrels: ...}")
+            raise self.fail(
+                f"{key}.forums",
+                f"'{key}.forums' should map at least two forums to their counts",
+                "write e.g. android: {docs: ..., queries: ..., qrels: ...}",
+            )
         return DatasetEntry(
-            name, pattern, None, self.text(data["counts_source"], f"{key}.counts_source"), data.get("released_data"), None, self.where(f"{key}.forums"),
+            name,
+            pattern,
+            None,
+            self.text(data["counts_source"], f"{key}.counts_source"),
+            data.get("released_data"),
+            None,
+            self.where(f"{key}.forums"),
             forums={str(forum): self.counts(counts, f"{key}.forums.{forum}") for forum, counts in forums.items()},
         )
 
     def condition(self, value: Any, key: str) -> Condition:
-        allowed = ("name", "description", "recipe", "kind", "system", "set", "source", "average", "average_note", "released", "tolerance", "reference", "datasets")
+        allowed = (
+            "name",
+            "description",
+            "recipe",
+            "kind",
+            "system",
+            "set",
+            "source",
+            "average",
+            "average_note",
+            "released",
+            "tolerance",
+            "reference",
+            "datasets",
+        )
         data = self.mapping(value, key, allowed, required=("name", "description", "source", "datasets"))
         name = self.text(data["name"], f"{key}.name")
         reference = data.get("reference")
@@ -428,11 +506,19 @@ class _TablesFile:
         if reference is None:
             for mode in ("full", *released, *(["checkpoint"] if checkpoints else [])):
                 if mode not in tolerance:
-                    raise self.fail(f"{key}.tolerance", f"condition '{name}' has no '{mode}' tolerance", f"add tolerance.{mode} with its value and reason")
+                    raise self.fail(
+                        f"{key}.tolerance",
+                        f"condition '{name}' has no '{mode}' tolerance",
+                        f"add tolerance.{mode} with its value and reason",
+                    )
         average = data.get("average")
         cells = data["datasets"]
         if not isinstance(cells, list) or not cells:
-            raise self.fail(f"{key}.datasets", f"'{key}.datasets' should be a non-empty list", "write each cell as '- dataset: NAME' with its scores")
+            raise self.fail(
+                f"{key}.datasets",
+                f"'{key}.datasets' should be a non-empty list",
+                "write each cell as '- dataset: NAME' with its scores",
+            )
         seen: set[str] = set()
         parsed = []
         for index, item in enumerate(cells):
@@ -467,7 +553,12 @@ class _TablesFile:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise self.fail(key, f"'{key}' should map each dataset to its released model", "write e.g. scifact: {model: zeta-alpha-ai/monot5-3b-inpars-v2-scifact, source: ...}; a name pattern is not enough")
+            raise self.fail(
+                key,
+                f"'{key}' should map each dataset to its released model",
+                "write e.g. scifact: {model: zeta-alpha-ai/monot5-3b-inpars-v2-scifact, source: ...}; a name pattern is not "
+                "enough",
+            )
         out = {}
         for dataset, entry in value.items():
             here = f"{key}.{dataset}"
@@ -483,18 +574,28 @@ class _TablesFile:
         cells = [c.scores for c in condition.cells if (c.source or condition.source) == condition.source]
         metrics = {m for scores in cells for m in scores}
         if len(metrics) != 1:
-            raise self.fail(f"{key}.average", f"'{key}.average' is ambiguous: its cells hold {len(metrics)} metrics", "keep one metric per condition with an average")
+            raise self.fail(
+                f"{key}.average",
+                f"'{key}.average' is ambiguous: its cells hold {len(metrics)} metrics",
+                "keep one metric per condition with an average",
+            )
         (metric,) = metrics
         mean = sum(scores[metric] for scores in cells) / len(cells)
         gap = abs(mean - condition.average)
         if gap > AVERAGE_SLACK + 1e-9 and condition.average_note is None:
             raise self.fail(
                 f"{key}.average",
-                f"condition '{condition.name}': the mean of its {len(cells)} {metric} cells is {mean:.4f}, its average says {condition.average:g}",
-                "a cell or the average was mistyped: check both against the paper; if the paper itself disagrees, say so in average_note",
+                f"condition '{condition.name}': the mean of its {len(cells)} {metric} cells is {mean:.4f}, its average says "
+                f"{condition.average:g}",
+                "a cell or the average was mistyped: check both against the paper; if the paper itself disagrees, say so in "
+                "average_note",
             )
         if gap <= AVERAGE_SLACK + 1e-9 and condition.average_note is not None:
-            raise self.fail(f"{key}.average_note", f"condition '{condition.name}' has an average_note, but its cells do average to {condition.average:g}", "remove the note")
+            raise self.fail(
+                f"{key}.average_note",
+                f"condition '{condition.name}' has an average_note, but its cells do average to {condition.average:g}",
+                "remove the note",
+            )
 
     def cell(self, value: Any, key: str) -> Cell:
         data = self.mapping(value, key, ("dataset", "scores", "set", "tolerance", "source"), required=("dataset", "scores"))
@@ -514,13 +615,25 @@ class _TablesFile:
 def _check_references(condition: Condition, sources: Mapping[str, str], datasets: Mapping[str, DatasetEntry]) -> None:
     for source, where in [(condition.source, condition.where), *((c.source, c.where) for c in condition.cells if c.source)]:
         if source not in sources:
-            raise InparsError(f"{where}: unknown source '{source}'; {_unknown('source', source, sources, 'in the tables').split('; ', 1)[1]}")
+            raise InparsError(f"{where}: unknown source '{source}'; {suggest(source, sources)}")
     for cell in condition.cells:
         if cell.dataset not in datasets:
-            raise InparsError(f"{cell.where}: {_unknown('dataset', cell.dataset, datasets, 'in the tables')}; add it under datasets: with its counts")
+            raise InparsError(
+                f"{cell.where}: {_unknown('dataset', cell.dataset, datasets, 'in the tables')}; add it under datasets: with "
+                "its counts"
+            )
         entry = datasets[cell.dataset]
-        if "data" in condition.released and "{released_data}" in condition.released["data"] and not entry.unavailable and not entry.released_data and not entry.forums:
-            raise InparsError(f"{cell.where}: condition '{condition.name}' names released data, but dataset '{cell.dataset}' has no released_data")
+        if (
+            "data" in condition.released
+            and "{released_data}" in condition.released["data"]
+            and not entry.unavailable
+            and not entry.released_data
+            and not entry.forums
+        ):
+            raise InparsError(
+                f"{cell.where}: condition '{condition.name}' names released data, but dataset '{cell.dataset}' has no "
+                "released_data"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- checking
@@ -550,9 +663,15 @@ def compare(condition: Condition, cell: Cell, obtained: Mapping[str, float], mod
     """One check per expected metric of ``cell``; a metric missing from ``obtained`` is an error, never a pass."""
     missing = [metric for metric in cell.scores if metric not in obtained]
     if missing:
-        raise InparsError(f"the run of '{condition.name}' on {cell.dataset} has no {', '.join(missing)} (it has {', '.join(obtained) or 'nothing'}); add the metric to evaluate.measures")
+        raise InparsError(
+            f"the run of '{condition.name}' on {cell.dataset} has no {', '.join(missing)} (it has "
+            f"{', '.join(obtained) or 'nothing'}); add the metric to evaluate.measures"
+        )
     return [
-        CellCheck(condition.name, cell.dataset, mode, metric, expected, float(obtained[metric]), condition.tolerance_for(cell, mode, metric))
+        CellCheck(
+            condition.name, cell.dataset, mode, metric, expected, float(obtained[metric]),
+            condition.tolerance_for(cell, mode, metric),
+        )
         for metric, expected in cell.scores.items()
     ]
 
@@ -561,11 +680,16 @@ def check_counts(entry: DatasetEntry, obtained: Mapping[str, int]) -> None:
     """Stop before scoring when the loaded dataset is not the one the tables describe."""
     if not entry.counts:
         return
-    wrong = [f"{key} {obtained.get(key)} (expected {entry.counts[key]:,})" for key in COUNT_KEYS if obtained.get(key) != entry.counts[key]]
+    wrong = [
+        f"{key} {obtained.get(key)} (expected {entry.counts[key]:,})"
+        for key in COUNT_KEYS
+        if obtained.get(key) != entry.counts[key]
+    ]
     if wrong:
         raise InparsError(
             f"{entry.where}: dataset '{entry.name}' ({entry.dataset}) does not match its sanity counts: {'; '.join(wrong)} "
-            f"[source: {entry.counts_source}]; the download may be incomplete or another version: delete it from the ir_datasets cache and retry"
+            f"[source: {entry.counts_source}]; the download may be incomplete or another version: delete it from the "
+            "ir_datasets cache and retry"
         )
 
 
@@ -615,7 +739,9 @@ def recipe_text(condition: Condition) -> tuple[str, str]:
     if path.suffix in (".yaml", ".yml"):
         path = path if path.is_absolute() else condition.folder / path
         if not path.is_file():
-            raise InparsError(f"{condition.where}: recipe {path} not found; give a bundled recipe name or a path relative to the tables file")
+            raise InparsError(
+                f"{condition.where}: recipe {path} not found; give a bundled recipe name or a path relative to the tables file"
+            )
         return read_text(path, "recipe"), str(path)
     bundled = resources.files("inpars.recipes").joinpath(f"{condition.recipe}.yaml")
     if not bundled.is_file():
@@ -624,7 +750,9 @@ def recipe_text(condition: Condition) -> tuple[str, str]:
     return bundled.read_text(encoding="utf-8"), f"inpars/recipes/{condition.recipe}.yaml"
 
 
-def condition_config(entry: DatasetEntry, condition: Condition, cell: Cell, mode: str, output_dir: str | Path, overrides: Sequence[str] = ()):
+def condition_config(
+    entry: DatasetEntry, condition: Condition, cell: Cell, mode: str, output_dir: str | Path, overrides: Sequence[str] = ()
+):
     """The pipeline config of one cell: the recipe, the dataset, the condition's and the cell's overrides."""
     from inpars.config import load_pipeline_config
 
@@ -671,7 +799,9 @@ def released_queries(url: str, folder: Path) -> Path:
     from inpars import io
     from inpars.models import cache_dir
 
-    raw = io.download(url, cache_dir() / "released" / url.rstrip("/").rsplit("/", 1)[-1])
+    raw = cache_dir() / "released" / url.rstrip("/").rsplit("/", 1)[-1]
+    if not raw.is_file():
+        io.download(url, raw, "the released synthetic queries", "run the condition without --from-released")
     converted = folder / f"released-{raw.stem}.jsonl"
     if not converted.is_file():
         io.write_synthetic(converted, io.read_released_synthetic(raw))
@@ -683,10 +813,15 @@ def runnable_cell(tables: Tables, dataset: str, condition: str, mode: str = "ful
     entry = tables.dataset(dataset)
     cond = tables.condition(condition)
     if entry.unavailable:
-        raise InparsError(f"dataset '{dataset}' cannot run: {entry.unavailable}; runnable datasets: {', '.join(tables.runnable_datasets())}")
+        raise InparsError(
+            f"dataset '{dataset}' cannot run: {entry.unavailable}; runnable datasets: {', '.join(tables.runnable_datasets())}"
+        )
     runnable = ", ".join(c.name for c in tables.runnable(dataset))
     if cond.reference is not None:
-        raise InparsError(f"condition '{condition}' is a row reported by a paper, nothing here runs it ({cond.reference}); runnable on {dataset}: {runnable}")
+        raise InparsError(
+            f"condition '{condition}' is a row reported by a paper, nothing here runs it ({cond.reference}); runnable on "
+            f"{dataset}: {runnable}"
+        )
     cell = cond.cell(dataset)
     if cell is None:
         raise InparsError(f"condition '{condition}' has no expected scores for '{dataset}'; runnable on {dataset}: {runnable}")
@@ -694,7 +829,10 @@ def runnable_cell(tables: Tables, dataset: str, condition: str, mode: str = "ful
         raise InparsError(f"unknown way of running '{mode}'; use one of {', '.join(MODES)}")
     if mode not in cond.modes():
         shortcuts = [c.name for c in tables.runnable(dataset) if mode in c.modes()]
-        raise InparsError(f"condition '{condition}' has no released {mode} to start from (it runs as: {', '.join(cond.modes())}); conditions with one: {', '.join(shortcuts) or 'none'}")
+        raise InparsError(
+            f"condition '{condition}' has no released {mode} to start from (it runs as: {', '.join(cond.modes())}); conditions "
+            f"with one: {', '.join(shortcuts) or 'none'}"
+        )
     if mode == "checkpoint":
         cond.checkpoint(dataset)
     if mode == "data" and not _has_released_data(cond, entry):
@@ -703,7 +841,11 @@ def runnable_cell(tables: Tables, dataset: str, condition: str, mode: str = "ful
 
 
 def _has_released_data(cond: Condition, entry: DatasetEntry) -> bool:
-    return "data" in cond.released and ("{released_data}" not in cond.released["data"] or bool(entry.released_data)) and not entry.forums
+    return (
+        "data" in cond.released
+        and ("{released_data}" not in cond.released["data"] or bool(entry.released_data))
+        and not entry.forums
+    )
 
 
 def run_condition(
@@ -726,7 +868,10 @@ def run_condition(
 
     entry, cond, cell = runnable_cell(tables, dataset, condition, mode)
     if entry.forums and only is not None:
-        raise InparsError(f"dataset '{dataset}' is scored over its forums, which run one after the other in one process; run it without --stage or --slurm")
+        raise InparsError(
+            f"dataset '{dataset}' is scored over its forums, which run one after the other in one process; run it without "
+            "--stage or --slurm"
+        )
     if entry.forums:
         return _run_forums(entry, cond, cell, mode, output_dir, force, overrides)
     config, source, settings = condition_config(entry, cond, cell, mode, output_dir, overrides)
@@ -747,7 +892,9 @@ def run_condition(
     if only is not None:
         return ConditionRun(condition, dataset, mode, [], result.run_dir)
     if cond.system not in result.metrics:
-        raise InparsError(f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'")
+        raise InparsError(
+            f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'"
+        )
     return ConditionRun(condition, dataset, mode, compare(cond, cell, result.metrics[cond.system], mode), result.run_dir)
 
 
@@ -757,12 +904,17 @@ def forum_mean(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     for forum, values in scores.items():
         missing = [metric for metric in metrics if metric not in values]
         if missing:
-            raise InparsError(f"the run of forum '{forum}' has no {', '.join(missing)}; every forum needs the same measures to be averaged")
+            raise InparsError(
+                f"the run of forum '{forum}' has no {', '.join(missing)}; every forum needs the same measures to be averaged"
+            )
     return {metric: sum(values[metric] for values in scores.values()) / len(scores) for metric in metrics}
 
 
-def _run_forums(entry: DatasetEntry, cond: Condition, cell: Cell, mode: str, output_dir: str | Path, force: bool, overrides: Sequence[str]) -> ConditionRun:
-    """Run a condition on every forum of ``entry`` (each its own dataset, counts checked) and check the cell against their mean."""
+def _run_forums(
+    entry: DatasetEntry, cond: Condition, cell: Cell, mode: str, output_dir: str | Path, force: bool, overrides: Sequence[str]
+) -> ConditionRun:
+    """Run a condition on every forum of ``entry`` (each its own dataset, counts checked) and check the cell against
+    their mean."""
     from inpars.datasets import load_dataset
     from inpars.pipeline import run_pipeline
 
@@ -774,20 +926,31 @@ def _run_forums(entry: DatasetEntry, cond: Condition, cell: Cell, mode: str, out
         logger.info("%s on %s, forum %s: %s %s", cond.name, entry.name, forum, source, " ".join(f"--set {s}" for s in settings))
         data = load_dataset(part.dataset)
         check_counts(part, data.counts())
-        kwargs: dict[str, Any] = {"rerank": False} if cond.kind == "retrieval" else {"model": config.train.model} if cond.kind == "rerank" else {}
+        kwargs: dict[str, Any] = (
+            {"rerank": False} if cond.kind == "retrieval" else {"model": config.train.model} if cond.kind == "rerank" else {}
+        )
         result = run_pipeline(config, force=force, dataset=data, **kwargs)
         if cond.system not in result.metrics:
-            raise InparsError(f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'")
+            raise InparsError(
+                f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'"
+            )
         scores[forum] = {metric: float(value) for metric, value in result.metrics[cond.system].items()}
     mean = forum_mean(scores)
-    logger.info("%s on %s: the mean over %d forums is %s", cond.name, entry.name, len(scores), ", ".join(f"{m} {v:.4f}" for m, v in mean.items()))
-    return ConditionRun(cond.name, entry.name, mode, compare(cond, cell, mean, mode), Path(output_dir) / entry.name, forums=scores)
+    logger.info(
+        "%s on %s: the mean over %d forums is %s", cond.name, entry.name, len(scores),
+        ", ".join(f"{m} {v:.4f}" for m, v in mean.items()),
+    )
+    return ConditionRun(
+        cond.name, entry.name, mode, compare(cond, cell, mean, mode), Path(output_dir) / entry.name, forums=scores
+    )
 
 
 def plan(tables: Tables, dataset: str, conditions: Sequence[str] = (), released: str | None = None) -> list[tuple[str, str]]:
     """(condition, mode) pairs to run: the named conditions, else every runnable one; ``released`` picks a shortcut."""
     if released is not None and released not in MODES[1:]:
-        raise InparsError(f"--from-released is '{released}'; use data (the released synthetic queries) or checkpoint (the released model)")
+        raise InparsError(
+            f"--from-released is '{released}'; use data (the released synthetic queries) or checkpoint (the released model)"
+        )
     if conditions:
         steps = [(name, released or "full") for name in dict.fromkeys(conditions)]
         for name, mode in steps:
@@ -795,13 +958,18 @@ def plan(tables: Tables, dataset: str, conditions: Sequence[str] = (), released:
         return steps
     entry = tables.dataset(dataset)
     if entry.unavailable:
-        raise InparsError(f"dataset '{dataset}' cannot run: {entry.unavailable}; runnable datasets: {', '.join(tables.runnable_datasets())}")
+        raise InparsError(
+            f"dataset '{dataset}' cannot run: {entry.unavailable}; runnable datasets: {', '.join(tables.runnable_datasets())}"
+        )
     chosen = tables.runnable(dataset)
     if released is None:
         return [(c.name, "full") for c in chosen]
     with_shortcut = [
-        (c.name, released) for c in chosen
-        if released in c.modes() and (released != "checkpoint" or c.checkpoints.get(dataset, Checkpoint(None, "")).model) and (released != "data" or _has_released_data(c, entry))
+        (c.name, released)
+        for c in chosen
+        if released in c.modes()
+        and (released != "checkpoint" or c.checkpoints.get(dataset, Checkpoint(None, "")).model)
+        and (released != "data" or _has_released_data(c, entry))
     ]
     if not with_shortcut:
         raise InparsError(f"no condition has a released {released} for '{dataset}'; run without --from-released")
@@ -826,7 +994,10 @@ def reproduce(
 
     steps = plan(tables, dataset, conditions, released)
     if only is not None and len(steps) != 1:
-        raise InparsError(f"--stage runs one stage of one condition; name the condition (--condition), one of: {', '.join(name for name, _ in steps)}")
+        raise InparsError(
+            "--stage runs one stage of one condition; name the condition (--condition), one of: "
+            f"{', '.join(name for name, _ in steps)}"
+        )
     entry = tables.dataset(dataset)
     loaded = load_dataset(entry.dataset) if steps and not entry.forums else None  # forums are loaded one by one
     runs = [run_condition(tables, dataset, name, mode, output_dir, force, overrides, loaded, only) for name, mode in steps]
@@ -840,10 +1011,16 @@ def result_table(reproduction: Reproduction):
     """A rich table: expected against obtained, the difference, the tolerance and OK or FAIL per cell."""
     from rich.table import Table
 
-    table = Table("condition", "run", "metric", "expected", "obtained", "diff", "tolerance", "result", title=f"reproduction: {reproduction.dataset}")
+    table = Table(
+        "condition", "run", "metric", "expected", "obtained", "diff", "tolerance", "result",
+        title=f"reproduction: {reproduction.dataset}",
+    )
     for check in reproduction.checks:
         verdict = "[green]OK[/green]" if check.ok else "[bold red]FAIL[/bold red]"
-        table.add_row(check.condition, check.mode, check.metric, f"{check.expected:.4f}", f"{check.obtained:.4f}", f"{check.difference:+.4f}", f"±{check.tolerance.value:g}", verdict)
+        table.add_row(
+            check.condition, check.mode, check.metric, f"{check.expected:.4f}", f"{check.obtained:.4f}",
+            f"{check.difference:+.4f}", f"±{check.tolerance.value:g}", verdict,
+        )
     return table
 
 
@@ -859,10 +1036,18 @@ def plot(reproduction: Reproduction):
     ax = figure.subplots()
     positions = range(len(checks))
     width = 0.38
-    ax.bar([p - width / 2 for p in positions], [c.expected for c in checks], width, yerr=[c.tolerance.value for c in checks], capsize=3, color="tab:gray", label="expected (± tolerance)")
-    ax.bar([p + width / 2 for p in positions], [c.obtained for c in checks], width, color=["tab:green" if c.ok else "tab:red" for c in checks], label="obtained")
+    ax.bar(
+        [p - width / 2 for p in positions], [c.expected for c in checks], width, yerr=[c.tolerance.value for c in checks],
+        capsize=3, color="tab:gray", label="expected (± tolerance)",
+    )
+    ax.bar(
+        [p + width / 2 for p in positions], [c.obtained for c in checks], width,
+        color=["tab:green" if c.ok else "tab:red" for c in checks], label="obtained",
+    )
     ax.set_xticks(list(positions))
-    ax.set_xticklabels([f"{c.condition}\n{c.metric}" + ("" if c.mode == "full" else f"\n(from {c.mode})") for c in checks], fontsize=8)
+    ax.set_xticklabels(
+        [f"{c.condition}\n{c.metric}" + ("" if c.mode == "full" else f"\n(from {c.mode})") for c in checks], fontsize=8
+    )
     ax.set_ylim(0, min(1.0, max([c.expected + c.tolerance.value for c in checks] + [c.obtained for c in checks] + [0.1]) * 1.15))
     ax.set_ylabel("score")
     ax.set_title(f"{reproduction.dataset}: expected and obtained (green OK, red FAIL)", fontsize=9)
@@ -878,7 +1063,10 @@ def markdown(reproduction: Reproduction, chart: str | None) -> str:
     lines = [
         f"# Reproduction: {reproduction.dataset}",
         "",
-        f"**{'OK' if reproduction.ok else 'FAIL'}**: {len(reproduction.checks) - len(failed)} of {len(reproduction.checks)} cells within tolerance.",
+        (
+            f"**{'OK' if reproduction.ok else 'FAIL'}**: {len(reproduction.checks) - len(failed)} of {len(reproduction.checks)} "
+            "cells within tolerance."
+        ),
         "",
         f"inpars commit `{git_commit() or 'unknown'}`; " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
         "",
@@ -886,15 +1074,25 @@ def markdown(reproduction: Reproduction, chart: str | None) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in reproduction.checks:
-        lines.append(f"| {c.condition} | {c.mode} | {c.metric} | {c.expected:.4f} | {c.obtained:.4f} | {c.difference:+.4f} | ±{c.tolerance.value:g} | {'OK' if c.ok else '**FAIL**'} |")
+        lines.append(
+            f"| {c.condition} | {c.mode} | {c.metric} | {c.expected:.4f} | {c.obtained:.4f} | {c.difference:+.4f} | "
+            f"±{c.tolerance.value:g} | {'OK' if c.ok else '**FAIL**'} |"
+        )
     if chart:
         lines += ["", f"![expected and obtained]({chart})"]
     lines += ["", "## Tolerances", ""]
-    for reason in dict.fromkeys(f"- {c.condition} ({c.mode}, {c.metric}): ±{c.tolerance.value:g}: {c.tolerance.reason}" for c in reproduction.checks):
+    for reason in dict.fromkeys(
+        f"- {c.condition} ({c.mode}, {c.metric}): ±{c.tolerance.value:g}: {c.tolerance.reason}" for c in reproduction.checks
+    ):
         lines.append(reason)
     lines += ["", "## Sources", ""]
     used = {reproduction.tables.conditions[c.condition].source for c in reproduction.checks}
-    used |= {cell.source for c in reproduction.checks for cell in [reproduction.tables.conditions[c.condition].cell(c.dataset)] if cell and cell.source}
+    used |= {
+        cell.source
+        for c in reproduction.checks
+        for cell in [reproduction.tables.conditions[c.condition].cell(c.dataset)]
+        if cell and cell.source
+    }
     lines += [f"- {name}: {reproduction.tables.sources[name]}" for name in sorted(used)]
     lines += ["", "## Runs", ""]
     lines += [f"- {run.condition} ({run.mode}): `{run.run_dir}`" for run in reproduction.runs]

@@ -75,7 +75,10 @@ def script(plan: Plan, step: Step, options: SlurmOptions, workdir: Path) -> str:
     ]
     if step.tasks > 1:
         lines.append(f"#SBATCH --array=0-{step.tasks - 1}")
-    for flag, value in (("partition", options.partition), ("account", options.account), ("cpus-per-task", options.cpus_per_task), ("time", options.time), ("mem", options.mem)):
+    for flag, value in (
+        ("partition", options.partition), ("account", options.account), ("cpus-per-task", options.cpus_per_task),
+        ("time", options.time), ("mem", options.mem),
+    ):
         if value is not None:
             lines.append(f"#SBATCH --{flag}={value}")
     if step.gpu and options.gpus_per_task:
@@ -103,9 +106,15 @@ def _run(argv: Sequence[str]) -> str:
     try:
         done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     except FileNotFoundError:
-        raise InparsError(f"'{argv[0]}' not found: --slurm needs SLURM's commands (sbatch, squeue) on PATH; use --slurm-dry-run to only write the scripts") from None
+        raise InparsError(
+            f"'{argv[0]}' not found: --slurm needs SLURM's commands (sbatch, squeue) on PATH; use --slurm-dry-run to only "
+            "write the scripts"
+        ) from None
     if done.returncode != 0:
-        raise InparsError(f"{' '.join(argv[:2])} failed ({done.returncode}): {(done.stderr or done.stdout).strip().splitlines()[-1] if (done.stderr or done.stdout).strip() else 'no message'}")
+        raise InparsError(
+            f"{' '.join(argv[:2])} failed ({done.returncode}): "
+            f"{(done.stderr or done.stdout).strip().splitlines()[-1] if (done.stderr or done.stdout).strip() else 'no message'}"
+        )
     return done.stdout
 
 
@@ -123,14 +132,24 @@ def state_path(plan: Plan, dataset: str) -> Path:
     return plan.options.output_dir / dataset / "slurm" / "jobs.json"
 
 
-def submit(plan: Plan, options: SlurmOptions, *, dry_run: bool = False, run: Callable[[Sequence[str]], str] = _run, workdir: Path | None = None) -> list[Submitted]:
+def submit(
+    plan: Plan,
+    options: SlurmOptions,
+    *,
+    dry_run: bool = False,
+    run: Callable[[Sequence[str]], str] = _run,
+    workdir: Path | None = None,
+) -> list[Submitted]:
     """Write the scripts, then submit the steps not done, in order, each after the jobs of the steps it waits for.
 
     A step whose job from an earlier submission is still queued is not submitted again: later steps wait on that job.
     ``dry_run``: write the scripts and return what would be submitted (job ids None).
     """
     paths = write_scripts(plan, options, workdir)
-    states = {dataset: (io.read_json(state_path(plan, dataset)) if state_path(plan, dataset).is_file() else {}) for dataset in dict.fromkeys(s.dataset for s in plan.steps)}
+    states = {
+        dataset: (io.read_json(state_path(plan, dataset)) if state_path(plan, dataset).is_file() else {})
+        for dataset in dict.fromkeys(s.dataset for s in plan.steps)
+    }
     alive: set[str] = set()
     if not dry_run:
         held = queued_jobs(run)
@@ -170,8 +189,12 @@ def submit(plan: Plan, options: SlurmOptions, *, dry_run: bool = False, run: Cal
             continue
         job_id = run(argv).strip().split(";")[0]
         if not job_id.isdigit():
-            raise InparsError(f"sbatch answered {job_id!r} for {paths[step.key]}, not a job id; check the script's #SBATCH options")
-        logger.info("submitted %s as job %s%s", step.key, job_id, f" (tasks {','.join(map(str, todo))})" if step.tasks > 1 else "")
+            raise InparsError(
+                f"sbatch answered {job_id!r} for {paths[step.key]}, not a job id; check the script's #SBATCH options"
+            )
+        logger.info(
+            "submitted %s as job %s%s", step.key, job_id, f" (tasks {','.join(map(str, todo))})" if step.tasks > 1 else ""
+        )
         job_of[step.key] = job_id
         states[step.dataset][step.key] = {"job_id": job_id, "tasks": list(todo), "script": str(paths[step.key])}
         out.append(Submitted(step.key, job_id, todo, paths[step.key]))

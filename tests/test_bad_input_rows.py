@@ -29,8 +29,14 @@ def test_an_unknown_model_fails_at_once_with_no_network(monkeypatch):
         resolve("no-such-org/no-such-model")
     assert time.monotonic() - started < 10
     message = str(err.value)
-    assert "'no-such-org/no-such-model' is no folder here and not in the Hugging Face cache, and the hub is offline (127.0.0.1 cannot be reached" in message
-    assert "embedded:smollm2-135m, embedded:minilm-l6, embedded:t5-tiny-random), a local folder, or a Hugging Face hub id" in message
+    assert (
+        "'no-such-org/no-such-model' is no folder here and not in the Hugging Face cache, and the hub is offline (127.0.0.1 "
+        "cannot be reached"
+        in message
+    )
+    assert (
+        "embedded:smollm2-135m, embedded:minilm-l6, embedded:t5-tiny-random), a local folder, or a Hugging Face hub id" in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -48,7 +54,9 @@ def test_model_names_that_cannot_exist_fail_whatever_the_network(name, wanted):
 
 def test_the_pipeline_checks_its_models_before_any_stage(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    config = load_pipeline_config(text="name: x\ntrain: {model: no-such-org/reranker}\n", overrides=[f"output_dir={tmp_path}", f"dataset={GOOD}"])
+    config = load_pipeline_config(
+        text="name: x\ntrain: {model: no-such-org/reranker}\n", overrides=[f"output_dir={tmp_path}", f"dataset={GOOD}"]
+    )
     with pytest.raises(InparsError, match="model 'no-such-org/reranker' is no folder here"):
         run_pipeline(config)
     assert not (tmp_path / "x").exists()
@@ -57,7 +65,9 @@ def test_the_pipeline_checks_its_models_before_any_stage(tmp_path, monkeypatch):
 def test_a_stage_that_fails_is_marked_failed(tmp_path):
     prompt = tmp_path / "prompt.yaml"
     prompt.write_text("template: 'Question about {topic}:'\n")
-    config = load_pipeline_config(text=f"name: x\ngenerate: {{prompt: {prompt}}}\n", overrides=[f"output_dir={tmp_path}", f"dataset={GOOD}"])
+    config = load_pipeline_config(
+        text=f"name: x\ngenerate: {{prompt: {prompt}}}\n", overrides=[f"output_dir={tmp_path}", f"dataset={GOOD}"]
+    )
     with pytest.raises(InputError, match="prompt.yaml:1: 'template' has no {document} placeholder"):
         run_pipeline(config)
     manifest = json.loads((tmp_path / "x" / "generate" / "stage.json").read_text())
@@ -74,7 +84,15 @@ def test_judgements_of_documents_missing_from_the_corpus_warn_then_fail(tmp_path
     with caplog.at_level(logging.WARNING):
         data = load_dataset(str(folder))
     assert data.qrels["q0"]["gone-1"] == 1 and len(data.qrels["q0"]) == 7
-    assert "1 of 12 judgements name documents that are not in the corpus (1 ids: 'gone-1'); no run can retrieve them" in caplog.text
+    assert (
+        "1 of 12 judgements name documents that are not in the corpus (1 ids: 'gone-1'); no run can retrieve them" in caplog.text
+    )
     (folder / "qrels" / "test.tsv").write_text(qrels + "q0\tgone-1\t1\nq1\tgone-2\t1\n")
-    with pytest.raises(InputError, match=r"test.tsv: 2 of 13 judgements name documents that are not in the corpus \(2 ids: 'gone-1', 'gone-2'\); more than 10% unreachable"):
+    with pytest.raises(
+        InputError,
+        match=(
+            r"test.tsv: 2 of 13 judgements name documents that are not in the corpus \(2 ids: 'gone-1', 'gone-2'\); more than "
+            r"10% unreachable"
+        ),
+    ):
         load_dataset(str(folder))

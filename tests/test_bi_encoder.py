@@ -20,8 +20,20 @@ def test_groups_take_the_fewest_negatives_and_drop_queries_without_any():
 
     examples = [ex("a", "d1", 1), ex("a", "d2", 0), ex("a", "d3", 0), ex("b", "d4", 1), ex("b", "d5", 0), ex("c", "d6", 1)]
     assert training_groups(examples) == [
-        {"query": "query a", "positive": "document d1", "positive_id": "d1", "negatives": ["document d2"], "negative_ids": ["d2"]},
-        {"query": "query b", "positive": "document d4", "positive_id": "d4", "negatives": ["document d5"], "negative_ids": ["d5"]},
+        {
+            "query": "query a",
+            "positive": "document d1",
+            "positive_id": "d1",
+            "negatives": ["document d2"],
+            "negative_ids": ["d2"],
+        },
+        {
+            "query": "query b",
+            "positive": "document d4",
+            "positive_id": "d4",
+            "negatives": ["document d5"],
+            "negative_ids": ["d5"],
+        },
     ]
 
 
@@ -77,7 +89,9 @@ def test_score_encodes_each_text_once_across_calls_and_matches_cosine():
     encoded = []
     original = reranker.encoder.encode
     reranker.encoder.encode = lambda texts, **kw: encoded.extend(texts) or original(texts, **kw)
-    pairs = [("roof permit", "a permit is needed for a new roof"), ("roof permit", "taxes on a garden"), ("tax", "taxes on a garden")]
+    pairs = [
+        ("roof permit", "a permit is needed for a new roof"), ("roof permit", "taxes on a garden"), ("tax", "taxes on a garden"),
+    ]
     scores = reranker.score(pairs)
     assert reranker.score([("tax", "taxes on a garden"), ("tax", "a permit is needed for a new roof")])[0] == scores[2]
     assert sorted(encoded) == sorted(["roof permit", "tax", "a permit is needed for a new roof", "taxes on a garden"])
@@ -111,7 +125,13 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0  # the two passes must see the same network
     rows = [
-        {"query": f"question {i}", "positive": "word " * (3 + 7 * i), "positive_id": f"p{i}", "negatives": ["other text " * (i + 1)], "negative_ids": [f"n{i}"]}
+        {
+            "query": f"question {i}",
+            "positive": "word " * (3 + 7 * i),
+            "positive_id": f"p{i}",
+            "negatives": ["other text " * (i + 1)],
+            "negative_ids": [f"n{i}"],
+        }
         for i in range(5)
     ]
     batch = _GroupCollator(encoder)(rows)

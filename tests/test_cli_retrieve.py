@@ -28,7 +28,9 @@ def test_retrieve_with_lucene_writes_a_trec_run(lucene, faq, tmp_path):
 
 
 def test_a_stemmer_lucene_lacks_is_one_clear_line(tmp_path):
-    result = CliRunner().invoke(app, ["retrieve", "--backend", "pyserini", "--set", "retrieve.stemmer=german", "--output", str(tmp_path / "x.trec")])
+    result = CliRunner().invoke(
+        app, ["retrieve", "--backend", "pyserini", "--set", "retrieve.stemmer=german", "--output", str(tmp_path / "x.trec")]
+    )
     assert result.exit_code == 2
     assert "error: stemmer 'german' is not available in Lucene" in result.output
     assert not (tmp_path / "x.trec").exists()
@@ -39,7 +41,9 @@ def test_negatives_with_dense_negatives(faq, tmp_path):
     folder = tmp_path / "beir"
     io.write_beir_folder(folder, [faq.docs[d] for d in doc_ids], [faq.queries[d] for d in doc_ids], {d: {d: 1} for d in doc_ids})
     queries = tmp_path / "queries.jsonl"
-    io.write_synthetic(queries, [SyntheticQuery(f"s{i}", doc_id, faq.queries[doc_id].text) for i, doc_id in enumerate(doc_ids[:3])])
+    io.write_synthetic(
+        queries, [SyntheticQuery(f"s{i}", doc_id, faq.queries[doc_id].text) for i, doc_id in enumerate(doc_ids[:3])]
+    )
     output = tmp_path / "train.jsonl"
     args = ["negatives", str(queries), "--dataset", str(folder), "--dense-negatives", "1", "--seed", "3", "--output", str(output)]
     result = CliRunner().invoke(app, args)

@@ -27,7 +27,9 @@ def test_reranking_in_shards_of_queries_merges_into_the_unsharded_run(faq, tmp_p
     shards = []
     for shard in range(3):
         out = tmp_path / f"shard{shard}.trec"
-        result = runner.invoke(app, ["rerank", str(tmp_path / "bm25.trec"), *common, "--shard", str(shard), "--num-shards", "3", "-o", str(out)])
+        result = runner.invoke(
+            app, ["rerank", str(tmp_path / "bm25.trec"), *common, "--shard", str(shard), "--num-shards", "3", "-o", str(out)]
+        )
         assert result.exit_code == 0, result.output
         shards.append(out)
     parts = [io.read_trec_run(path) for path in shards]
@@ -59,20 +61,36 @@ def test_bad_stage_selections(selection, message):
 
 
 def test_a_stage_whose_input_is_not_done_says_which_to_run_first(tmp_path):
-    result = runner.invoke(app, ["reproduce", "faq-construction", "--condition", "demo", "--output-dir", str(tmp_path), "--stage", "filter"])
+    result = runner.invoke(
+        app, ["reproduce", "faq-construction", "--condition", "demo", "--output-dir", str(tmp_path), "--stage", "filter"]
+    )
     assert result.exit_code == 2
-    assert "stage 'generate' of" in result.output and "is not done for this config, and stage 'filter' reads it; run 'generate' first (--stage generate)" in result.output
+    assert (
+        "stage 'generate' of" in result.output
+        and "is not done for this config, and stage 'filter' reads it; run 'generate' first (--stage generate)" in result.output
+    )
 
 
 def test_merging_shards_that_are_not_done_names_them(tmp_path):
-    result = runner.invoke(app, ["reproduce", "faq-construction", "--condition", "demo", "--output-dir", str(tmp_path), "--stage", "generate", "--num-shards", "3"])
+    result = runner.invoke(
+        app,
+        [
+            "reproduce", "faq-construction", "--condition", "demo", "--output-dir", str(tmp_path), "--stage", "generate",
+            "--num-shards", "3",
+        ],
+    )
     assert result.exit_code == 2
-    assert "shard(s) 0, 1, 2 of 3 of stage 'generate'" in result.output and "are not done; run them (--stage generate --shard I --num-shards 3), then merge" in result.output
+    assert (
+        "shard(s) 0, 1, 2 of 3 of stage 'generate'" in result.output
+        and "are not done; run them (--stage generate --shard I --num-shards 3), then merge" in result.output
+    )
 
 
 def test_the_plan_of_scifact_comes_from_the_tables_with_cited_rates(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result = runner.invoke(app, ["reproduce", "scifact", "--plan", "--json", "--shards", "4", "--rerank-shards", "2", "--output-dir", str(tmp_path)])
+    result = runner.invoke(
+        app, ["reproduce", "scifact", "--plan", "--json", "--shards", "4", "--rerank-shards", "2", "--output-dir", str(tmp_path)]
+    )
     assert result.exit_code == 0, result.output
     plan = json.loads(result.output)
     steps = {s["key"]: s for s in plan["steps"]}
@@ -89,22 +107,34 @@ def test_the_plan_of_scifact_comes_from_the_tables_with_cited_rates(tmp_path, mo
     report = steps["scifact/report"]
     assert "scifact/inpars-v2/evaluate" in report["after"] and "--stage" not in report["command"]
     sizes = {d["name"]: d for d in plan["downloads"]}
-    assert sizes["EleutherAI/gpt-j-6b"]["size_bytes"] == 24213525376 and sizes["EleutherAI/gpt-j-6b"]["size_source"] == "float32-parameters"
+    assert (
+        sizes["EleutherAI/gpt-j-6b"]["size_bytes"] == 24213525376
+        and sizes["EleutherAI/gpt-j-6b"]["size_source"] == "float32-parameters"
+    )
     text = runner.invoke(app, ["reproduce", "scifact", "--plan", "-C", "inpars-v2", "--output-dir", str(tmp_path)]).output
-    assert "5,183 documents x 4 s, EleutherAI/gpt-j-6b, [papers-cost]" in text and "[papers-cost] the InPars papers' cost figures" in text
+    assert (
+        "5,183 documents x 4 s, EleutherAI/gpt-j-6b, [papers-cost]" in text
+        and "[papers-cost] the InPars papers' cost figures" in text
+    )
 
 
 def test_the_dry_run_writes_job_scripts_that_call_the_stage_commands(tmp_path):
-    result = runner.invoke(app, [
-        "reproduce", "scifact", "-C", "inpars-v2", "--slurm-dry-run", "--shards", "2", "--rerank-shards", "3", "--output-dir", str(tmp_path),
-        "--partition", "gpu", "--gpus-per-task", "1", "--account", "ir", "--time", "12:00:00",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "reproduce", "scifact", "-C", "inpars-v2", "--slurm-dry-run", "--shards", "2", "--rerank-shards", "3", "--output-dir",
+            str(tmp_path), "--partition", "gpu", "--gpus-per-task", "1", "--account", "ir", "--time", "12:00:00",
+        ],
+    )
     assert result.exit_code == 0, result.output
     folder = tmp_path / "scifact" / "slurm"
     generate = (folder / "inpars-v2.generate.sbatch").read_text()
     assert "#SBATCH --array=0-1" in generate and "#SBATCH --requeue" in generate and "#SBATCH --gpus-per-task=1" in generate
     assert "#SBATCH --partition=gpu" in generate and "#SBATCH --account=ir" in generate and "#SBATCH --time=12:00:00" in generate
-    assert 'reproduce scifact --condition inpars-v2 --output-dir' in generate and '--stage generate --shard "$SLURM_ARRAY_TASK_ID" --num-shards 2' in generate
+    assert (
+        "reproduce scifact --condition inpars-v2 --output-dir" in generate
+        and '--stage generate --shard "$SLURM_ARRAY_TASK_ID" --num-shards 2' in generate
+    )
     negatives = (folder / "inpars-v2.negatives.sbatch").read_text()
     assert "--gpus-per-task" not in negatives and "--array" not in negatives and negatives.rstrip().endswith("--stage negatives")
     assert "#SBATCH --array=0-2" in (folder / "inpars-v2.rerank.sbatch").read_text()

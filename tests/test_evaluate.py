@@ -58,7 +58,9 @@ def test_compare_against_a_baseline_matches_scipy():
     base = rng.uniform(0, 1, 200)
     better = np.clip(base + 0.1 + rng.normal(0, 0.05, 200), 0, 1)
     same = base + rng.normal(0, 0.001, 200)
-    result = compare({"base": [_scores(list(base))], "better": [_scores(list(better))], "same": [_scores(list(same))]}, "base", resamples=2000)
+    result = compare(
+        {"base": [_scores(list(base))], "better": [_scores(list(better))], "same": [_scores(list(same))]}, "base", resamples=2000
+    )
     b, s = result["better"]["nDCG@10"], result["same"]["nDCG@10"]
     assert result["base"]["nDCG@10"].p_t is None and result["base"]["nDCG@10"].diff is None
     assert b.mean == pytest.approx(better.mean()) and b.diff == pytest.approx(better.mean() - base.mean())
@@ -68,7 +70,9 @@ def test_compare_against_a_baseline_matches_scipy():
     assert b.ci_low < b.mean < b.ci_high and b.ci_high - b.ci_low < 0.1
     assert b.std is None and b.per_seed == (pytest.approx(better.mean()),)
     # The same seed gives the same p-values and intervals.
-    again = compare({"base": [_scores(list(base))], "better": [_scores(list(better))], "same": [_scores(list(same))]}, "base", resamples=2000)
+    again = compare(
+        {"base": [_scores(list(base))], "better": [_scores(list(better))], "same": [_scores(list(same))]}, "base", resamples=2000
+    )
     assert again == result
 
 

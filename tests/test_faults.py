@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 
 STAGES = ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate")
 OUTPUTS = (
-    "generate/queries.jsonl", "filter/kept.jsonl", "filter/dropped.jsonl", "negatives/train.jsonl", "train/model/model.safetensors",
-    "train/model/config.json", "retrieve/run.trec", "rerank/run.trec", "evaluate/metrics.json", "metrics.json",
+    "generate/queries.jsonl", "filter/kept.jsonl", "filter/dropped.jsonl", "negatives/train.jsonl",
+    "train/model/model.safetensors", "train/model/config.json", "retrieve/run.trec", "rerank/run.trec", "evaluate/metrics.json",
+    "metrics.json",
 )
 REPORT_OUTPUTS = ("report.md", "results.json", "report.png", "bm25/retrieve/run.trec", "bm25/metrics.json")
 KILLS = int(os.environ.get("INPARS_FAULT_KILLS", "2"))
@@ -63,7 +64,9 @@ dataset: {folder / "data"}
 generate: {{model: {llama}, device: cpu, max_new_tokens: 8, batch_size: 4}}
 filter: {{method: mean_log_probs, top_k: 30}}
 negatives: {{depth: 10, num_negatives: 1}}
-train: {{reranker: monot5, model: {tiny_t5}, max_steps: 8, batch_size: 8, learning_rate: 1.0e-3, max_length: 48, warmup_ratio: 0.0, save_steps: 2}}
+train:
+  {{reranker: monot5, model: {tiny_t5}, max_steps: 8, batch_size: 8, learning_rate: 1.0e-3, max_length: 48, warmup_ratio: 0.0,
+   save_steps: 2}}
 retrieve: {{top_k: 10}}
 rerank: {{top_k: 5, batch_size: 16}}
 """)
@@ -100,14 +103,21 @@ def _whole(folder: Path, reference: Path, outputs: tuple[str, ...]) -> None:
         if (folder / name).exists():
             assert _same(folder, reference, name), f"{name} exists but differs from the uninterrupted run's"
     for path in folder.rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".jsonl") and "checkpoints" not in path.parts and not path.name.startswith("."):
+        if (
+            path.is_file()
+            and path.suffix in (".json", ".jsonl")
+            and "checkpoints" not in path.parts
+            and not path.name.startswith(".")
+        ):
             text = path.read_text()
             rows = text.splitlines() if path.suffix == ".jsonl" and not path.name.endswith(".partial") else [text]
             for row in rows:
                 json.loads(row)
 
 
-def _kill_and_rerun(context, args: list[str], folder: Path, marker: Path, delay: float, reference: Path, outputs: tuple[str, ...]) -> bool:
+def _kill_and_rerun(
+    context, args: list[str], folder: Path, marker: Path, delay: float, reference: Path, outputs: tuple[str, ...]
+) -> bool:
     """Start, wait for ``marker``, sleep ``delay``, SIGKILL; check that nothing partial looks whole; rerun; compare."""
     log = folder.parent.with_suffix(".log")
     process = _start(context, args, log)
@@ -143,7 +153,9 @@ def test_kill_9_anywhere_in_a_recipe_then_rerun_gives_the_same_bytes(forkserver,
         for k in range(KILLS):
             delay = rng.uniform(0, stop - starts[stage])
             out = tmp_path / f"{stage}-{k}"
-            killed += _kill_and_rerun(forkserver, args(out), out / "f", out / "f" / stage / "stage.json", delay, reference / "f", OUTPUTS)
+            killed += _kill_and_rerun(
+                forkserver, args(out), out / "f", out / "f" / stage / "stage.json", delay, reference / "f", OUTPUTS
+            )
             tried += 1
     logger.info("recipe: %d kill points tried, %d landed before the process ended, all survived", tried, killed)
     record_property("kill_points", f"{tried} tried, {killed} killed, {tried} survived")
@@ -168,7 +180,10 @@ def test_kill_9_while_reproduce_writes_its_report(forkserver, tmp_path):
     for k in range(KILLS + 1):
         out = tmp_path / f"report-{k}"
         marker = out / "faq" / "bm25" / "retrieve" / "stage.json"
-        killed += _kill_and_rerun(forkserver, args(out), out / "faq", marker, rng.uniform(0, end - starts["retrieve"]), reference / "faq", REPORT_OUTPUTS)
+        killed += _kill_and_rerun(
+            forkserver, args(out), out / "faq", marker, rng.uniform(0, end - starts["retrieve"]), reference / "faq",
+            REPORT_OUTPUTS,
+        )
     logger.info("reproduce: %d kill points tried, %d landed before the process ended, all survived", KILLS + 1, killed)
 
 
@@ -177,7 +192,8 @@ def test_a_run_killed_in_generation_resumes_with_another_batch_size(forkserver, 
     ``inpars run`` rerun with others takes over every finished query instead of throwing them away."""
     out = tmp_path / "out"
     partial = out / "f" / "generate" / "queries.jsonl.partial"
-    first = _start(forkserver, ["run", str(recipe), "--set", f"output_dir={out}", "--set", "generate.batch_size=1"], tmp_path / "first.log")
+    command = ["run", str(recipe), "--set", f"output_dir={out}", "--set", "generate.batch_size=1"]
+    first = _start(forkserver, command, tmp_path / "first.log")
     while first.is_alive() and not (partial.is_file() and partial.read_bytes().count(b"\n") >= 5):
         time.sleep(0.002)
     assert first.is_alive(), "the run ended before it could be killed"

@@ -26,7 +26,9 @@ from inpars.filter.reranker import RerankerFilterConfig
 
 
 def sq(query_id: str, text: str | None = None, log_probs: tuple[float, ...] = (-0.5,), doc_id: str = "d1") -> SyntheticQuery:
-    return SyntheticQuery(query_id=query_id, doc_id=doc_id, text=f"query {query_id}" if text is None else text, log_probs=log_probs)
+    return SyntheticQuery(
+        query_id=query_id, doc_id=doc_id, text=f"query {query_id}" if text is None else text, log_probs=log_probs
+    )
 
 
 def run(queries, *steps, **context):
@@ -153,17 +155,26 @@ def test_dedup_exact_only():
 def test_dedup_per_document():
     result = run(DUPES, DedupConfig(scope="document"))
     assert ids(result.kept) == ["q1", "q2", "q4"]
-    assert [(d.query.query_id, d.reason, d.detail) for d in result.dropped] == [("q3", "exact duplicate", "of q1"), ("q5", "normalised duplicate", "of q2")]
+    assert [(d.query.query_id, d.reason, d.detail) for d in result.dropped] == [
+        ("q3", "exact duplicate", "of q1"),
+        ("q5", "normalised duplicate", "of q2"),
+    ]
 
 
 def test_min_and_max_length_in_words_and_generated_tokens():
-    queries = [sq("two", "how tall", (-1.0,) * 2), sq("four", "how tall is it", (-1.0,) * 5), sq("six", "how tall is the tower there", (-1.0,) * 7)]
+    queries = [
+        sq("two", "how tall", (-1.0,) * 2), sq("four", "how tall is it", (-1.0,) * 5),
+        sq("six", "how tall is the tower there", (-1.0,) * 7),
+    ]
     assert ids(run(queries, MinLengthConfig(min_words=3)).kept) == ["four", "six"]
     assert ids(run(queries, MinLengthConfig(min_tokens=6)).kept) == ["six"]
     assert ids(run(queries, MaxLengthConfig(max_words=4)).kept) == ["two", "four"]
     result = run(queries, MinLengthConfig(min_words=3), MaxLengthConfig(max_tokens=6))
     assert ids(result.kept) == ["four"]
-    assert [(d.step, d.reason, d.detail) for d in result.dropped] == [("min_length", "too short", "2 words < 3"), ("max_length", "too long", "7 tokens > 6")]
+    assert [(d.step, d.reason, d.detail) for d in result.dropped] == [
+        ("min_length", "too short", "2 words < 3"),
+        ("max_length", "too long", "7 tokens > 6"),
+    ]
 
 
 def test_token_length_without_log_probs_asks_for_a_tokenizer():
@@ -192,7 +203,10 @@ def test_copied_overlap_values():
 
 
 def test_copied_filter():
-    queries = [sq("all", "The permit is required for all buildings", doc_id="d1"), sq("half", "permit is required for tall towers", doc_id="d1"), sq("new", "is a permit required", doc_id="d1")]
+    queries = [
+        sq("all", "The permit is required for all buildings", doc_id="d1"),
+        sq("half", "permit is required for tall towers", doc_id="d1"), sq("new", "is a permit required", doc_id="d1"),
+    ]
     assert ids(run(queries, CopiedConfig(), docs=DOCS).kept) == ["half", "new"]
     result = run(queries, CopiedConfig(max_overlap=0.4), docs=DOCS)
     assert ids(result.kept) == ["new"]
@@ -242,7 +256,9 @@ def test_reranker_filter_keeps_top_k_pairs():
 
 
 def test_reranker_filter_threshold():
-    assert ids(run(RERANK, RerankerFilterConfig(threshold=2.0), docs=DOCS, make_reranker=overlap_reranker).kept) == ["r1", "r2", "r4"]
+    assert ids(run(RERANK, RerankerFilterConfig(threshold=2.0), docs=DOCS, make_reranker=overlap_reranker).kept) == [
+        "r1", "r2", "r4",
+    ]
 
 
 def test_reranker_scores_are_cached_and_resumed(tmp_path):
@@ -291,7 +307,10 @@ def test_reranker_filter_through_the_registry_with_a_tiny_cross_encoder(tmp_path
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("embedded:minilm-l6"))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_labels=1)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+        num_labels=1,
+    )
     BertForSequenceClassification(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
     scores = CrossEncoderReranker(str(tmp_path), device="cpu").score([(q.text, DOCS[q.doc_id].full_text) for q in RERANK])
@@ -353,7 +372,10 @@ def test_consistency_uses_the_recipe_bm25_settings():
 
 
 def test_consistency_with_a_dense_bi_encoder():
-    queries = [sq("e", "When was the Eiffel Tower built?", doc_id="d1"), sq("h", "How does a heat pump warm a home?", doc_id="d2"), sq("x", "How does a heat pump warm a home?", doc_id="d3")]
+    queries = [
+        sq("e", "When was the Eiffel Tower built?", doc_id="d1"), sq("h", "How does a heat pump warm a home?", doc_id="d2"),
+        sq("x", "How does a heat pump warm a home?", doc_id="d3"),
+    ]
     result = run(queries, ConsistencyConfig(retriever="dense", model="embedded:minilm-l6"), docs=CORPUS)
     assert ids(result.kept) == ["e", "h"]
     assert result.steps[-1].scores["x"] > 1
@@ -372,8 +394,12 @@ def test_steps_run_in_order_on_what_is_left():
     ]
     result = run(queries, DedupConfig(), MinLengthConfig(min_words=2), LMScoreConfig(top_k=1))
     assert ids(result.kept) == ["a"]
-    assert [(s.label, s.input, s.kept) for s in result.steps] == [("empty", 5, 4), ("dedup", 4, 3), ("min_length", 3, 2), ("lm_score", 2, 1)]
-    assert [(d.query.query_id, d.step) for d in result.dropped] == [("e", "empty"), ("b", "dedup"), ("c", "min_length"), ("d", "lm_score")]
+    assert [(s.label, s.input, s.kept) for s in result.steps] == [
+        ("empty", 5, 4), ("dedup", 4, 3), ("min_length", 3, 2), ("lm_score", 2, 1),
+    ]
+    assert [(d.query.query_id, d.step) for d in result.dropped] == [
+        ("e", "empty"), ("b", "dedup"), ("c", "min_length"), ("d", "lm_score"),
+    ]
 
 
 def test_a_filter_named_twice_gets_labels_by_position():
@@ -399,7 +425,10 @@ def test_outputs_summary_and_histogram(tmp_path):
     assert lm["scores"]["count"] == 5 and lm["scores"]["max"] == pytest.approx(-0.05)
     assert ids(io.read_synthetic(tmp_path / "kept.jsonl")) == ["q1", "q3", "q4"]
     dropped = [json.loads(line) for line in (tmp_path / "report" / "dropped.jsonl").read_text().splitlines()]
-    assert [(r["query_id"], r["step"], r["reason"]) for r in dropped] == [("e", "empty", "empty"), ("dup", "dedup", "exact duplicate"), ("q2", "lm_score", "below top k"), ("q5", "lm_score", "below top k")]
+    assert [(r["query_id"], r["step"], r["reason"]) for r in dropped] == [
+        ("e", "empty", "empty"), ("dup", "dedup", "exact duplicate"), ("q2", "lm_score", "below top k"),
+        ("q5", "lm_score", "below top k"),
+    ]
 
 
 def test_histogram_without_a_scoring_step_shows_the_lm_score(tmp_path):
@@ -419,7 +448,12 @@ def test_a_rank_histogram_has_one_bar_per_rank(tmp_path):
     from inpars.filter.report import plot_scores
 
     result = FilterResult(kept=queries[:5], input=40)
-    result.steps.append(StepReport("consistency", {}, 40, 5, {}, {q.query_id: float(i + 1) for i, q in enumerate(queries)}, "rank", 1.0, set(ids(queries[:5]))))
+    result.steps.append(
+        StepReport(
+            "consistency", {}, 40, 5, {}, {q.query_id: float(i + 1) for i, q in enumerate(queries)}, "rank", 1.0,
+            set(ids(queries[:5])),
+        )
+    )
     figure = plot_scores(result)
     (ax,) = figure.axes
     assert len(ax.patches) == 2 * 21  # kept and dropped bars for ranks 1..20 and the tail shown at 21
@@ -447,7 +481,9 @@ filter:
 
 def test_recipe_steps_load_as_frozen_configs():
     config = load_pipeline_config(text=RECIPE)
-    assert config.filter.steps == (DedupConfig(), MinLengthConfig(min_words=3), ConsistencyConfig(retriever="bm25s", k=1), LMScoreConfig(top_k=10000))
+    assert config.filter.steps == (
+        DedupConfig(), MinLengthConfig(min_words=3), ConsistencyConfig(retriever="bm25s", k=1), LMScoreConfig(top_k=10000),
+    )
     with pytest.raises(AttributeError):
         config.filter.steps[1].min_words = 4  # type: ignore[misc]
 
@@ -475,20 +511,54 @@ def test_bundled_demo_recipe_loads():
 @pytest.mark.parametrize(
     "steps, message",
     [
-        ("    - name: dedupe\n", "<recipe>:4: unknown filter 'dedupe'; did you mean 'dedup'? available: consistency, copied, dedup"),
-        ("    - name: dedup\n    - name: min_length\n      min_word: 3\n", "<recipe>:6: unknown key 'filter.steps.1.min_word'; did you mean 'min_words'?"),
+        (
+            "    - name: dedupe\n",
+            "<recipe>:4: unknown filter 'dedupe'; did you mean 'dedup'? available: consistency, copied, dedup",
+        ),
+        (
+            "    - name: dedup\n    - name: min_length\n      min_word: 3\n",
+            "<recipe>:6: unknown key 'filter.steps.1.min_word'; did you mean 'min_words'?",
+        ),
         ("    - name: lm_score\n      top_k: many\n", "<recipe>:5: 'filter.steps.0.top_k' should be int, got 'many'"),
-        ("    - name: lm_score\n      method: median\n", "<recipe>:4: filter.steps.0: unknown LM score 'median'; available: sum_log_probs, mean_log_probs, mean_probs"),
-        ("    - name: lm_score\n      top_k: 0\n", "<recipe>:4: filter.steps.0: top_k must be at least 1, got 0"),
+        (
+            "    - name: lm_score\n      method: median\n",
+            (
+                "<recipe>:5: 'filter.steps.0.method' is 'median', an unknown LM score; available: sum_log_probs, mean_log_probs, "
+                "mean_probs"
+            ),
+        ),
+        ("    - name: lm_score\n      top_k: 0\n", "<recipe>:5: 'filter.steps.0.top_k' is 0; it must be at least 1"),
+        ("    - name: reranker\n      top_k: -3\n", "<recipe>:5: 'filter.steps.0.top_k' is -3; it must be at least 1"),
         ("    - method: sum_log_probs\n", "<recipe>:4: step 0 of 'filter.steps' has no name; give it one of: consistency"),
         ("    - name: min_length\n", "<recipe>:4: filter.steps.0: min_length needs min_words or min_tokens"),
-        ("    - name: dedup\n      scope: corpus\n", "<recipe>:4: filter.steps.0: dedup scope must be 'all' or 'document', got 'corpus'"),
-        ("    - name: copied\n      max_overlap: 2\n", "<recipe>:4: filter.steps.0: max_overlap is a share between 0 and 1, got 2.0"),
-        ("    - name: consistency\n      retriever: bm25\n", "<recipe>:4: filter.steps.0: unknown retriever 'bm25'; did you mean 'bm25s'?"),
+        (
+            "    - name: dedup\n      scope: corpus\n",
+            "<recipe>:4: filter.steps.0: dedup scope must be 'all' or 'document', got 'corpus'",
+        ),
+        (
+            "    - name: copied\n      max_overlap: 2\n",
+            "<recipe>:4: filter.steps.0: max_overlap is a share between 0 and 1, got 2.0",
+        ),
+        (
+            "    - name: consistency\n      retriever: bm25\n",
+            (
+                "<recipe>:5: 'filter.steps.0.retriever' is 'bm25', an unknown retriever; did you mean 'bm25s'? available: bm25s, "
+                "dense, pyserini"
+            ),
+        ),
         ("    - name: consistency\n      k: 5\n      depth: 3\n", "<recipe>:4: filter.steps.0: depth (3) must be at least k (5)"),
-        ("    - name: consistency\n      reranker: cross-encoder\n", "<recipe>:4: filter.steps.0: a consistency step with a reranker needs reranker_model"),
-        ("    - name: consistency\n      reranker_model: m\n", "<recipe>:4: filter.steps.0: reranker_model is set but reranker is not"),
-        ("    - name: reranker\n      reranker: monoT5\n", "<recipe>:4: filter.steps.0: unknown reranker 'monoT5'"),
+        (
+            "    - name: consistency\n      reranker: cross-encoder\n",
+            "<recipe>:4: filter.steps.0: a consistency step with a reranker needs reranker_model",
+        ),
+        (
+            "    - name: consistency\n      reranker_model: m\n",
+            "<recipe>:4: filter.steps.0: reranker_model is set but reranker is not",
+        ),
+        (
+            "    - name: reranker\n      reranker: monoT5\n",
+            "<recipe>:5: 'filter.steps.0.reranker' is 'monoT5', an unknown reranker; did you mean 'monot5'?",
+        ),
     ],
 )
 def test_step_errors_name_the_line(steps, message):

@@ -26,7 +26,9 @@ def write_queries(tmp_path):
 
 def test_shorthand_flags(tmp_path):
     out = tmp_path / "kept.jsonl"
-    result = CliRunner().invoke(app, ["filter", str(write_queries(tmp_path)), "-o", str(out), "--method", "sum_log_probs", "--top-k", "2"])
+    result = CliRunner().invoke(
+        app, ["filter", str(write_queries(tmp_path)), "-o", str(out), "--method", "sum_log_probs", "--top-k", "2"]
+    )
     assert result.exit_code == 0, result.output
     assert "kept 2 of 4" in result.output and "dropped by empty: 1, lm_score: 1" in result.output
     assert [q.query_id for q in io.read_synthetic(out)] == ["q1", "q2"]
@@ -39,7 +41,9 @@ def test_recipe_steps_and_report_dir(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("filter:\n  steps:\n    - name: dedup\n    - name: min_length\n      min_words: 3\n")
     out, report = tmp_path / "k.jsonl", tmp_path / "rep"
-    result = CliRunner().invoke(app, ["filter", str(write_queries(tmp_path)), "-o", str(out), "-c", str(recipe), "--report-dir", str(report)])
+    result = CliRunner().invoke(
+        app, ["filter", str(write_queries(tmp_path)), "-o", str(out), "-c", str(recipe), "--report-dir", str(report)]
+    )
     assert result.exit_code == 0, result.output
     assert [q.query_id for q in io.read_synthetic(out)] == ["q1"]
     reasons = [(r["query_id"], r["step"], r["reason"]) for _, r in io.iter_jsonl(report / "dropped.jsonl")]
@@ -49,7 +53,9 @@ def test_recipe_steps_and_report_dir(tmp_path):
 def test_a_step_reading_documents_needs_the_dataset(tmp_path):
     result = CliRunner().invoke(app, ["filter", str(write_queries(tmp_path)), "--set", "filter.steps=[{name: consistency}]"])
     assert result.exit_code == 2
-    assert "a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset" in result.output
+    assert (
+        "a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset" in result.output
+    )
 
 
 def test_a_bad_step_is_one_line_naming_the_recipe_line(tmp_path):

@@ -50,7 +50,8 @@ def test_choose_takes_the_best_and_the_earlier_of_equals():
         return evaluate(run, q, [measure])[measure]
 
     good = {"q": {"d": 2.0, "a": 1.0}}
-    choice = choose({"reranker": (MODEL, MODEL), "first-stage": (good, good)}, good, BM25, (0.0, 0.5, 1.0), qrels, "nDCG@10", score)
+    sources = {"reranker": (MODEL, MODEL), "first-stage": (good, good)}
+    choice = choose(sources, good, BM25, (0.0, 0.5, 1.0), qrels, "nDCG@10", score)
     assert (choice["source"], choice["bm25_weight"]) == ("first-stage", 0.0)
     assert len(choice["candidates"]) == 6 and choice["queries"] == 1
     tie = choose({"reranker": (good, good), "first-stage": (good, good)}, good, BM25, (0.0, 0.1), qrels, "nDCG@10", score)

@@ -32,11 +32,20 @@ def image() -> str:
         pytest.fail("no docker client; 'make docker-test' needs Docker (Debian: apt-get install docker.io)")
     found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True, timeout=60, check=False)
     if found.returncode != 0:
-        pytest.fail(f"no image {IMAGE} ({found.stderr.strip()[:200]}); build it with 'make docker-build' or run 'make docker-test'")
+        pytest.fail(
+            f"no image {IMAGE} ({found.stderr.strip()[:200]}); build it with 'make docker-build' or run 'make docker-test'"
+        )
     return IMAGE
 
 
-def docker_run(image: str, *args: str, user: str | None = USER, mounts: dict[Path, str] | None = None, network: str = "host", timeout: int = 900) -> subprocess.CompletedProcess:
+def docker_run(
+    image: str,
+    *args: str,
+    user: str | None = USER,
+    mounts: dict[Path, str] | None = None,
+    network: str = "host",
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
     command = ["docker", "run", "--rm", "--network", network]
     if user:
         command += ["--user", user]
@@ -56,26 +65,37 @@ def open_folder(path: Path) -> Path:
 def test_the_image_lists_its_tables_and_targets(image):
     listing = docker_run(image, "reproduce", "--list")
     assert listing.returncode == 0, listing.stderr
-    assert "scifact bm25-flat" in listing.stdout and "faq-construction demo" in listing.stdout and "mini-faq rehearsal-bm25-flat" in listing.stdout
+    assert (
+        "scifact bm25-flat" in listing.stdout
+        and "faq-construction demo" in listing.stdout
+        and "mini-faq rehearsal-bm25-flat" in listing.stdout
+    )
     targets = docker_run(image, "make", "help")
     assert targets.returncode == 0, targets.stderr
     assert "reproduce-scifact" in targets.stdout and "reproduce-mini-faq" in targets.stdout and "regression" in targets.stdout
 
 
 def test_the_image_runs_what_its_lock_says(image):
-    installed = docker_run(image, "python", "/opt/inpars/docker/check_pins.py", "--installed", "--lock", "/opt/inpars/docker/requirements.lock")
+    installed = docker_run(
+        image, "python", "/opt/inpars/docker/check_pins.py", "--installed", "--lock", "/opt/inpars/docker/requirements.lock"
+    )
     assert installed.returncode == 0 and installed.stdout.startswith("ok: "), installed.stdout + installed.stderr
     probe = docker_run(
-        image, "python", "-c",
+        image,
+        "python",
+        "-c",
         "import os, shutil, sys, sysconfig, importlib.metadata as m; "
-        "print(sys.version_info[:2] == (3, 13), bool(shutil.which('gcc')), os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')), "
+        "print(sys.version_info[:2] == (3, 13), bool(shutil.which('gcc')), "
+        "os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')), "
         "m.version('vllm'), m.version('triton') != '', m.version('pyserini'))",
     )
     assert probe.returncode == 0, probe.stderr
     # Python 3.13, and what triton needs to compile its launcher at run time: a C compiler and the Python headers.
     assert probe.stdout.split() == ["True", "True", "True", _locked("vllm"), "True", _locked("pyserini")]
     java = docker_run(image, "java", "--list-modules")
-    assert java.returncode == 0 and any(line.startswith("jdk.incubator.vector@21") for line in java.stdout.splitlines()), java.stdout[:300]
+    assert java.returncode == 0 and any(line.startswith("jdk.incubator.vector@21") for line in java.stdout.splitlines()), (
+        java.stdout[:300]
+    )
 
 
 def test_the_lock_is_what_the_resolver_makes(tmp_path):
@@ -85,9 +105,14 @@ def test_the_lock_is_what_the_resolver_makes(tmp_path):
 
     copy = tmp_path / "requirements.lock"
     shutil.copy(ROOT / "docker" / "requirements.lock", copy)
-    result = subprocess.run(["make", "-s", "lock", f"LOCK_OUT={copy}", f"PYTHON={sys.executable}"], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(
+        ["make", "-s", "lock", f"LOCK_OUT={copy}", f"PYTHON={sys.executable}"], cwd=ROOT, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert copy.read_text() == (ROOT / "docker" / "requirements.lock").read_text(), "the lock is not what the resolver makes: run 'make lock'"
+    assert copy.read_text() == (ROOT / "docker" / "requirements.lock").read_text(), (
+        "the lock is not what the resolver makes: run 'make lock'"
+    )
 
 
 def _locked(package: str) -> str:
@@ -109,7 +134,9 @@ def test_the_suite_passes_on_the_image_versions(image, tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target, follow_symlinks=False)
     subprocess.run(["chmod", "-R", "a+rwX", str(source)], check=True)
-    result = docker_run(image, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", mounts={source: "/workspace"}, timeout=1800)
+    result = docker_run(
+        image, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", mounts={source: "/workspace"}, timeout=1800
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout.splitlines()[-1]
 
@@ -117,7 +144,9 @@ def test_the_suite_passes_on_the_image_versions(image, tmp_path):
 def _owned_and_readable(path: Path) -> None:
     info = path.stat()
     assert (info.st_uid, info.st_gid) == (1234, 1234), f"{path} is owned by {info.st_uid}:{info.st_gid}"
-    assert stat.S_IMODE(info.st_mode) & 0o044 == 0o044, f"{path} is {oct(stat.S_IMODE(info.st_mode))}: not readable by group and others"
+    assert stat.S_IMODE(info.st_mode) & 0o044 == 0o044, (
+        f"{path} is {oct(stat.S_IMODE(info.st_mode))}: not readable by group and others"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +184,9 @@ def test_the_paper_rehearsal_runs_through_make_and_reuses_the_caches(image, cach
     again = open_folder(tmp_path / "again")
     shutil.copytree(workspace / "runs" / "mini-faq", again / "runs" / "mini-faq")
     subprocess.run(["chmod", "-R", "a+rwX", str(again)], check=True)
-    offline = docker_run(image, "make", "reproduce-mini-faq", "CONDITION=rehearsal-bm25-flat", mounts={again: "/workspace", **caches}, network="none")
+    offline = docker_run(
+        image, "make", "reproduce-mini-faq", "CONDITION=rehearsal-bm25-flat", mounts={again: "/workspace", **caches},
+        network="none",
+    )
     assert offline.returncode == 0, offline.stdout[-3000:] + offline.stderr[-2000:]
     assert "index: cached in" in offline.stdout + offline.stderr

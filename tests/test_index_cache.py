@@ -42,7 +42,12 @@ def test_an_index_is_built_once(tmp_path):
     assert first == second and len(calls) == 1
     assert calls[0] != first  # built in a staging folder, then renamed into place
     assert first.parent == tmp_path / "cache" / "indexes" and first.name.startswith("toy-")
-    assert io.read_json(first / MANIFEST) == {"backend": "toy", "fingerprint": first.name[len("toy-"):], "documents": 2, "params": {"k1": 0.9}}
+    assert io.read_json(first / MANIFEST) == {
+        "backend": "toy",
+        "fingerprint": first.name[len("toy-") :],
+        "documents": 2,
+        "params": {"k1": 0.9},
+    }
     assert io.read_json(first / "payload.json") == {"docs": 2}
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from inpars import io
 from inpars.data import Doc, Query, SyntheticQuery, TrainingExample
-from inpars.errors import InputError
+from inpars.errors import InparsError, InputError
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
@@ -129,3 +129,45 @@ def test_outputs_follow_the_umask(tmp_path, mask):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o666 & ~mask
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~mask
+
+
+def test_parse_yaml_gives_the_data_and_the_line_of_every_key():
+    text = "name: x\ngenerate:\n  model: m\nfilter:\n  steps:\n    - name: dedup\n    - name: lm_score\n      top_k: 3\n"
+    data, lines = io.parse_yaml(text, "r.yaml", "fix the recipe")
+    assert data["filter"]["steps"][1] == {"name": "lm_score", "top_k": 3}
+    assert lines == {
+        "name": 1, "generate": 2, "generate.model": 3, "filter": 4, "filter.steps": 5,
+        "filter.steps.0": 6, "filter.steps.0.name": 6, "filter.steps.1": 7, "filter.steps.1.name": 7, "filter.steps.1.top_k": 8,
+    }
+    assert io.parse_yaml("", "r.yaml", "fix it") == (None, {})
+    with pytest.raises(InputError, match=r"^r.yaml:2: invalid YAML \(mapping values are not allowed here\); fix it$"):
+        io.parse_yaml("a: 1\n  b: 2\n", "r.yaml", "fix it")
+    with pytest.raises(InputError, match=r"^r.yaml:1: invalid YAML \(could not determine a constructor"):
+        io.parse_yaml("a: !!python/object/apply:os.system [ls]\n", "r.yaml", "fix it")
+
+
+def test_download_streams_to_the_target_and_a_failure_says_where_to_put_the_file(tmp_path):
+    source = tmp_path / "source.jsonl"
+    source.write_bytes(b"x" * (3 << 20))
+    target = tmp_path / "cache" / "copy.jsonl"
+    headers = io.download(source.as_uri(), target, "the file")
+    assert target.read_bytes() == source.read_bytes() and isinstance(headers, dict)
+    missing = (tmp_path / "missing.jsonl").as_uri()
+    with pytest.raises(InparsError) as caught:
+        io.download(missing, tmp_path / "kept.jsonl", "the released queries", "run without them")
+    message = str(caught.value)
+    assert message.startswith(f"the released queries could not be downloaded from {missing} (")
+    assert message.endswith(f"Offline, download it elsewhere and save it as {tmp_path / 'kept.jsonl'}, or run without them")
+    assert not (tmp_path / "kept.jsonl").exists()
+
+
+def test_a_checked_download_is_not_kept_when_the_check_fails(tmp_path):
+    source = tmp_path / "source.yaml"
+    source.write_bytes(b"a: 1\n")
+
+    def refuse(data: bytes) -> None:
+        raise InparsError(f"{len(data)} bytes, not the pinned file")
+
+    with pytest.raises(InparsError, match="^5 bytes, not the pinned file$"):
+        io.download(source.as_uri(), tmp_path / "pinned.yaml", "the pinned file", check=refuse)
+    assert not (tmp_path / "pinned.yaml").exists() and not list(tmp_path.glob(".pinned.yaml.*"))

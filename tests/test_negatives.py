@@ -69,7 +69,10 @@ def test_hardest_takes_the_best_ranked_non_positive(bm25, caplog):
         TrainingExample("s2", S2.text, "d4", DOCS["d4"].text, 1),
     ]
     assert "1 queries had fewer than 1 candidate negatives in their top 1000" in caplog.text
-    assert negatives(mine_negatives(QUERIES, DOCS, bm25, NegativesConfig(strategy="hardest", num_negatives=5))) == {"s1": ["d2", "d3"], "s2": []}
+    assert negatives(mine_negatives(QUERIES, DOCS, bm25, NegativesConfig(strategy="hardest", num_negatives=5))) == {
+        "s1": ["d2", "d3"],
+        "s2": [],
+    }
 
 
 def test_random_draws_from_the_pool_and_never_the_positive(bm25):
@@ -80,7 +83,9 @@ def test_random_draws_from_the_pool_and_never_the_positive(bm25):
     assert drawn == {"d2", "d3"}
     assert sorted(negatives(mine_negatives([S1], DOCS, bm25, NegativesConfig(num_negatives=2)))["s1"]) == ["d2", "d3"]
     # depth 2 leaves d1 (the positive) and d2: d2 is the only candidate.
-    assert {negatives(mine_negatives([S1], DOCS, bm25, NegativesConfig(depth=2, seed=seed)))["s1"][0] for seed in range(10)} == {"d2"}
+    assert {negatives(mine_negatives([S1], DOCS, bm25, NegativesConfig(depth=2, seed=seed)))["s1"][0] for seed in range(10)} == {
+        "d2"
+    }
 
 
 def test_random_draws_are_seeded_per_query():

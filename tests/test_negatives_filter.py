@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from inpars.config import FilterConfig, NegativesConfig
+from inpars.config import FilterConfig, InvalidValue, NegativesConfig
 from inpars.data import Doc, SyntheticQuery
 from inpars.errors import InparsError
 from inpars.filter import filter_queries
@@ -60,5 +60,7 @@ def test_filter_by_lm_scores():
     assert result.reasons() == {"empty": 1, "lm_score": 1}
     by_sum = filter_queries(rows, FilterConfig(method="sum_log_probs", top_k=1))
     assert [q.query_id for q in by_sum.kept] == ["a"]
-    with pytest.raises(ValueError, match="unknown LM score 'mean'; available: sum_log_probs, mean_log_probs, mean_probs"):
-        filter_queries(rows, FilterConfig(method="mean"))
+    with pytest.raises(
+        InvalidValue, match="^'method' is 'mean', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs$"
+    ):
+        FilterConfig(method="mean")  # refused as the config is made, before any query is read

@@ -58,7 +58,9 @@ def test_fewer_than_three_generated_tokens_are_dropped_before_the_score_filter()
         SyntheticQuery("c", "d3", "what is x", (-0.5, -0.5, -0.5)),
         SyntheticQuery("d", "d4", "what is y here", (-0.9, -0.9, -0.9, -0.9)),
     ]
-    config = FilterConfig(steps=({"name": "min_length", "min_tokens": 3}, {"name": "lm_score", "method": "mean_log_probs", "top_k": 1}))
+    config = FilterConfig(
+        steps=({"name": "min_length", "min_tokens": 3}, {"name": "lm_score", "method": "mean_log_probs", "top_k": 1})
+    )
     result = filter_queries(queries, config)
     # the two short queries have the best mean log-probs; without the step they would win
     assert [q.query_id for q in result.kept] == ["c"]

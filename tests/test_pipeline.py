@@ -63,8 +63,12 @@ def test_pipeline_end_to_end_and_caching(tmp_path, faq_slice):
 
 def test_dense_first_stage_with_a_bi_encoder_keeps_bm25_as_baseline(tmp_path, faq_slice):
     """A dense first stage: negatives and the baseline still come from BM25, and all three systems are scored."""
-    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace("retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}")
-    config = load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "filter.top_k=20", "negatives.num_negatives=2"])
+    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace(
+        "retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}"
+    )
+    config = load_pipeline_config(
+        text=recipe, overrides=[f"output_dir={tmp_path}", "filter.top_k=20", "negatives.num_negatives=2"]
+    )
     run_pipeline(config, dataset=faq_slice)
     run_dir = tmp_path / "slice"
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -81,19 +85,28 @@ def test_dense_first_stage_with_a_bi_encoder_keeps_bm25_as_baseline(tmp_path, fa
 
 def test_selection_on_held_out_synthetic_queries_is_applied_to_the_test_queries(tmp_path, faq_slice):
     """select.validation holds synthetic queries out of training; the chosen source and weight rerank the test queries."""
-    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace("retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}")
+    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace(
+        "retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}"
+    )
     overrides = [f"output_dir={tmp_path}", "filter.top_k=20", "rerank.top_k=20", "select.validation=0.25"]
     config = load_pipeline_config(text=recipe, overrides=overrides)
     result = run_pipeline(config, dataset=faq_slice)
     run_dir = tmp_path / "slice"
-    assert [s.name for s in result.stages] == ["generate", "filter", "negatives", "train", "retrieve", "select", "rerank", "evaluate"]
+    assert [s.name for s in result.stages] == [
+        "generate", "filter", "negatives", "train", "retrieve", "select", "rerank", "evaluate",
+    ]
     held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl")
     trained = {e.query_id for e in io.read_training(run_dir / "negatives" / "train.jsonl")}
     assert len(held) == 5 and not trained & {q.query_id for q in held} and len(trained) == 15
     choice = io.read_json(run_dir / "select" / "selection.json")
     assert choice["queries"] == 5 and len(choice["candidates"]) == 2 * len(config.select.bm25_weights)
     best = max(row["nDCG@10"] for row in choice["candidates"])
-    assert choice["candidates"][[(r["source"], r["bm25_weight"]) for r in choice["candidates"]].index((choice["source"], choice["bm25_weight"]))]["nDCG@10"] == best
+    assert (
+        choice["candidates"][
+            [(r["source"], r["bm25_weight"]) for r in choice["candidates"]].index((choice["source"], choice["bm25_weight"]))
+        ]["nDCG@10"]
+        == best
+    )
     assert io.read_json(run_dir / "rerank" / "stage.json")["summary"]["source"] == choice["source"]
 
     # BM25 alone, forced: the final ranking's head is BM25's, and only selection and what follows it run again.

@@ -5,7 +5,7 @@ import pytest
 from inpars.config import PipelineConfig, fingerprint, load_pipeline_config
 from inpars.errors import InputError
 from inpars.generate import generators
-from inpars.registry import Registry, UnknownNameError
+from inpars.registry import Registry, UnknownNameError, did_you_mean, suggest
 from inpars.rerank import rerankers
 from inpars.retrieve import retrievers
 
@@ -18,6 +18,17 @@ def test_registry_suggests_and_lists():
         reg.get("vlm")
     with pytest.raises(ValueError, match="registered twice"):
         reg.register("hf", "inpars.x:y")
+
+
+def test_one_suggestion_helper_serves_every_unknown_name():
+    assert did_you_mean("modle", ["model", "prompt"]) == "did you mean 'model'?"
+    assert did_you_mean("zzz", ["model", "prompt"], "known keys: model, prompt") == "known keys: model, prompt"
+    assert suggest("vlm", ["hf", "vllm"]) == "did you mean 'vllm'? available: hf, vllm"
+    assert suggest("zzz", ["hf", "vllm"]) == "available: hf, vllm"
+    reg = Registry("generator")
+    reg.register("hf", "inpars.x:hf")
+    with pytest.raises(UnknownNameError, match=r"^unknown generator 'zzz'; available: hf$"):
+        reg.check("zzz")
 
 
 def test_registered_backends_import():
@@ -57,3 +68,43 @@ def test_fingerprint_changes_with_config():
     b = load_pipeline_config(None, ["generate.seed=1"])
     assert fingerprint(a.generate) == fingerprint(PipelineConfig().generate)
     assert fingerprint(a.generate) != fingerprint(b.generate)
+
+
+@pytest.mark.parametrize(
+    ("recipe", "message"),
+    [
+        (
+            "generate:\n  backend: vlm\n",
+            (
+                "r.yaml:3: 'generate.backend' is 'vlm', an unknown generator; did you mean 'vllm'? available: hf, llamacpp, "
+                "openai, vllm"
+            ),
+        ),
+        (
+            "retrieve:\n  backend: bm25\n",
+            (
+                "r.yaml:3: 'retrieve.backend' is 'bm25', an unknown retriever; did you mean 'bm25s'? available: bm25s, dense, "
+                "pyserini"
+            ),
+        ),
+        (
+            "train:\n  reranker: monoT5\n",
+            (
+                "r.yaml:3: 'train.reranker' is 'monoT5', an unknown reranker; did you mean 'monot5'? available: bi-encoder, "
+                "cross-encoder, flan-t5, monot5"
+            ),
+        ),
+        (
+            "filter:\n  method: median\n",
+            "r.yaml:3: 'filter.method' is 'median', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs",
+        ),
+        ("filter:\n  method: sum_log_probs\n  top_k: 0\n", "r.yaml:4: 'filter.top_k' is 0; it must be at least 1"),
+        ("rerank:\n  top_k: 10\n  max_length: 0\n", "r.yaml:4: 'rerank.max_length' is 0; it must be at least 1"),
+    ],
+)
+def test_every_section_checks_its_values_as_it_is_made(tmp_path, recipe, message):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: exp\n" + recipe)
+    with pytest.raises(InputError) as caught:
+        load_pipeline_config(path)
+    assert str(caught.value) == f"{path.parent / message}"

@@ -20,8 +20,14 @@ from inpars.errors import InparsError, InputError
 from inpars.reproduce import check_counts, compare, condition_config, load_tables, plan, released_queries, runnable_cell
 
 ROOT = Path(__file__).resolve().parent.parent
-TABLE1_DATASETS = ["trec-covid", "nfcorpus", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact"]
-TABLE1_ROWS = ["bm25-flat", "bm25-multifield", "monot5-3b-msmarco", "inpars-v1", "inpars-v2", "promptagator-reported", "inpars-v1-promptagator", "inpars-v2-promptagator", "rankt5"]
+TABLE1_DATASETS = [
+    "trec-covid", "nfcorpus", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "dbpedia-entity", "scidocs", "fever",
+    "climate-fever", "scifact",
+]
+TABLE1_ROWS = [
+    "bm25-flat", "bm25-multifield", "monot5-3b-msmarco", "inpars-v1", "inpars-v2", "promptagator-reported",
+    "inpars-v1-promptagator", "inpars-v2-promptagator", "rankt5",
+]
 TABLE2_DATASETS = TABLE1_DATASETS + ["bioasq", "nq", "signal1m", "trec-news", "robust04", "cqadupstack", "quora"]
 runner = CliRunner()
 
@@ -70,12 +76,23 @@ def test_every_runnable_condition_has_tolerances_with_reasons_and_a_recipe_that_
                 assert config.dataset == entry.dataset
                 assert set(cell.scores) <= set(config.evaluate.measures)
                 if entry.dataset.startswith("beir/"):
-                    assert config.retrieve.prebuilt_index == f"beir-v1.0.0-{cell.dataset}.{'multifield' if 'multifield' in name else 'flat'}"
+                    assert (
+                        config.retrieve.prebuilt_index
+                        == f"beir-v1.0.0-{cell.dataset}.{'multifield' if 'multifield' in name else 'flat'}"
+                    )
                     assert config.retrieve.top_k == 1000 and config.retrieve.remove_query
-    prompt = condition_config(tables.datasets["scifact"], tables.condition("inpars-v2-promptagator"), tables.condition("inpars-v2-promptagator").cell("scifact"), "full", tmp_path)[0]
+    prompt = condition_config(
+        tables.datasets["scifact"], tables.condition("inpars-v2-promptagator"),
+        tables.condition("inpars-v2-promptagator").cell("scifact"), "full", tmp_path,
+    )[0]
     assert prompt.generate.prompt == "published:promptagator-scifact" and prompt.train.learning_rate == 1e-3
     climate = tables.condition("inpars-v2-promptagator").cell("climate-fever")
-    assert condition_config(tables.datasets["climate-fever"], tables.condition("inpars-v2-promptagator"), climate, "full", tmp_path)[0].generate.prompt == "promptagator-climate-fever"
+    assert (
+        condition_config(tables.datasets["climate-fever"], tables.condition("inpars-v2-promptagator"), climate, "full", tmp_path)[
+            0
+        ].generate.prompt
+        == "promptagator-climate-fever"
+    )
     gpu = tables.condition("inpars-v2-gpu")
     assert condition_config(tables.datasets["nq"], gpu, gpu.cell("nq"), "data", tmp_path)[0].train.learning_rate == 3e-4
 
@@ -161,13 +178,20 @@ def test_sanity_count_mismatch_says_what_and_where(tmp_path):
     with pytest.raises(InparsError) as error:
         check_counts(tables.datasets["faq"], {"docs": 500, "queries": 503, "qrels": 503})
     message = str(error.value)
-    assert message.startswith(f"{path}:7: dataset 'faq'") and "docs 500 (expected 503)" in message and "queries" not in message.split("counts:")[1]
+    assert (
+        message.startswith(f"{path}:7: dataset 'faq'")
+        and "docs 500 (expected 503)" in message
+        and "queries" not in message.split("counts:")[1]
+    )
 
 
 @pytest.mark.parametrize(
     ("old", "new", "line", "words"),
     [
-        ("    kind: retrieval", "    kind: retrieval\n    sytem: bm25", 14, "unknown key 'conditions.0.sytem'; did you mean 'system'?"),
+        (
+            "    kind: retrieval", "    kind: retrieval\n    sytem: bm25", 14,
+            "unknown key 'conditions.0.sytem'; did you mean 'system'?",
+        ),
         ("        scores: {nDCG@10: EXPECTED", "        scores: {nDCG@10: 1.5", 24, "should be a score between 0 and 1"),
         ("      full:\n        value: 0.001\n", "      data:\n        value: 0.001\n", 16, "no 'full' tolerance"),
         ("        reason: the same library on the same data gives the same ranking\n", "", 17, "needs 'reason'"),
@@ -195,7 +219,10 @@ def test_unknown_names_list_what_exists(tables):
 
 def test_plan_picks_conditions(tables):
     assert plan(tables, "faq-construction") == [("demo", "full")]
-    assert plan(tables, "scifact", released="checkpoint") == [("inpars-v2", "checkpoint"), ("inpars-v2-promptagator", "checkpoint")]
+    assert plan(tables, "scifact", released="checkpoint") == [
+        ("inpars-v2", "checkpoint"),
+        ("inpars-v2-promptagator", "checkpoint"),
+    ]
     assert plan(tables, "nq") == [("inpars-v2", "full"), ("inpars-v2-gpu", "full")]
     assert plan(tables, "scifact", ["bm25-flat", "bm25-flat"]) == [("bm25-flat", "full")]
 
@@ -243,7 +270,9 @@ def test_reproduce_command_reports_ok(tmp_path):
     assert result.exit_code == 0, result.output
     assert "OK: 2 cells within their tolerance" in result.output
     report = (out / "faq" / "report.md").read_text()
-    assert "| bm25 | full | nDCG@10 | 0.5375 |" in report and "**OK**" in report and "![expected and obtained](report.png)" in report
+    assert (
+        "| bm25 | full | nDCG@10 | 0.5375 |" in report and "**OK**" in report and "![expected and obtained](report.png)" in report
+    )
     assert (out / "faq" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "faq" / "results.json").read_text())
     assert results["ok"] and {c["metric"] for c in results["checks"]} == {"nDCG@10", "R@100"}
@@ -272,7 +301,11 @@ def test_reproduce_command_errors_are_one_line(tmp_path):
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(expected), result.output
     result = runner.invoke(app, ["reproduce", "--list", "--tables", str(ROOT / "reproduce")])
-    assert result.exit_code == 0 and "scifact bm25-flat bm25-multifield" in result.output and "faq-construction demo" in result.output
+    assert (
+        result.exit_code == 0
+        and "scifact bm25-flat bm25-multifield" in result.output
+        and "faq-construction demo" in result.output
+    )
 
 
 # ---------------------------------------------------------------------------------------------- make
@@ -294,7 +327,9 @@ def test_make_help_lists_every_reproduce_target(tables):
 
 
 def test_make_reproduce_runs_the_cli_here_or_in_the_image():
-    commands = _make("-n", "reproduce-scifact", "CONDITION=bm25-flat", "FROM_RELEASED=", "BIN=.venv/bin", "VENV=/nonexistent-venv").splitlines()
+    commands = _make(
+        "-n", "reproduce-scifact", "CONDITION=bm25-flat", "FROM_RELEASED=", "BIN=.venv/bin", "VENV=/nonexistent-venv"
+    ).splitlines()
     assert any(c.startswith(".venv/bin/inpars reproduce scifact --condition bm25-flat ") for c in commands)
     docker = _make("-n", "reproduce-nq", "DOCKER=1", "FROM_RELEASED=checkpoint", "IMAGE=inpars:test").splitlines()
     assert docker[0].startswith("mkdir -p ") and docker[1].startswith("docker run ") and len(docker) == 2
@@ -302,7 +337,12 @@ def test_make_reproduce_runs_the_cli_here_or_in_the_image():
     assert "--user $(id -u):$(id -g)" in docker[1] and ":/cache " in docker[1] and ":/cache/ir_datasets " in docker[1]
     assert docker[1].endswith("inpars:test make reproduce-nq  FROM_RELEASED=checkpoint REPRODUCE_DIR=runs/reproduce")
     inside = subprocess.run(
-        ["make", "-s", "-n", "reproduce-nq", "FROM_RELEASED=checkpoint"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+        ["make", "-s", "-n", "reproduce-nq", "FROM_RELEASED=checkpoint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
         env={**os.environ, "INPARS_IN_IMAGE": "1", "VIRTUAL_ENV": "/opt/venv"},
     ).stdout.splitlines()
     assert inside == ["/opt/venv/bin/inpars reproduce nq  --from-released checkpoint --output-dir runs/reproduce"]
@@ -314,14 +354,19 @@ def test_pipeline_reranks_with_a_given_model_or_retrieves_only(tmp_path, faq_sli
     from inpars.config import load_pipeline_config
     from inpars.pipeline import run_pipeline
 
-    recipe = "name: given\ntrain: {reranker: cross-encoder}\nretrieve: {top_k: 10}\nrerank: {top_k: 3, batch_size: 32}\nevaluate: {measures: [nDCG@10]}\n"
+    recipe = (
+        "name: given\ntrain: {reranker: cross-encoder}\nretrieve: {top_k: 10}\nrerank: {top_k: 3, batch_size: 32}\n"
+        "evaluate: {measures: [nDCG@10]}\n"
+    )
     config = load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}"])
     result = run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
     assert [s.name for s in result.stages] == ["retrieve", "rerank", "evaluate"]
     assert set(result.metrics) == {"bm25", "cross-encoder"} and not (tmp_path / "given" / "generate").exists()
     again = run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
     assert all(s.skipped for s in again.stages)
-    only = run_pipeline(load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "name=bm25"]), dataset=faq_slice, rerank=False)
+    only = run_pipeline(
+        load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}", "name=bm25"]), dataset=faq_slice, rerank=False
+    )
     assert [s.name for s in only.stages] == ["retrieve", "evaluate"] and set(only.metrics) == {"bm25"}
     assert only.metrics["bm25"] == result.metrics["bm25"]
 
@@ -349,7 +394,10 @@ FORUMS = (
         + "".join(f"      {forum}: {{docs: 6, queries: 2, qrels: 2}}\n" for forum in "abc"),
     )
     .replace("    system: bm25\n", '    system: bm25\n    set: ["retrieve.prebuilt_index=index-{dataset}"]\n')
-    .replace("      - dataset: faq\n        scores: {nDCG@10: EXPECTED, R@100: 0.8807}", "      - dataset: cqa\n        scores: {nDCG@10: 0.6}")
+    .replace(
+        "      - dataset: faq\n        scores: {nDCG@10: EXPECTED, R@100: 0.8807}",
+        "      - dataset: cqa\n        scores: {nDCG@10: 0.6}",
+    )
 )
 
 
@@ -402,8 +450,12 @@ def test_a_forum_with_other_counts_stops_before_scoring(tmp_path, monkeypatch):
 
     path = _forums(tmp_path)
     path.write_text(path.read_text().replace("b: {docs: 6,", "b: {docs: 7,"))
-    monkeypatch.setattr(pipeline, "run_pipeline", lambda config, **kw: pipeline.PipelineResult(config.run_dir, {"bm25": {"nDCG@10": 0.6}}, [], {}))
-    with pytest.raises(InparsError, match=r"dataset 'cqa-b' \(.*forums/b\) does not match its sanity counts: docs 6 \(expected 7\)"):
+    monkeypatch.setattr(
+        pipeline, "run_pipeline", lambda config, **kw: pipeline.PipelineResult(config.run_dir, {"bm25": {"nDCG@10": 0.6}}, [], {})
+    )
+    with pytest.raises(
+        InparsError, match=r"dataset 'cqa-b' \(.*forums/b\) does not match its sanity counts: docs 6 \(expected 7\)"
+    ):
         reproduce(load_tables(path), "cqa", output_dir=tmp_path / "out")
 
 
@@ -411,9 +463,15 @@ def test_a_forum_with_other_counts_stops_before_scoring(tmp_path, monkeypatch):
     ("old", "new", "words"),
     [
         ("    dataset: FOLDER/{forum}", "    dataset: FOLDER/x", "'datasets.cqa.dataset' has no {forum} placeholder"),
-        ("      b: {docs: 6, queries: 2, qrels: 2}\n      c: {docs: 6, queries: 2, qrels: 2}\n", "", "should map at least two forums"),
+        (
+            "      b: {docs: 6, queries: 2, qrels: 2}\n      c: {docs: 6, queries: 2, qrels: 2}\n", "",
+            "should map at least two forums",
+        ),
         ("      a: {docs: 6, queries: 2, qrels: 2}", "      a: {docs: 6, queries: 2}", "'datasets.cqa.forums.a' needs 'qrels'"),
-        ("    counts_source: here\n    forums:", "    counts_source: here\n    counts: {docs: 1, queries: 1, qrels: 1}\n    forums:", "its counts are given per forum"),
+        (
+            "    counts_source: here\n    forums:",
+            "    counts_source: here\n    counts: {docs: 1, queries: 1, qrels: 1}\n    forums:", "its counts are given per forum",
+        ),
     ],
 )
 def test_forum_mistakes_name_the_key(tmp_path, old, new, words):

@@ -14,7 +14,10 @@ TABLE2_DATASETS = [
     "trec-covid", "bioasq", "nfcorpus", "nq", "hotpotqa", "fiqa", "signal1m", "trec-news", "robust04", "arguana",
     "webis-touche2020", "cqadupstack", "quora", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact",
 ]
-PROMPTAGATOR_DATASETS = ["trec-covid", "nfcorpus", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "dbpedia-entity", "scidocs", "fever", "climate-fever", "scifact"]
+PROMPTAGATOR_DATASETS = [
+    "trec-covid", "nfcorpus", "hotpotqa", "fiqa", "arguana", "webis-touche2020", "dbpedia-entity", "scidocs", "fever",
+    "climate-fever", "scifact",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +71,16 @@ def _write(tmp_path: Path, average: str, note: str = "") -> Path:
 def test_a_mistyped_average_stops_loading_at_its_line(tmp_path):
     assert load_tables(_write(tmp_path, "0.550")).condition("row").average == 0.55
     assert load_tables(_write(tmp_path, "0.549")).condition("row").average == 0.549  # truncated to 3 decimals
-    with pytest.raises(InputError, match=r"t\.yaml:12: condition 'row': the mean of its 2 nDCG@10 cells is 0\.5500, its average says 0\.56;"):
+    with pytest.raises(
+        InputError, match=r"t\.yaml:12: condition 'row': the mean of its 2 nDCG@10 cells is 0\.5500, its average says 0\.56;"
+    ):
         load_tables(_write(tmp_path, "0.560"))
 
 
 def test_a_note_explains_a_paper_that_disagrees_with_itself_and_only_then(tmp_path):
-    assert load_tables(_write(tmp_path, "0.560", "the paper prints it so")).condition("row").average_note == "the paper prints it so"
+    assert (
+        load_tables(_write(tmp_path, "0.560", "the paper prints it so")).condition("row").average_note == "the paper prints it so"
+    )
     with pytest.raises(InputError, match=r"t\.yaml:13: condition 'row' has an average_note, but its cells do average to 0\.55"):
         load_tables(_write(tmp_path, "0.550", "not needed"))
 
@@ -96,7 +103,10 @@ def test_released_checkpoints_are_one_explicit_name_per_dataset(tables):
 def test_an_unknown_checkpoint_is_said_before_any_download(tables):
     _, condition, _ = runnable_cell(tables, "scifact", "inpars-v2", "checkpoint")
     assert condition.checkpoint("scifact").model == "zeta-alpha-ai/monot5-3b-inpars-v2-scifact"
-    with pytest.raises(InparsError, match=r"no released checkpoint of 'inpars-v2' is known for 'quora' \(no name found.*run it without --from-released"):
+    with pytest.raises(
+        InparsError,
+        match=r"no released checkpoint of 'inpars-v2' is known for 'quora' \(no name found.*run it without --from-released",
+    ):
         plan(tables, "quora", ["inpars-v2"], "checkpoint")
     with pytest.raises(InparsError, match="no condition has a released checkpoint for 'quora'"):
         plan(tables, "quora", (), "checkpoint")

@@ -18,8 +18,11 @@ def test_train_then_rerank_with_monot5(tiny_t5, faq, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["train", str(tmp_path / "train.jsonl"), "-o", str(tmp_path / "reranker"), "--reranker", "monot5", "--model", str(tiny_t5), "--max-steps", "2",
-         "--batch-size", "4", "--set", "train.max_length=64", "--set", "train.template=Q: {query} D: {document} Relevant:"],
+        [
+            "train", str(tmp_path / "train.jsonl"), "-o", str(tmp_path / "reranker"), "--reranker", "monot5", "--model",
+            str(tiny_t5), "--max-steps", "2", "--batch-size", "4", "--set", "train.max_length=64", "--set",
+            "train.template=Q: {query} D: {document} Relevant:",
+        ],
     )
     assert result.exit_code == 0, result.output
     model_dir = tmp_path / "reranker" / "model"
@@ -28,7 +31,11 @@ def test_train_then_rerank_with_monot5(tiny_t5, faq, tmp_path):
     first = {q: {d: float(-rank) for rank, d in enumerate(ids)} for q in ids[:3]}
     io.write_trec_run(tmp_path / "bm25.trec", first)
     result = runner.invoke(
-        app, ["rerank", str(tmp_path / "bm25.trec"), "--model", str(model_dir), "--reranker", "monot5", "--top-k", "5", "-o", str(tmp_path / "out.trec")]
+        app,
+        [
+            "rerank", str(tmp_path / "bm25.trec"), "--model", str(model_dir), "--reranker", "monot5", "--top-k", "5", "-o",
+            str(tmp_path / "out.trec"),
+        ],
     )
     assert result.exit_code == 0, result.output
     run = io.read_trec_run(tmp_path / "out.trec")

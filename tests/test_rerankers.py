@@ -48,7 +48,9 @@ def toy_examples(n: int = 24, seed: int = 0) -> list[TrainingExample]:
     for i in range(n):
         query = " ".join(rng.sample(words, 3))
         rows.append(TrainingExample(f"q{i}", query, f"p{i}", f"approved: the {query} work is approved", 1))
-        rows.append(TrainingExample(f"q{i}", query, f"n{i}", f"rejected: the {' '.join(rng.sample(words, 3))} work is rejected", 0))
+        rows.append(
+            TrainingExample(f"q{i}", query, f"n{i}", f"rejected: the {' '.join(rng.sample(words, 3))} work is rejected", 0)
+        )
     return rows
 
 
@@ -65,7 +67,15 @@ def margin(scores: list[float], examples: list[TrainingExample]) -> float:
 
 
 def train_config(kind: str, tiny_t5, **fields) -> TrainConfig:
-    base = {"reranker": kind, "model": model_for(kind, tiny_t5), "max_steps": 2, "batch_size": 4, "learning_rate": 1e-3, "max_length": 48, "warmup_ratio": 0.0}
+    base = {
+        "reranker": kind,
+        "model": model_for(kind, tiny_t5),
+        "max_steps": 2,
+        "batch_size": 4,
+        "learning_rate": 1e-3,
+        "max_length": 48,
+        "warmup_ratio": 0.0,
+    }
     return TrainConfig(**{**base, **fields})
 
 
@@ -105,7 +115,9 @@ def test_contract_train_save_reload_rerank(kind, tiny_t5, faq_slice, tmp_path):
     reranker = cls(str(model_dir), max_length=64, batch_size=4, device="cpu")
     again = cls.train(toy_examples(8), train_config(kind, tiny_t5), tmp_path / "b", device="cpu")
     pairs = faq_pairs(faq_slice)
-    assert cls(str(again), max_length=64, batch_size=4, device="cpu").score(pairs) == reranker.score(pairs)  # same seed, same model
+    assert cls(str(again), max_length=64, batch_size=4, device="cpu").score(pairs) == reranker.score(
+        pairs
+    )  # same seed, same model
 
     ids = sorted(faq_slice.docs)[:6]
     first = {qid: {doc_id: 10.0 - rank for rank, doc_id in enumerate(ids)} for qid in ids[:2]}
@@ -120,7 +132,9 @@ def test_contract_train_save_reload_rerank(kind, tiny_t5, faq_slice, tmp_path):
         assert [run[qid][d] for d in ids[:3]] == pytest.approx(expected, abs=1e-4)
     io.write_trec_run(tmp_path / "run.trec", run, tag=kind)
     back = io.read_trec_run(tmp_path / "run.trec")
-    assert {q: sorted(d, key=lambda x: -d[x]) for q, d in back.items()} == {q: sorted(d, key=lambda x: -d[x]) for q, d in run.items()}
+    assert {q: sorted(d, key=lambda x: -d[x]) for q, d in back.items()} == {
+        q: sorted(d, key=lambda x: -d[x]) for q, d in run.items()
+    }
 
 
 # A tiny random T5 needs a high learning rate; a pretrained encoder a small one.
@@ -156,8 +170,21 @@ def test_contract_refuses_a_model_trained_as_another_kind(kind, tiny_t5, tmp_pat
     folder = tmp_path / "model"
     shutil.copytree(tiny_t5, folder)
     io.write_json(folder / METADATA, {"reranker": other})
-    with pytest.raises(InparsError, match=f"was trained as a '{other}' reranker, not '{kind}'; rerank it with --reranker {other}"):
+    with pytest.raises(
+        InparsError, match=f"was trained as a '{other}' reranker, not '{kind}'; rerank it with --reranker {other}"
+    ):
         rerankers.get(kind)(str(folder), device="cpu")
+
+
+def test_monot5_takes_the_shared_dtype_names(tiny_t5):
+    import torch
+
+    assert MonoT5Reranker(str(tiny_t5), device="cpu", dtype="bfloat16").model.dtype == torch.bfloat16
+    assert MonoT5Reranker(str(tiny_t5), device="cpu", dtype="fp32").model.dtype == torch.float32
+    with pytest.raises(
+        InparsError, match="^unknown dtype 'half'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32$"
+    ):
+        MonoT5Reranker(str(tiny_t5), device="cpu", dtype="half")
 
 
 # ---------------------------------------------------------------------------------------------- monoT5 input
@@ -230,7 +257,9 @@ def test_score_is_log_p_true_of_the_first_decoded_token(tiny_t5, faq_slice):
     encoded = reranker.tokenizer(prompts, padding=True, return_tensors="pt")
     assert encoded["input_ids"].shape[1] < 512
     with torch.inference_mode():
-        out = reranker.model.generate(**encoded, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True)
+        out = reranker.model.generate(
+            **encoded, max_new_tokens=1, do_sample=False, output_scores=True, return_dict_in_generate=True
+        )
     two = out.scores[0][:, [reranker.false_id, reranker.true_id]]
     expected = torch.log_softmax(two, dim=-1)[:, 1].tolist()
     assert reranker.score(pairs) == pytest.approx(expected, abs=1e-5)
@@ -247,7 +276,9 @@ def test_flan_t5_uses_yes_and_no(tiny_t5, faq_slice):
 
 
 def test_token_missing_from_vocabulary(tiny_t5):
-    with pytest.raises(InparsError, match=r"the true token 'true' is not in the vocabulary of .*; the vocabulary has '▁true'; set true_token"):
+    with pytest.raises(
+        InparsError, match=r"the true token 'true' is not in the vocabulary of .*; the vocabulary has '▁true'; set true_token"
+    ):
         MonoT5Reranker(str(tiny_t5), device="cpu", true_token="true")
     with pytest.raises(InparsError, match="the true and false tokens of .* are the same token"):
         MonoT5Reranker(str(tiny_t5), device="cpu", true_token="▁yes", false_token="▁yes")
@@ -264,7 +295,10 @@ def test_custom_template_and_tokens_travel_with_the_model(tiny_t5, tmp_path):
     vocab = reranker.tokenizer.get_vocab()
     assert reranker.template.text == template
     assert (reranker.true_id, reranker.false_id) == (vocab["▁yes"], vocab["▁no"])
-    assert MonoT5Reranker(str(model_dir), device="cpu", template="Q: {query} D: {document}").template.text == "Q: {query} D: {document}"
+    assert (
+        MonoT5Reranker(str(model_dir), device="cpu", template="Q: {query} D: {document}").template.text
+        == "Q: {query} D: {document}"
+    )
 
 
 def test_resume_from_a_checkpoint_gives_the_same_model(tiny_t5, faq_slice, tmp_path):
@@ -293,12 +327,16 @@ def test_resume_from_a_checkpoint_gives_the_same_model(tiny_t5, faq_slice, tmp_p
 def test_gradient_accumulation_equals_the_large_batch(tiny_t5, faq_slice, tmp_path):
     examples = toy_examples(16)
     large = MonoT5Reranker.train(examples, train_config("monot5", tiny_t5, batch_size=16), tmp_path / "large", device="cpu")
-    accumulated = MonoT5Reranker.train(examples, train_config("monot5", tiny_t5, batch_size=4, effective_batch_size=16), tmp_path / "acc", device="cpu")
+    accumulated = MonoT5Reranker.train(
+        examples, train_config("monot5", tiny_t5, batch_size=4, effective_batch_size=16), tmp_path / "acc", device="cpu"
+    )
     assert io.read_json(accumulated / METADATA)["training"]["plan"]["accumulation"] == 4
     losses = [io.read_json(folder / METADATA)["training"]["train_loss"] for folder in (large, accumulated)]
     assert losses[1] == pytest.approx(losses[0], rel=1e-4)
     pairs = faq_pairs(faq_slice)
-    assert MonoT5Reranker(str(accumulated), device="cpu").score(pairs) == pytest.approx(MonoT5Reranker(str(large), device="cpu").score(pairs), abs=1e-5)
+    assert MonoT5Reranker(str(accumulated), device="cpu").score(pairs) == pytest.approx(
+        MonoT5Reranker(str(large), device="cpu").score(pairs), abs=1e-5
+    )
 
 
 @pytest.mark.slow
@@ -307,9 +345,11 @@ def test_two_processes_with_torchrun(tiny_t5, tmp_path):
     import sys
 
     io.write_training(tmp_path / "train.jsonl", toy_examples(16))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "inpars.cli", "train", str(tmp_path / "train.jsonl"),
-               "-o", str(tmp_path / "out"), "--reranker", "monot5", "--model", str(tiny_t5), "--max-steps", "2", "--batch-size", "4",
-               "--set", "train.effective_batch_size=16", "--set", "train.max_length=48"]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "inpars.cli", "train",
+        str(tmp_path / "train.jsonl"), "-o", str(tmp_path / "out"), "--reranker", "monot5", "--model", str(tiny_t5),
+        "--max-steps", "2", "--batch-size", "4", "--set", "train.effective_batch_size=16", "--set", "train.max_length=48",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     training = io.read_json(tmp_path / "out" / "model" / METADATA)["training"]
@@ -323,7 +363,10 @@ def test_resume_from_a_folder_that_is_no_checkpoint(tiny_t5, tmp_path):
         MonoT5Reranker.train(toy_examples(8), config, tmp_path / "out", device="cpu")
 
 
-@pytest.mark.parametrize(("fields", "message"), [({"lr_scheduler": "cosinus"}, "unknown lr_scheduler 'cosinus'"), ({"optimizer": "adam"}, "unknown optimizer 'adam'")])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [({"lr_scheduler": "cosinus"}, "unknown lr_scheduler 'cosinus'"), ({"optimizer": "adam"}, "unknown optimizer 'adam'")],
+)
 def test_unknown_scheduler_or_optimizer(tiny_t5, tmp_path, fields, message):
     with pytest.raises(InparsError, match=message):
         MonoT5Reranker.train(toy_examples(8), train_config("monot5", tiny_t5, **fields), tmp_path, device="cpu")

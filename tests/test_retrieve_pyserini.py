@@ -54,7 +54,10 @@ def no_java_home(monkeypatch):
 
 def test_missing_java_names_what_to_install(tmp_path, monkeypatch, no_java_home):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(InparsError, match=r"needs Java 11 or newer, and no 'java' was found .*apt-get install default-jre-headless.*retrieve.backend=bm25s"):
+    with pytest.raises(
+        InparsError,
+        match=r"needs Java 11 or newer, and no 'java' was found .*apt-get install default-jre-headless.*retrieve.backend=bm25s",
+    ):
         find_java()
 
 
@@ -81,7 +84,9 @@ def test_the_java_needed_follows_the_pyserini_release(monkeypatch, release, java
     assert required_java() == java
 
 
-@pytest.mark.parametrize(("banner", "major"), [('openjdk version "17.0.15" 2025-04-15', 17), ('openjdk version "21-ea" 2023-09-19', 21)])
+@pytest.mark.parametrize(
+    ("banner", "major"), [('openjdk version "17.0.15" 2025-04-15', 17), ('openjdk version "21-ea" 2023-09-19', 21)]
+)
 def test_java_version_is_read_from_the_banner(tmp_path, monkeypatch, no_java_home, banner, major):
     java = fake_java(tmp_path / "jdk" / "bin", banner)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
@@ -104,7 +109,10 @@ def test_unreadable_version_is_an_error(tmp_path):
 
 
 def test_stemmers_without_a_lucene_equivalent_are_refused():
-    with pytest.raises(InparsError, match="stemmer 'german' is not available in Lucene; the pyserini backend takes 'english', 'porter', 'krovetz'"):
+    with pytest.raises(
+        InparsError,
+        match="stemmer 'german' is not available in Lucene; the pyserini backend takes 'english', 'porter', 'krovetz'",
+    ):
         PyseriniRetriever(RetrieveConfig(backend="pyserini", stemmer="german"))
     with pytest.raises(InparsError, match="stopwords 'fr' are not available in Lucene"):
         PyseriniRetriever(RetrieveConfig(backend="pyserini", stopwords="fr"))
@@ -190,7 +198,9 @@ def prebuilt_server(lucene, tmp_path, monkeypatch):
     with tarfile.open(tarball, "w:gz") as archive:
         archive.add(built.index_dir, arcname=entry["filename"].removesuffix(".tar.gz"))
     stats = IndexReader(str(built.index_dir)).stats()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -221,40 +231,55 @@ def test_prebuilt_index_is_downloaded_and_searched(prebuilt_server):
 def test_prebuilt_index_of_another_collection_is_refused(prebuilt_server):
     prebuilt_server()
     retriever = PyseriniRetriever(RetrieveConfig(backend="pyserini", prebuilt_index=PREBUILT))
-    with pytest.raises(InparsError, match=f"the prebuilt index '{PREBUILT}' holds 5 documents but the corpus has 2: they are not the same collection"):
+    with pytest.raises(
+        InparsError,
+        match=f"the prebuilt index '{PREBUILT}' holds 5 documents but the corpus has 2: they are not the same collection",
+    ):
         retriever.index(DOCS[:2])
 
 
 def test_failed_download_says_what_to_do(prebuilt_server):
     prebuilt_server(path="missing.tar.gz")
     retriever = PyseriniRetriever(RetrieveConfig(backend="pyserini", prebuilt_index=PREBUILT))
-    with pytest.raises(InparsError, match=f"could not download the prebuilt index '{PREBUILT}' .*leave retrieve.prebuilt_index empty"):
+    with pytest.raises(
+        InparsError, match=f"could not download the prebuilt index '{PREBUILT}' .*leave retrieve.prebuilt_index empty"
+    ):
         retriever.index(DOCS)
 
 
 def test_inconsistent_prebuilt_index_is_reported(prebuilt_server):
     prebuilt_server(documents=5183)
     retriever = PyseriniRetriever(RetrieveConfig(backend="pyserini", prebuilt_index=PREBUILT))
-    with pytest.raises(InparsError, match=f"the prebuilt index '{PREBUILT}' failed pyserini's checks .*\"documents\" does not match.*delete it from"):
+    with pytest.raises(
+        InparsError,
+        match=f"the prebuilt index '{PREBUILT}' failed pyserini's checks .*\"documents\" does not match.*delete it from",
+    ):
         retriever.index(DOCS)
 
 
 def test_unknown_prebuilt_index_suggests_the_closest(lucene):
     retriever = PyseriniRetriever(RetrieveConfig(backend="pyserini", prebuilt_index="beir-v1.0.0-scifakt.flat"))
-    with pytest.raises(InparsError, match="unknown prebuilt Lucene index 'beir-v1.0.0-scifakt.flat'; did you mean 'beir-v1.0.0-scifact.flat'"):
+    with pytest.raises(
+        InparsError, match="unknown prebuilt Lucene index 'beir-v1.0.0-scifakt.flat'; did you mean 'beir-v1.0.0-scifact.flat'"
+    ):
         retriever.index(DOCS)
 
 
 def test_prebuilt_index_needs_its_own_analysis(lucene):
     retriever = PyseriniRetriever(RetrieveConfig(backend="pyserini", prebuilt_index=PREBUILT, stemmer="krovetz"))
-    with pytest.raises(InparsError, match="was built with Lucene's Porter stemmer and English stopwords; set retrieve.stemmer=porter"):
+    with pytest.raises(
+        InparsError, match="was built with Lucene's Porter stemmer and English stopwords; set retrieve.stemmer=porter"
+    ):
         retriever.index(DOCS)
 
 
 @pytest.mark.network
-@pytest.mark.parametrize(("index", "expected"), [("beir-v1.0.0-scifact.flat", 0.6789), ("beir-v1.0.0-scifact.multifield", 0.6647)])
+@pytest.mark.parametrize(
+    ("index", "expected"), [("beir-v1.0.0-scifact.flat", 0.6789), ("beir-v1.0.0-scifact.multifield", 0.6647)]
+)
 def test_beir_prebuilt_index_reproduces_pyserini_regressions(lucene, index, expected):
-    """pyserini's BEIR regressions (BM25 k1=0.9 b=0.4, top 1000, --remove-query): SciFact nDCG@10 flat 0.6789, multifield 0.6647."""
+    """pyserini's BEIR regressions (BM25 k1=0.9 b=0.4, top 1000, --remove-query): SciFact nDCG@10 flat 0.6789,
+    multifield 0.6647."""
     from inpars.datasets import load_dataset
     from inpars.evaluate import evaluate
 

@@ -10,7 +10,10 @@ from inpars.data import SyntheticQuery
 from inpars.errors import InparsError
 from inpars.pipeline import run_pipeline, run_seeds, seeded
 
-RECIPE = "name: seeds\ntrain: {reranker: bi-encoder}\nretrieve: {top_k: 10}\nrerank: {top_k: 3, batch_size: 32}\nevaluate: {measures: [nDCG@10, RR@10], resamples: 500}\n"
+RECIPE = (
+    "name: seeds\ntrain: {reranker: bi-encoder}\nretrieve: {top_k: 10}\nrerank: {top_k: 3, batch_size: 32}\n"
+    "evaluate: {measures: [nDCG@10, RR@10], resamples: 500}\n"
+)
 
 
 def test_seeded_recipe_changes_only_what_a_seed_drives():
@@ -53,16 +56,22 @@ def test_seeds_share_the_stages_a_seed_does_not_change(tmp_path, faq_slice):
 
 def test_an_unknown_baseline_is_refused(tmp_path, faq_slice):
     config = load_pipeline_config(text=RECIPE, overrides=[f"output_dir={tmp_path}", "evaluate.baseline=dense"])
-    with pytest.raises(InparsError, match="evaluate.baseline is 'dense', which this run does not score; use one of bm25, bi-encoder"):
+    with pytest.raises(
+        InparsError, match="evaluate.baseline is 'dense', which this run does not score; use one of bm25, bi-encoder"
+    ):
         run_pipeline(config, dataset=faq_slice, model="embedded:minilm-l6")
 
 
 @pytest.mark.slow
 def test_seeds_train_once_per_seed_and_test_against_the_zero_shot_model(tmp_path, faq_slice):
     queries = tmp_path / "queries.jsonl"
-    io.write_synthetic(queries, [SyntheticQuery(f"s{doc_id}", doc_id, " ".join(doc.text.split()[:8]), (-1.0,)) for doc_id, doc in faq_slice.docs.items()])
+    io.write_synthetic(
+        queries,
+        [SyntheticQuery(f"s{doc_id}", doc_id, " ".join(doc.text.split()[:8]), (-1.0,)) for doc_id, doc in faq_slice.docs.items()],
+    )
     recipe = (
-        "name: trained\nnegatives: {depth: 10, num_negatives: 2}\ntrain: {reranker: bi-encoder, batch_size: 8, max_length: 64, learning_rate: 1.0e-4}\n"
+        "name: trained\nnegatives: {depth: 10, num_negatives: 2}\ntrain: {reranker: bi-encoder, batch_size: 8, max_length: 64, "
+        "learning_rate: 1.0e-4}\n"
         "retrieve: {backend: dense, top_k: 10}\nrerank: {top_k: 10, max_length: 64}\nevaluate: {resamples: 500}\n"
     )
     config = load_pipeline_config(text=recipe, overrides=[f"output_dir={tmp_path}"])

@@ -55,7 +55,7 @@ def test_unknown_preset_names_the_line_and_the_closest():
         ({"max_steps": 0}, "'max_steps' is 0; it must be at least 1, or left unset"),
         ({"epochs": 0.0}, "'epochs' is 0.0: that trains on nothing"),
         ({"batch_size": 0}, "'batch_size' is 0; it must be at least 1"),
-        ({"precision": "bf32"}, "'precision' is 'bf32'; use one of auto, bf16, fp16, fp32"),
+        ({"precision": "bf32"}, "'precision' is 'bf32'; use one of auto, bfloat16, bf16, float16, fp16, float32, fp32"),
         ({"learning_rate": 0.0}, "'learning_rate' is 0.0; it must be positive"),
         ({"resume": "False"}, "use auto, never or the path of a checkpoint folder"),
     ],
@@ -87,7 +87,9 @@ def test_one_label_is_refused():
 
 def test_fewer_examples_than_one_effective_batch_is_refused():
     config = TrainConfig(batch_size=8, effective_batch_size=128)
-    with pytest.raises(InparsError, match=r"100 examples x 1 epoch\(s\) are fewer than one effective batch of 128 .* set max_steps"):
+    with pytest.raises(
+        InparsError, match=r"100 examples x 1 epoch\(s\) are fewer than one effective batch of 128 .* set max_steps"
+    ):
         plan_training(examples(100), config, processes=1)
     # with max_steps the examples are repeated, which is allowed
     assert plan_training(examples(100), TrainConfig(batch_size=8, effective_batch_size=128, max_steps=3), processes=1).steps == 3
@@ -97,7 +99,9 @@ def test_effective_batch_must_divide():
     with pytest.raises(InparsError, match="effective_batch_size 100 is not a multiple of batch_size 8 x 1 process"):
         plan_training(examples(1000), TrainConfig(batch_size=8, effective_batch_size=100), processes=1)
     with pytest.raises(InparsError, match="gradient_accumulation_steps 2 contradicts effective_batch_size 64"):
-        plan_training(examples(1000), TrainConfig(batch_size=8, gradient_accumulation_steps=2, effective_batch_size=64), processes=1)
+        plan_training(
+            examples(1000), TrainConfig(batch_size=8, gradient_accumulation_steps=2, effective_batch_size=64), processes=1
+        )
 
 
 def test_epochs_give_steps():
@@ -110,6 +114,20 @@ def test_precision_on_cpu():
     assert mixed_precision("fp32", "cpu", seq2seq=False) == (False, False)
     with pytest.raises(InparsError, match="precision bf16 needs a CUDA GPU and the device is cpu"):
         mixed_precision("bf16", "cpu", seq2seq=True)
+    assert mixed_precision("float32", "cpu", seq2seq=False) == (False, False)
+    with pytest.raises(InparsError, match="precision bfloat16 needs a CUDA GPU and the device is cpu"):
+        mixed_precision("bfloat16", "cpu", seq2seq=True)
+
+
+@pytest.mark.parametrize(
+    ("bf16", "seq2seq", "wanted"), [(True, True, (True, False)), (False, False, (False, True)), (False, True, (False, False))]
+)
+def test_precision_auto_on_a_gpu(monkeypatch, bf16, seq2seq, wanted):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    assert mixed_precision("auto", "cuda", seq2seq=seq2seq) == wanted
+    assert TrainConfig(precision="float16").precision == "float16"
 
 
 def test_template_override_with_colons_stays_text():

@@ -22,21 +22,37 @@ def test_the_wheel_carries_the_tables_and_the_installed_cli_lists_them(tmp_path)
     shutil.copytree(ROOT / "inpars", source / "inpars", symlinks=True, ignore=ignore)
     shutil.copytree(ROOT / "reproduce", source / "reproduce", ignore=ignore)
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(source)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dist), str(source)],
+        check=True,
+    )
     (wheel,) = dist.glob("inpars-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tables = sorted(n for n in names if n.startswith("inpars/tables/"))
-    assert tables == sorted(f"inpars/tables/{p.name}" for p in (ROOT / "reproduce").glob("*.yaml")) and "inpars/tables/beir.yaml" in tables
+    assert (
+        tables == sorted(f"inpars/tables/{p.name}" for p in (ROOT / "reproduce").glob("*.yaml"))
+        and "inpars/tables/beir.yaml" in tables
+    )
 
     fresh = tmp_path / "fresh"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(fresh)], check=True)
     python = fresh / "bin" / "python"
-    site = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True).stdout.strip())
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True)
+    site = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True,
+            check=True,
+        ).stdout.strip()
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--target", str(site), str(wheel)], check=True
+    )
     # The dependencies (typer, rich, PyYAML, ...) come from this environment, after the wheel's own copy of inpars.
     (site / "zz-dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("INPARS_REPRODUCE_TABLES", "PYTHONPATH")}
-    where = subprocess.run([python, "-c", "import inpars.reproduce; print(inpars.reproduce.__file__)"], capture_output=True, text=True, check=True, cwd=tmp_path, env=env)
+    where = subprocess.run(
+        [python, "-c", "import inpars.reproduce; print(inpars.reproduce.__file__)"], capture_output=True, text=True, check=True,
+        cwd=tmp_path, env=env,
+    )
     assert where.stdout.strip().startswith(str(site))
     listed = subprocess.run(
         [python, "-c", "import sys; from inpars.cli import main; sys.argv = ['inpars', 'reproduce', '--list']; main()"],
@@ -44,4 +60,6 @@ def test_the_wheel_carries_the_tables_and_the_installed_cli_lists_them(tmp_path)
     )
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
-    assert any(line.startswith("scifact bm25-flat ") for line in lines) and any(line.startswith("faq-construction ") for line in lines)
+    assert any(line.startswith("scifact bm25-flat ") for line in lines) and any(
+        line.startswith("faq-construction ") for line in lines
+    )

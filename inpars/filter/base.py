@@ -71,16 +71,23 @@ class Filter:
         raise NotImplementedError
 
 
-def build_steps(value: Any, source: str = "<config>", lines: dict[str, int] | None = None, where: str = "filter.steps") -> tuple[Any, ...]:
+def build_steps(
+    value: Any, source: str = "<config>", lines: dict[str, int] | None = None, where: str = "filter.steps"
+) -> tuple[Any, ...]:
     """Recipe steps (a list of mappings with a ``name``) as a tuple of the filters' frozen configs."""
     lines = lines or {}
     if not isinstance(value, (list, tuple)):
-        raise InputError(source, lines.get(where), f"'{where}' should be a list of steps", "write each step as '- name: <filter>' with its keys")
+        raise InputError(
+            source, lines.get(where), f"'{where}' should be a list of steps",
+            "write each step as '- name: <filter>' with its keys",
+        )
     steps = []
     for index, item in enumerate(value):
         here = f"{where}.{index}"
         if not isinstance(item, dict) or "name" not in item:
-            raise InputError(source, lines.get(here), f"step {index} of '{where}' has no name", f"give it one of: {', '.join(filters.names())}")
+            raise InputError(
+                source, lines.get(here), f"step {index} of '{where}' has no name", f"give it one of: {', '.join(filters.names())}"
+            )
         try:
             cls = filters.get(str(item["name"]))
         except UnknownNameError as exc:
@@ -147,7 +154,10 @@ class FilterContext:
     def doc(self, step: str, query: SyntheticQuery) -> Doc:
         docs = self.docs(step)
         if query.doc_id not in docs:
-            raise InparsError(f"synthetic query '{query.query_id}' names document '{query.doc_id}', which is not in the corpus; filter with the dataset the queries were generated from")
+            raise InparsError(
+                f"synthetic query '{query.query_id}' names document '{query.doc_id}', which is not in the corpus; filter with "
+                "the dataset the queries were generated from"
+            )
         return docs[query.doc_id]
 
     def reranker(self, name: str, model: str, max_length: int, batch_size: int, device: str):
@@ -171,7 +181,14 @@ class FilterContext:
             self._retrievers[key] = retriever
         return self._retrievers[key]
 
-    def cached_scores(self, label: str, scoring: Any, queries: Sequence[SyntheticQuery], compute: Callable[[list[SyntheticQuery]], list[float | None]], chunk_size: int) -> dict[str, float | None]:
+    def cached_scores(
+        self,
+        label: str,
+        scoring: Any,
+        queries: Sequence[SyntheticQuery],
+        compute: Callable[[list[SyntheticQuery]], list[float | None]],
+        chunk_size: int,
+    ) -> dict[str, float | None]:
         """query_id -> score, computed by ``compute`` a chunk at a time and appended to the cache as it goes."""
         keys = {q.query_id: _query_key(q) for q in queries}
         path = self.cache_dir / f"{label}-{fingerprint(scoring)}.scores.jsonl" if self.cache_dir else None
@@ -204,7 +221,9 @@ def _query_key(query: SyntheticQuery) -> str:
 # ---------------------------------------------------------------------------------------------- selection
 
 
-def select(queries: list[SyntheticQuery], scores: Mapping[str, float | None], top_k: int | None, threshold: float | None, what: str) -> tuple[list[SyntheticQuery], list[tuple[SyntheticQuery, str, str]], float | None]:
+def select(
+    queries: list[SyntheticQuery], scores: Mapping[str, float | None], top_k: int | None, threshold: float | None, what: str
+) -> tuple[list[SyntheticQuery], list[tuple[SyntheticQuery, str, str]], float | None]:
     """Keep queries scoring at least ``threshold``, then the best ``top_k`` of those (ties by query id).
 
     Returns the kept queries in input order, the dropped ones with reason and detail, and the cutoff.
@@ -226,20 +245,6 @@ def select(queries: list[SyntheticQuery], scores: Mapping[str, float | None], to
             dropped.append((q, "below top k", f"rank {rank} > {top_k} by {what} ({_fmt(scores[q.query_id])})"))
         passing = [q for q in passing if q.query_id in chosen]
     return passing, dropped, cutoff
-
-
-def check_name(registry: Registry, name: str) -> None:
-    """A registry lookup whose miss is a ValueError, so config loading names the line."""
-    try:
-        registry.check(name)
-    except UnknownNameError as exc:
-        raise ValueError(str(exc)) from None
-
-
-def check_top_k(top_k: int | None) -> None:
-    """The check every top-k option shares (raised as ValueError, so config loading names the line)."""
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}")
 
 
 def _finite(value: float | None) -> float:
@@ -293,7 +298,9 @@ def _with_score(query: SyntheticQuery, label: str, value: float | None) -> Synth
     return dataclasses.replace(query, extra={**query.extra, SCORES_KEY: scores})
 
 
-def filter_queries(queries: Sequence[SyntheticQuery], config: FilterConfig | None = None, context: FilterContext | None = None) -> FilterResult:
+def filter_queries(
+    queries: Sequence[SyntheticQuery], config: FilterConfig | None = None, context: FilterContext | None = None
+) -> FilterResult:
     """Run the config's steps in order; each sees only what the previous ones kept."""
     config = config or FilterConfig()
     context = context or FilterContext()
@@ -309,10 +316,16 @@ def filter_queries(queries: Sequence[SyntheticQuery], config: FilterConfig | Non
             outcome.dropped = [(_with_score(q, label, outcome.scores.get(q.query_id)), r, d) for q, r, d in outcome.dropped]
         reasons = Counter(reason for _, reason, _ in outcome.dropped)
         result.steps.append(
-            StepReport(label, to_dict(step), len(current), len(outcome.kept), dict(reasons), outcome.scores, outcome.score_name, outcome.cutoff, {q.query_id for q in outcome.kept})
+            StepReport(
+                label, to_dict(step), len(current), len(outcome.kept), dict(reasons), outcome.scores, outcome.score_name,
+                outcome.cutoff, {q.query_id for q in outcome.kept},
+            )
         )
         result.dropped += [Dropped(q, label, reason, detail) for q, reason, detail in outcome.dropped]
-        logger.info("filter %s: kept %d of %d%s", label, len(outcome.kept), len(current), "".join(f", {n} {r}" for r, n in reasons.items()))
+        logger.info(
+            "filter %s: kept %d of %d%s", label, len(outcome.kept), len(current),
+            "".join(f", {n} {r}" for r, n in reasons.items()),
+        )
         current = outcome.kept
     result.kept = current
     return result

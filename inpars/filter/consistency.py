@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inpars.config import to_dict
+from inpars.config import check_name, to_dict
 from inpars.data import Query, Run, SyntheticQuery
-from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name
+from inpars.filter.base import Filter, FilterContext, StepOutcome
 
 
 @dataclass(frozen=True)
@@ -36,17 +36,21 @@ class ConsistencyConfig:
         from inpars.rerank import rerankers
         from inpars.retrieve import retrievers
 
-        check_name(retrievers, self.retriever)
+        check_name(retrievers, "retriever", self.retriever)
         if self.k < 1:
             raise ValueError(f"k must be at least 1, got {self.k}")
         if self.depth < self.k:
             raise ValueError(f"depth ({self.depth}) must be at least k ({self.k})")
         if self.reranker is not None:
-            check_name(rerankers, self.reranker)
+            check_name(rerankers, "reranker", self.reranker)
             if not self.reranker_model:
-                raise ValueError("a consistency step with a reranker needs reranker_model (a trained reranker folder or a Hugging Face id)")
+                raise ValueError(
+                    "a consistency step with a reranker needs reranker_model (a trained reranker folder or a Hugging Face id)"
+                )
         elif self.reranker_model is not None:
-            raise ValueError("reranker_model is set but reranker is not; name the reranker kind too (e.g. reranker: cross-encoder)")
+            raise ValueError(
+                "reranker_model is set but reranker is not; name the reranker kind too (e.g. reranker: cross-encoder)"
+            )
 
 
 def source_rank(scores: dict[str, float], doc_id: str) -> int | None:
@@ -76,14 +80,24 @@ class ConsistencyFilter(Filter):
         queries = {q.query_id: Query(q.query_id, q.text) for q in chunk}
         run: Run = retriever.search(queries, c.depth)
         if c.reranker:
-            scorer = context.reranker(c.reranker, c.reranker_model, max_length=c.max_length, batch_size=c.batch_size, device=c.device)
+            scorer = context.reranker(
+                c.reranker, c.reranker_model, max_length=c.max_length, batch_size=c.batch_size, device=c.device
+            )
             run = rerank_run(scorer, run, queries, context.docs("consistency"), c.depth)
         ranks = [source_rank(run.get(q.query_id, {}), q.doc_id) for q in chunk]
         return [None if r is None else float(r) for r in ranks]
 
     def apply(self, queries: list[SyntheticQuery], context: FilterContext) -> StepOutcome:
         c = self.config
-        scoring = {"retriever": c.retriever, "model": c.model, "depth": c.depth, "reranker": c.reranker, "reranker_model": c.reranker_model, "max_length": c.max_length, "retrieve": to_dict(context.retrieve)}
+        scoring = {
+            "retriever": c.retriever,
+            "model": c.model,
+            "depth": c.depth,
+            "reranker": c.reranker,
+            "reranker_model": c.reranker_model,
+            "max_length": c.max_length,
+            "retrieve": to_dict(context.retrieve),
+        }
         ranks = context.cached_scores("consistency", scoring, queries, lambda chunk: self._ranks(chunk, context), self.chunk_size)
         kept, dropped = [], []
         for q in queries:

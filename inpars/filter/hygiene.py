@@ -103,7 +103,8 @@ class _Lengths:
         if self.tokenizer_name is None:
             if query.text.strip() and not query.log_probs:
                 raise InparsError(
-                    f"query '{query.query_id}' has no per-token log-probs to count its tokens; name a tokenizer in the length step (tokenizer: <model>) or bound words instead"
+                    f"query '{query.query_id}' has no per-token log-probs to count its tokens; name a tokenizer in the length "
+                    "step (tokenizer: <model>) or bound words instead"
                 )
             return len(query.log_probs)
         if self._tokenizer is None:
@@ -232,7 +233,9 @@ class CopiedFilter(Filter):
             overlap = copied_overlap(q.text, context.doc("copied", q).full_text, self.config.n)
             scores[q.query_id] = overlap
             if overlap > self.config.max_overlap:
-                dropped.append((q, "copied from document", f"{overlap:.2f} of its {self.config.n}-grams > {self.config.max_overlap:g}"))
+                dropped.append(
+                    (q, "copied from document", f"{overlap:.2f} of its {self.config.n}-grams > {self.config.max_overlap:g}")
+                )
             else:
                 kept.append(q)
         return StepOutcome(kept, dropped, scores, f"share of {self.config.n}-grams in the document", self.config.max_overlap)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inpars.config import InvalidValue
 from inpars.data import SyntheticQuery
-from inpars.filter.base import Filter, FilterContext, StepOutcome, check_top_k, select
+from inpars.filter.base import Filter, FilterContext, StepOutcome, select
+from inpars.registry import suggest
+from inpars.retrieve.base import check_top_k
 
 SCORES = {
     "sum_log_probs": lambda q: q.sum_log_probs,
@@ -26,7 +29,7 @@ class LMScoreConfig:
 
     def __post_init__(self) -> None:
         if self.method not in SCORES:
-            raise ValueError(f"unknown LM score '{self.method}'; available: {', '.join(SCORES)}")
+            raise InvalidValue("method", f"is '{self.method}', an unknown LM score", suggest(self.method, SCORES))
         check_top_k(self.top_k)
 
 

@@ -34,7 +34,14 @@ def score_stats(values: list[float | None]) -> dict:
 def summarize(result: FilterResult) -> dict:
     steps = []
     for step in result.steps:
-        entry = {"step": step.label, "config": step.config, "input": step.input, "kept": step.kept, "dropped": step.input - step.kept, "reasons": step.reasons}
+        entry = {
+            "step": step.label,
+            "config": step.config,
+            "input": step.input,
+            "kept": step.kept,
+            "dropped": step.input - step.kept,
+            "reasons": step.reasons,
+        }
         if step.scores is not None:
             entry["score"] = step.score_name
             entry["cutoff"] = step.cutoff
@@ -50,7 +57,9 @@ def _histogram_panels(result: FilterResult) -> list[tuple[str, dict[str, float |
         queries = [q for q in result.kept] + [d.query for d in result.dropped]
         if any(q.log_probs for q in queries):
             kept = {q.query_id for q in result.kept}
-            panels = [("mean_log_probs of every query (no scoring step)", {q.query_id: q.mean_log_probs for q in queries}, kept, None)]
+            panels = [
+                ("mean_log_probs of every query (no scoring step)", {q.query_id: q.mean_log_probs for q in queries}, kept, None)
+            ]
     return panels
 
 
@@ -79,11 +88,16 @@ def plot_scores(result: FilterResult):
                 kept, dropped = [min(v, high) for v in kept], [min(v, high) for v in dropped]
             bins = [b - 0.5 for b in range(low, high + 2)]
         if values:
-            ax.hist([kept, dropped], bins=bins, stacked=True, label=[f"kept ({len(kept)})", f"dropped ({len(dropped)})"], color=["tab:green", "tab:red"])
+            ax.hist(
+                [kept, dropped], bins=bins, stacked=True, label=[f"kept ({len(kept)})", f"dropped ({len(dropped)})"],
+                color=["tab:green", "tab:red"],
+            )
         if cutoff is not None and math.isfinite(cutoff):
             ax.axvline(cutoff, color="black", linestyle="--", linewidth=1, label=f"cutoff {cutoff:.4g}")
         missing = len(scores) - len(finite)
-        ax.set_title(title + (f" ({missing} without a score{note})" if missing else (f" ({note[2:]})" if note else "")), fontsize=9)
+        ax.set_title(
+            title + (f" ({missing} without a score{note})" if missing else (f" ({note[2:]})" if note else "")), fontsize=9
+        )
         ax.set_ylabel("queries")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
@@ -97,7 +111,10 @@ def write_filter_outputs(result: FilterResult, kept_path: str | Path, report_dir
     """Write the kept rows to ``kept_path``; dropped rows, ``summary.json`` and the histogram to ``report_dir``."""
     report_dir = Path(report_dir)
     io.write_synthetic(kept_path, result.kept)
-    io.write_jsonl(report_dir / "dropped.jsonl", ({**io.synthetic_to_row(d.query), "step": d.step, "reason": d.reason, "detail": d.detail} for d in result.dropped))
+    io.write_jsonl(
+        report_dir / "dropped.jsonl",
+        ({**io.synthetic_to_row(d.query), "step": d.step, "reason": d.reason, "detail": d.detail} for d in result.dropped),
+    )
     summary = summarize(result)
     figure = plot_scores(result)
     if figure is not None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inpars.config import check_name
 from inpars.data import SyntheticQuery
-from inpars.filter.base import Filter, FilterContext, StepOutcome, check_name, check_top_k, select
+from inpars.filter.base import Filter, FilterContext, StepOutcome, select
+from inpars.retrieve.base import check_top_k
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class RerankerFilterConfig:
     def __post_init__(self) -> None:
         from inpars.rerank import rerankers
 
-        check_name(rerankers, self.reranker)
+        check_name(rerankers, "reranker", self.reranker)
         check_top_k(self.top_k)
 
 

@@ -75,7 +75,9 @@ def from_completion_choice(choice: dict, where: str) -> Generation:
     logprobs = choice.get("logprobs") or {}
     tokens, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
     if tokens is None or values is None:
-        raise InparsError(f"{where} returned no token log-probabilities; use a server and model that support 'logprobs' on completions")
+        raise InparsError(
+            f"{where} returned no token log-probabilities; use a server and model that support 'logprobs' on completions"
+        )
     stopped = choice.get("finish_reason") == "stop"
     # A special token (end of sequence) comes back as an empty piece at the end of a stopped completion.
     end_of_sequence = [stopped and i == len(tokens) - 1 and not piece for i, piece in enumerate(tokens)]

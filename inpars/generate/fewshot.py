@@ -88,7 +88,10 @@ def draw_examples(pool: FewShotPool, docs: Mapping[str, Doc], count: int, seed: 
     candidates = []
     for query_id in sorted(pool.qrels):
         query = pool.queries.get(query_id)
-        relevant = sorted((doc_id for doc_id, grade in pool.qrels[query_id].items() if grade > 0 and doc_id in docs), key=lambda d: (-pool.qrels[query_id][d], d))
+        relevant = sorted(
+            (doc_id for doc_id, grade in pool.qrels[query_id].items() if grade > 0 and doc_id in docs),
+            key=lambda d: (-pool.qrels[query_id][d], d),
+        )
         if query is not None and query.text.strip() and relevant and docs[relevant[0]].full_text.strip():
             candidates.append((query, docs[relevant[0]]))
     if len(candidates) < count:
@@ -97,7 +100,10 @@ def draw_examples(pool: FewShotPool, docs: Mapping[str, Doc], count: int, seed: 
             f"fewer than the {count} few-shot examples asked for; lower generate.num_examples"
         )
     picked = random.Random(seed).sample(candidates, count)
-    return [FewShotExample(document=doc.full_text, query=query.text.strip(), query_id=query.query_id, doc_id=doc.doc_id) for query, doc in picked]
+    return [
+        FewShotExample(document=doc.full_text, query=query.text.strip(), query_id=query.query_id, doc_id=doc.doc_id)
+        for query, doc in picked
+    ]
 
 
 def without_fewshot_queries(qrels: Qrels, folder: str | Path) -> Qrels:
@@ -162,7 +168,8 @@ def published_corpus(dataset: str | None, corpus: str | None) -> str:
         return dataset[len("beir/"):]
     raise InparsError(
         f"generate.fewshot_source is published, but dataset '{dataset}' has no BEIR name to find its file by; "
-        f"set generate.fewshot_corpus to the file's name in {PUBLISHED_REPO} (data/<name>.json), or use generate.fewshot_source=dataset"
+        f"set generate.fewshot_corpus to the file's name in {PUBLISHED_REPO} (data/<name>.json), or use "
+        "generate.fewshot_source=dataset"
     )
 
 
@@ -185,19 +192,23 @@ def _check_sha256(data: bytes, where: str, expected: str | None) -> str:
 
 def fetch_published_examples(corpus: str, revision: str, sha256: str | None) -> tuple[Path, str, str | None]:
     """The file of ``corpus`` (downloaded once into the inpars cache): its path, its sha256 and the resolved commit."""
-    from inpars.io import fetch_pinned
+    from inpars.io import download
 
     target = published_examples_path(corpus, revision)
     url = PUBLISHED_URL.format(repo=PUBLISHED_REPO, revision=revision, corpus=corpus)
     if target.is_file():
         return target, _check_sha256(target.read_bytes(), str(target), sha256), None
     digests: list[str] = []
-    headers = fetch_pinned(
-        url, target, "the published few-shot examples", "use generate.fewshot_source=dataset",
+    headers = download(
+        url,
+        target,
+        "the published few-shot examples",
+        "use generate.fewshot_source=dataset",
         lambda data: digests.append(_check_sha256(data, url, sha256)),
         not_found=(
             f"{PUBLISHED_REPO} has no data/{corpus}.json at revision {revision}, or the hub does not know that revision; set "
-            "generate.fewshot_corpus to the file's name or generate.fewshot_revision to a full commit id, or use generate.fewshot_source=dataset"
+            "generate.fewshot_corpus to the file's name or generate.fewshot_revision to a full commit id, or use "
+            "generate.fewshot_source=dataset"
         ),
     )
     commit = next((v for k, v in headers.items() if k.lower() == "x-repo-commit"), None)
@@ -222,7 +233,9 @@ def load_published_examples(corpus: str, revision: str, sha256: str | None) -> P
     for lineno, obj in iter_jsonl(path, required=PUBLISHED_FIELDS):
         query, document = obj["query"], obj["document"]
         if not isinstance(query, str) or not isinstance(document, str) or not query.strip() or not document.strip():
-            raise InputError(path, lineno, "'query' and 'document' should be non-empty texts", "delete the file and download it again")
+            raise InputError(
+                path, lineno, "'query' and 'document' should be non-empty texts", "delete the file and download it again"
+            )
         rows.append(FewShotExample(document=document, query=query, query_id=str(obj["query_id"]), doc_id=str(obj["doc_id"])))
     return PublishedExamples(corpus, revision, url, path, digest, sha256 is not None, commit, tuple(rows))
 
@@ -232,12 +245,15 @@ def draw_published(published: PublishedExamples, count: int, seed: int) -> list[
     in file order; after its ``set_seed(seed)`` this is the same draw, if nothing else drew from Python's random first)."""
     if len(published.rows) < count:
         raise InparsError(
-            f"{published.path} holds {len(published.rows)} examples, fewer than the {count} few-shot examples asked for; lower generate.num_examples"
+            f"{published.path} holds {len(published.rows)} examples, fewer than the {count} few-shot examples asked for; lower "
+            "generate.num_examples"
         )
     return random.Random(seed).sample(list(published.rows), count)
 
 
-def published_record(dataset: str | None, published: PublishedExamples, seed: int, shuffle: bool, examples: list[FewShotExample]) -> dict:
+def published_record(
+    dataset: str | None, published: PublishedExamples, seed: int, shuffle: bool, examples: list[FewShotExample]
+) -> dict:
     """What ``fewshot_query_ids.json`` holds for examples from the published file."""
     return {
         "dataset": dataset,

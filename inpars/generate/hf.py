@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 
 from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, kept_tokens, stop_token_ids
-from inpars.models import resolve
+from inpars.models import device_of, pick_dtype, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +26,6 @@ UNSUPPORTED_ATTENTION_OPTIONS = ("softcap", "sliding_window", "s_aux")
 """Attention variants the shared-prefix attention does not compute; models that use them copy the prefix instead."""
 PREFILL_TOKENS = 2048
 """Tokens (rows times padded width) per prefill pass: rows of similar length run together, so little is padding."""
-
-
-def _pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
 
 
 # ---------------------------------------------------------------------------------------------- attention
@@ -135,20 +117,29 @@ class HFGenerator(TokenizerOps):
 
     name = "hf"
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", reuse_prefix: bool = True, context_length: int | None = None) -> None:
+    def __init__(
+        self, model: str, device: str = "auto", dtype: str = "auto", reuse_prefix: bool = True, context_length: int | None = None
+    ) -> None:
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_name = model
-        self.device = _pick_device(device)
+        self.device = device_of(device)
         path = resolve(model)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=_pick_dtype(dtype, self.device)).to(self.device)
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, pick_dtype(dtype, self.device))).to(
+            self.device
+        )
         self.model.eval()
         self.reuse_prefix = reuse_prefix
         self.shared_attention = reuse_prefix and self._use_shared_attention()
         self.stop_ids = stop_token_ids(self.tokenizer)
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
-        self.max_length = context_length or int(getattr(self.model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
+        self.pad_id = (
+            self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else (self.tokenizer.eos_token_id or 0)
+        )
+        self.max_length = context_length or int(
+            getattr(self.model.config, "max_position_embeddings", 0) or self.tokenizer.model_max_length
+        )
         self._prefix_cache: dict[tuple[int, ...], list[tuple]] = {}
         self.prefill_tokens = PREFILL_TOKENS
 
@@ -160,11 +151,16 @@ class HFGenerator(TokenizerOps):
         """Swap in the shared-prefix attention where the model dispatches attention through transformers' interface."""
         config = self.model.config
         special = [
-            name for name, used in (
+            name
+            for name, used in (
                 ("logit soft-capping", getattr(config, "attn_logit_softcapping", None)),
-                ("sliding-window attention", getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)),
+                (
+                    "sliding-window attention",
+                    getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True),
+                ),
                 ("sliding-window layers", "sliding_attention" in (getattr(config, "layer_types", None) or ())),
-            ) if used
+            )
+            if used
         ]
         if special:
             logger.info("%s uses %s; the prefix cache is copied into each batch instead", self.model_name, ", ".join(special))
@@ -173,7 +169,9 @@ class HFGenerator(TokenizerOps):
         try:
             self.model.set_attn_implementation(SHARED_PREFIX_ATTENTION)
         except (ValueError, NotImplementedError, AttributeError) as exc:
-            logger.info("%s cannot take a custom attention (%s); the prefix cache is copied into each batch instead", self.model_name, exc)
+            logger.info(
+                "%s cannot take a custom attention (%s); the prefix cache is copied into each batch instead", self.model_name, exc
+            )
             return False
         if self.model.config._attn_implementation != SHARED_PREFIX_ATTENTION:
             logger.info("%s kept its own attention; the prefix cache is copied into each batch instead", self.model_name)
@@ -193,7 +191,9 @@ class HFGenerator(TokenizerOps):
             self._prefix_cache = {key: [(layer.keys, layer.values) for layer in out.past_key_values.layers]}
         return self._prefix_cache[key]
 
-    def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[Generation]:
         """Generate for requests that share one prefix; returns one Generation per request, in order."""
         import torch
 
@@ -204,7 +204,9 @@ class HFGenerator(TokenizerOps):
         with torch.inference_mode():
             return self._generate(requests, max_new_tokens, temperature, top_p)
 
-    def _generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int, temperature: float, top_p: float) -> list[Generation]:
+    def _generate(
+        self, requests: Sequence[GenerationRequest], max_new_tokens: int, temperature: float, top_p: float
+    ) -> list[Generation]:
         import torch
 
         prefix_ids = self.prefix_ids(requests[0].prefix)
@@ -214,7 +216,10 @@ class HFGenerator(TokenizerOps):
         requests, suffixes = [requests[i] for i in order], [suffixes[i] for i in order]
         batch = len(requests)
         if self.shared_attention:
-            step = _SharedPrefixStep(self.model, self._prefix_state(prefix_ids), suffixes, max_new_tokens, self.pad_id, self.device, self.prefill_tokens)
+            step = _SharedPrefixStep(
+                self.model, self._prefix_state(prefix_ids), suffixes, max_new_tokens, self.pad_id, self.device,
+                self.prefill_tokens,
+            )
         elif self.reuse_prefix:
             step = _FullStep(self.model, suffixes, self.pad_id, self.device, prefix=self._prefix_state(prefix_ids))
         else:
@@ -235,7 +240,9 @@ class HFGenerator(TokenizerOps):
                 chosen = logits.argmax(dim=-1)
             chosen_logp = logp.gather(1, chosen[:, None])[:, 0]
             keep = []
-            for row, (seq, token, lp, halt) in enumerate(zip(active, chosen.tolist(), chosen_logp.tolist(), torch.isin(chosen, stop).tolist())):
+            for row, (seq, token, lp, halt) in enumerate(
+                zip(active, chosen.tolist(), chosen_logp.tolist(), torch.isin(chosen, stop).tolist())
+            ):
                 tokens[seq].append(token)
                 log_probs[seq].append(lp)
                 if halt:
@@ -301,7 +308,16 @@ class _SharedPrefixStep(_Step):
     only to its own longest row; decoding then runs all rows together.
     """
 
-    def __init__(self, model, prefix: list[tuple], rows: list[list[int]], max_new_tokens: int, pad_id: int, device: str, prefill_tokens: int) -> None:
+    def __init__(
+        self,
+        model,
+        prefix: list[tuple],
+        rows: list[list[int]],
+        max_new_tokens: int,
+        pad_id: int,
+        device: str,
+        prefill_tokens: int,
+    ) -> None:
         import torch
 
         self.model = model
@@ -345,9 +361,16 @@ class _SharedPrefixStep(_Step):
         new, seen = input_ids.shape[1], real.shape[1]
         causal = torch.ones((new, seen), dtype=torch.bool, device=real.device).tril(diagonal=seen - new)
         allowed = real[:, None, None, :] & causal[None, None]
-        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=real.device).masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        mask = torch.zeros(allowed.shape, dtype=self.dtype, device=real.device).masked_fill_(
+            ~allowed, torch.finfo(self.dtype).min
+        )
         out = self.model(
-            input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1,
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
             shared_prefix=self.cache,
         )
         return out.logits[:, -1, :]
@@ -374,7 +397,11 @@ class _FullStep(_Step):
         batch = len(rows)
         fixed = prefix[0][0].shape[2] if prefix else 0
         if prefix:
-            self.cache = DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous()) for k, v in prefix])
+            self.cache = DynamicCache(
+                ddp_cache_data=[
+                    (k.expand(batch, -1, -1, -1).contiguous(), v.expand(batch, -1, -1, -1).contiguous()) for k, v in prefix
+                ]
+            )
         else:
             self.cache = DynamicCache()
         ids, real = _left_pad(rows, pad_id)
@@ -384,7 +411,8 @@ class _FullStep(_Step):
 
     def logits(self):
         out = self.model(
-            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions, past_key_values=self.cache, use_cache=True, logits_to_keep=1
+            input_ids=self.input_ids, attention_mask=self.mask, position_ids=self.positions, past_key_values=self.cache,
+            use_cache=True, logits_to_keep=1,
         )
         self.cache = out.past_key_values
         return out.logits[:, -1, :]

@@ -59,7 +59,9 @@ class LlamaCppGenerator:
     def prompt_length(self, request: GenerationRequest) -> int:
         return len(self._tokens(request.prefix, bos=True)) + len(self._tokens(request.suffix, bos=False))
 
-    def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[Generation]:
         out = []
         for request in requests:
             prompt = self._tokens(request.prefix, bos=True) + self._tokens(request.suffix, bos=False)

@@ -60,13 +60,16 @@ class OpenAIGenerator(TokenizerOps):
 
             self.tokenizer = AutoTokenizer.from_pretrained(resolve(tokenizer))
         else:
-            logger.info("no tokenizer configured for %s: documents are truncated by words and prompt lengths are not checked", model)
+            logger.info(
+                "no tokenizer configured for %s: documents are truncated by words and prompt lengths are not checked", model
+            )
 
     @classmethod
     def from_config(cls, config) -> OpenAIGenerator:
         return cls(
-            config.model, api_base=config.api_base, api_key_env=config.api_key_env, concurrency=config.concurrency, max_retries=config.max_retries,
-            retry_wait=config.retry_wait, timeout=config.request_timeout, tokenizer=config.tokenizer, context_length=config.context_length,
+            config.model, api_base=config.api_base, api_key_env=config.api_key_env, concurrency=config.concurrency,
+            max_retries=config.max_retries, retry_wait=config.retry_wait, timeout=config.request_timeout,
+            tokenizer=config.tokenizer, context_length=config.context_length,
         )
 
     def truncate(self, text: str, max_tokens: int) -> str:
@@ -83,7 +86,9 @@ class OpenAIGenerator(TokenizerOps):
 
     # -------------------------------------------------------------------------------------- requests
 
-    def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[Generation]:
         if not requests:
             return []
         bodies = [
@@ -110,16 +115,22 @@ class OpenAIGenerator(TokenizerOps):
                     if data is not None:
                         return self._parse(data, url)
                     # A proxy or a server still starting may answer 200 with a page: retried like a 5xx.
-                    problem = f"HTTP 200 with a body that is not JSON ({response.headers.get('content-type', 'no content type')}): {response.text[:120]!r}"
+                    kind = response.headers.get("content-type", "no content type")
+                    problem = f"HTTP 200 with a body that is not JSON ({kind}): {response.text[:120]!r}"
                 else:
                     problem = f"HTTP {response.status_code}: {response.text[:300]}"
                     if response.status_code in (401, 403):
-                        raise InparsError(f"{url} refused the request ({self._mask(problem)}); check the API key in ${self.api_key_env}")
+                        raise InparsError(
+                            f"{url} refused the request ({self._mask(problem)}); check the API key in ${self.api_key_env}"
+                        )
                     if response.status_code not in RETRY_STATUS and response.status_code < 500:
                         raise InparsError(f"{url} rejected the request ({self._mask(problem)})")
                 wait = _retry_after(response.headers.get("retry-after"), wait)
             if attempt == self.max_retries:
-                raise InparsError(f"{url} failed {attempt + 1} times, last: {self._mask(problem)}; raise generate.max_retries or check the server")
+                raise InparsError(
+                    f"{url} failed {attempt + 1} times, last: {self._mask(problem)}; raise generate.max_retries or check the "
+                    "server"
+                )
             wait = min(wait, MAX_WAIT)
             logger.warning("%s: %s; retry %d of %d in %.1fs", url, self._mask(problem)[:120], attempt + 1, self.max_retries, wait)
             time.sleep(wait)

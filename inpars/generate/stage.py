@@ -101,19 +101,25 @@ def _identity(config: GenerateConfig, prompt: Prompt, selected: list[Doc]) -> di
     return {**settings, "prompt_digest": prompt.digest(), "documents": docs}
 
 
-def _fewshot(prompt: Prompt, corpus: dict[str, Doc], dataset: str | None, config: GenerateConfig, generator) -> tuple[Prompt, dict]:
+def _fewshot(
+    prompt: Prompt, corpus: dict[str, Doc], dataset: str | None, config: GenerateConfig, generator
+) -> tuple[Prompt, dict]:
     """Draw the prompt's examples from ``generate.fewshot_source``; the record says where they came from."""
     from inpars.generate import fewshot
 
     count = config.num_examples or prompt.num_examples
     if config.fewshot_source == "published":
         assert config.fewshot_revision is not None  # GenerateConfig refuses published without a revision
-        published = fewshot.load_published_examples(fewshot.published_corpus(dataset, config.fewshot_corpus), config.fewshot_revision, config.fewshot_sha256)
+        published = fewshot.load_published_examples(
+            fewshot.published_corpus(dataset, config.fewshot_corpus), config.fewshot_revision, config.fewshot_sha256
+        )
         examples = fewshot.draw_published(published, count, config.seed)
         record = fewshot.published_record(dataset, published, config.seed, config.fewshot_shuffle, examples)
     else:
         if dataset is None:
-            raise InparsError(f"prompt '{prompt.name}' draws its few-shot examples from the dataset; pass the dataset (--dataset)")
+            raise InparsError(
+                f"prompt '{prompt.name}' draws its few-shot examples from the dataset; pass the dataset (--dataset)"
+            )
         pool = fewshot.load_pool(dataset)
         examples = fewshot.draw_examples(pool, corpus, count, config.seed)
         record = fewshot.fewshot_record(pool, config.seed, examples, config.fewshot_shuffle)
@@ -155,7 +161,9 @@ def _check_partial(output: Path, fp: str, identity: dict, shard: int, num_shards
         meta = read_json(meta_file)
         running = meta if meta.get("status") == "running" else None
     if running is None:
-        raise InparsError(f"{partial} has no {running_file.name} beside it, so its settings are unknown; rerun with --restart to discard it")
+        raise InparsError(
+            f"{partial} has no {running_file.name} beside it, so its settings are unknown; rerun with --restart to discard it"
+        )
     if running.get("fingerprint") == fp:
         return
     before = {**running.get("config", {}), "shard": running.get("shard"), "num_shards": running.get("num_shards")}
@@ -213,11 +221,20 @@ def generate_queries(
     previous = None if restart else _finished_run(output, fp)
     if previous is not None:
         logger.info("%s is complete for these settings (%d queries); nothing to do", output, previous["summary"]["generated"])
-        return GenerateSummary(**{**previous["summary"], "resumed": previous["summary"]["generated"], "seconds": time.perf_counter() - started})
+        return GenerateSummary(
+            **{**previous["summary"], "resumed": previous["summary"]["generated"], "seconds": time.perf_counter() - started}
+        )
     _check_partial(output, fp, identity, shard, num_shards)
     # The running state goes beside the partial rows: a finished output and its meta stay as they are until this
     # run has finished too, so a run that fails never changes them.
-    meta = {"status": "running", "fingerprint": fp, "run_fingerprint": fingerprint(identity), "shard": shard, "num_shards": num_shards, "config": identity}
+    meta = {
+        "status": "running",
+        "fingerprint": fp,
+        "run_fingerprint": fingerprint(identity),
+        "shard": shard,
+        "num_shards": num_shards,
+        "config": identity,
+    }
     write_json(partial_meta_path(output), meta)
     done = _read_partial(partial)
     done_ids = {q.query_id for q in done}
@@ -237,13 +254,24 @@ def generate_queries(
         length = generator.prompt_length(GenerationRequest(prefix, suffix))
         if max_context and length is not None and length + config.max_new_tokens > max_context:
             skipped.append(doc.doc_id)
-            logger.debug("skipping %s: prompt of %d tokens + %d new exceeds the model's context of %d", doc.doc_id, length, config.max_new_tokens, max_context)
+            logger.debug(
+                "skipping %s: prompt of %d tokens + %d new exceeds the model's context of %d", doc.doc_id, length,
+                config.max_new_tokens, max_context,
+            )
             continue
-        todo.extend((query_id, doc, GenerationRequest(prefix, suffix, request_seed(config.seed, query_id)), length or 0) for query_id in ids)
+        todo.extend(
+            (query_id, doc, GenerationRequest(prefix, suffix, request_seed(config.seed, query_id)), length or 0)
+            for query_id in ids
+        )
     summary.skipped_too_long = len(skipped)
     if skipped:
-        logger.warning("%d document(s) skipped: prompt + %d new tokens exceed the context of %d tokens", len(skipped), config.max_new_tokens, max_context)
-    logger.info("%d queries to generate for %d documents (%d taken over from an interrupted run)", len(todo), len(mine), len(done))
+        logger.warning(
+            "%d document(s) skipped: prompt + %d new tokens exceed the context of %d tokens", len(skipped), config.max_new_tokens,
+            max_context,
+        )
+    logger.info(
+        "%d queries to generate for %d documents (%d taken over from an interrupted run)", len(todo), len(mine), len(done)
+    )
     _run_batches(generator, todo, config, partial, done, prompt.name, extra)
 
     done.sort(key=_row_order)
@@ -256,17 +284,28 @@ def generate_queries(
         from inpars.generate.fewshot import FEWSHOT_FILE
 
         write_json(output.parent / FEWSHOT_FILE, record)
-    write_json(meta_path(output), {**meta, "status": "done", "sha256": file_sha256(output), "summary": summary.as_dict(), "skipped_doc_ids": skipped})
+    write_json(
+        meta_path(output),
+        {**meta, "status": "done", "sha256": file_sha256(output), "summary": summary.as_dict(), "skipped_doc_ids": skipped},
+    )
     partial.unlink(missing_ok=True)
     partial_meta_path(output).unlink(missing_ok=True)
     logger.info(
         "generated %d queries for %d documents in %.1fs (%d resumed, %d empty, %d cut at max_new_tokens, %d skipped as too long)",
-        summary.generated, summary.documents, summary.seconds, summary.resumed, summary.empty, summary.unfinished, summary.skipped_too_long,
+        summary.generated,
+        summary.documents,
+        summary.seconds,
+        summary.resumed,
+        summary.empty,
+        summary.unfinished,
+        summary.skipped_too_long,
     )
     return summary
 
 
-def _run_batches(generator, todo: list, config: GenerateConfig, partial: Path, done: list[SyntheticQuery], prompt_name: str, extra: dict) -> None:
+def _run_batches(
+    generator, todo: list, config: GenerateConfig, partial: Path, done: list[SyntheticQuery], prompt_name: str, extra: dict
+) -> None:
     """Generate length-sorted batches, appending each batch's rows to ``partial`` (flushed and fsynced).
 
     A batch holds requests of one prompt prefix (the hf backend computes a prefix once and attends every row of a
@@ -283,18 +322,31 @@ def _run_batches(generator, todo: list, config: GenerateConfig, partial: Path, d
         batches[-1].append(item)
     prefixes = len({batch[0][2].prefix for batch in batches})
     if prefixes > 1:
-        logger.info("%d batches over %d distinct prompt prefixes (few-shot examples reordered per document)", len(batches), prefixes)
+        logger.info(
+            "%d batches over %d distinct prompt prefixes (few-shot examples reordered per document)", len(batches), prefixes
+        )
     remaining: dict[str, int] = {}
     for _, doc, _, _ in todo:
         remaining[doc.doc_id] = remaining.get(doc.doc_id, 0) + 1
     partial.parent.mkdir(parents=True, exist_ok=True)
-    with open(partial, "a", encoding="utf-8") as sink, tqdm(total=len(remaining), desc="generate", unit="doc", smoothing=0.05) as bar:
+    with (
+        open(partial, "a", encoding="utf-8") as sink,
+        tqdm(total=len(remaining), desc="generate", unit="doc", smoothing=0.05) as bar,
+    ):
         for batch in batches:
-            outputs = generator.generate([item[2] for item in batch], max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p)
+            outputs = generator.generate(
+                [item[2] for item in batch], max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                top_p=config.top_p,
+            )
             finished_docs = 0
             for (query_id, doc, _, _), out in zip(batch, outputs):
                 row = SyntheticQuery(
-                    query_id=query_id, doc_id=doc.doc_id, text=out.text, log_probs=out.log_probs, prompt=prompt_name, model=config.model,
+                    query_id=query_id,
+                    doc_id=doc.doc_id,
+                    text=out.text,
+                    log_probs=out.log_probs,
+                    prompt=prompt_name,
+                    model=config.model,
                     extra={"finished": out.finished, **extra},
                 )
                 sink.write(json.dumps(synthetic_to_row(row), ensure_ascii=False) + "\n")
@@ -318,10 +370,15 @@ def merge_shards(inputs: list[str | Path], output: str | Path) -> GenerateSummar
     for path in map(Path, inputs):
         meta_file = meta_path(path)
         if not meta_file.is_file():
-            raise InputError(meta_file, None, "missing: cannot tell which shard this is", f"merge outputs written by 'inpars generate' (each has its {meta_file.name})")
+            raise InputError(
+                meta_file, None, "missing: cannot tell which shard this is",
+                f"merge outputs written by 'inpars generate' (each has its {meta_file.name})",
+            )
         meta = read_json(meta_file)
         if meta.get("status") != "done":
-            raise InputError(path, None, f"shard {meta.get('shard')} is not finished", "rerun its 'inpars generate' command to complete it")
+            raise InputError(
+                path, None, f"shard {meta.get('shard')} is not finished", "rerun its 'inpars generate' command to complete it"
+            )
         shard, num_shards = meta["shard"], meta["num_shards"]
         if shard in metas:
             raise InputError(path, None, f"shard {shard} is given twice (also {metas[shard][0]})", "give each shard once")
@@ -331,10 +388,16 @@ def merge_shards(inputs: list[str | Path], output: str | Path) -> GenerateSummar
         metas[shard] = (path, meta)
         shard_rows = read_synthetic(path, allow_empty=True)
         if len(shard_rows) != meta["summary"]["generated"]:
-            raise InputError(path, None, f"holds {len(shard_rows)} queries, its meta says {meta['summary']['generated']}", "the file was changed: rerun that shard with --restart")
+            raise InputError(
+                path, None, f"holds {len(shard_rows)} queries, its meta says {meta['summary']['generated']}",
+                "the file was changed: rerun that shard with --restart",
+            )
         for row in shard_rows:
             if not in_shard(row.doc_id, shard, num_shards):
-                raise InputError(path, None, f"document '{row.doc_id}' does not belong to shard {shard} of {num_shards}", "merge only outputs of 'inpars generate --shard'")
+                raise InputError(
+                    path, None, f"document '{row.doc_id}' does not belong to shard {shard} of {num_shards}",
+                    "merge only outputs of 'inpars generate --shard'",
+                )
             if row.query_id in seen:
                 raise InputError(path, None, f"query '{row.query_id}' is also in {seen[row.query_id]}", "merge each shard once")
             seen[row.query_id] = path
@@ -342,16 +405,33 @@ def merge_shards(inputs: list[str | Path], output: str | Path) -> GenerateSummar
     num_shards = next(iter(metas.values()))[1]["num_shards"]
     missing = sorted(set(range(num_shards)) - set(metas))
     if missing:
-        raise InparsError(f"shard(s) {', '.join(map(str, missing))} of {num_shards} missing; generate them (--shard N --num-shards {num_shards}) and merge all")
+        raise InparsError(
+            f"shard(s) {', '.join(map(str, missing))} of {num_shards} missing; generate them (--shard N --num-shards "
+            f"{num_shards}) and merge all"
+        )
     rows.sort(key=_row_order)
     write_synthetic(output, rows)
     parts = [meta["summary"] for _, meta in metas.values()]
-    summary = GenerateSummary(**{key: sum(p[key] for p in parts) for key in ("documents", "generated", "empty", "unfinished", "skipped_too_long", "resumed", "seconds")})
+    summary = GenerateSummary(
+        **{
+            key: sum(p[key] for p in parts)
+            for key in ("documents", "generated", "empty", "unfinished", "skipped_too_long", "resumed", "seconds")
+        }
+    )
     first_meta = metas[0][1]
-    write_json(meta_path(output), {
-        **first_meta, "status": "done", "fingerprint": fingerprint(first_meta["config"], 0, 1), "shard": 0, "num_shards": 1, "sha256": file_sha256(output),
-        "merged_from": [str(metas[i][0]) for i in range(num_shards)], "summary": summary.as_dict(),
-        "skipped_doc_ids": sorted(d for _, meta in metas.values() for d in meta.get("skipped_doc_ids", [])),
-    })
+    write_json(
+        meta_path(output),
+        {
+            **first_meta,
+            "status": "done",
+            "fingerprint": fingerprint(first_meta["config"], 0, 1),
+            "shard": 0,
+            "num_shards": 1,
+            "sha256": file_sha256(output),
+            "merged_from": [str(metas[i][0]) for i in range(num_shards)],
+            "summary": summary.as_dict(),
+            "skipped_doc_ids": sorted(d for _, meta in metas.values() for d in meta.get("skipped_doc_ids", [])),
+        },
+    )
     logger.info("merged %d shards: %d queries for %d documents -> %s", num_shards, summary.generated, summary.documents, output)
     return summary

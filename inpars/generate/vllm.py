@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from inpars.errors import require
 from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, kept_tokens
-from inpars.models import resolve
+from inpars.models import dtype_name, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +31,31 @@ class VLLMGenerator(TokenizerOps):
         self.model_name = model
         self._vllm = vllm
         started = time.perf_counter()
-        self.llm = vllm.LLM(model=resolve(model), dtype=dtype, seed=seed, max_model_len=context_length, enable_prefix_caching=True)
+        self.llm = vllm.LLM(
+            model=resolve(model), dtype=dtype_name(dtype), seed=seed, max_model_len=context_length, enable_prefix_caching=True
+        )
         self.tokenizer = self.llm.get_tokenizer()
         self.eos_id = self.tokenizer.eos_token_id
         model_config = self.llm.llm_engine.model_config
         self.max_length = int(model_config.max_model_len)
-        logger.info("vLLM engine for %s (%s, context %d) started in %.1fs", model, model_config.dtype, self.max_length, time.perf_counter() - started)
+        logger.info(
+            "vLLM engine for %s (%s, context %d) started in %.1fs", model, model_config.dtype, self.max_length,
+            time.perf_counter() - started,
+        )
 
     @classmethod
     def from_config(cls, config) -> VLLMGenerator:
         return cls(config.model, dtype=config.dtype, seed=config.seed, context_length=config.context_length)
 
-    def generate(self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[GenerationRequest], max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0
+    ) -> list[Generation]:
         if not requests:
             return []
         params = [
-            self._vllm.SamplingParams(n=1, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, stop=["\n"], logprobs=0, seed=r.seed)
+            self._vllm.SamplingParams(
+                n=1, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, stop=["\n"], logprobs=0, seed=r.seed
+            )
             for r in requests
         ]
         prompts = [{"prompt_token_ids": self.prompt_ids(r)} for r in requests]

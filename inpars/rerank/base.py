@@ -36,7 +36,9 @@ def length_sorted_batches(pairs: Sequence[tuple[str, str]], batch_size: int) -> 
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def score_in_batches(pairs: Sequence[tuple[str, str]], batch_size: int, score_batch: Callable[[list[tuple[str, str]]], list[float]]) -> list[float]:
+def score_in_batches(
+    pairs: Sequence[tuple[str, str]], batch_size: int, score_batch: Callable[[list[tuple[str, str]]], list[float]]
+) -> list[float]:
     """Score ``pairs`` in length-sorted batches with ``score_batch`` (under ``torch.inference_mode``), in input order."""
     import torch
     from tqdm.auto import tqdm
@@ -54,13 +56,21 @@ def check_run(run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], s
     """Refuse a run that is not of this dataset: a document the corpus lacks, or no query the dataset has."""
     known = [qid for qid in run if qid in queries]
     if run and not known:
-        raise InputError(source, None, f"none of its {len(run)} queries is a query of the dataset (e.g. {next(iter(run))!r})", "rerank a run of the same dataset (--dataset)")
+        raise InputError(
+            source, None, f"none of its {len(run)} queries is a query of the dataset (e.g. {next(iter(run))!r})",
+            "rerank a run of the same dataset (--dataset)",
+        )
     for qid, scores in run.items():
         missing = [doc_id for doc_id in scores if doc_id not in docs]
         if missing:
-            raise InputError(source, None, f"query {qid!r} ranks document {missing[0]!r}, which is not in the dataset's corpus", "rerank a run of the same dataset (--dataset)")
+            raise InputError(
+                source, None, f"query {qid!r} ranks document {missing[0]!r}, which is not in the dataset's corpus",
+                "rerank a run of the same dataset (--dataset)",
+            )
     if len(known) < len(run):
-        logger.warning("%s: %d of %d queries are not queries of the dataset; they are left out", source, len(run) - len(known), len(run))
+        logger.warning(
+            "%s: %d of %d queries are not queries of the dataset; they are left out", source, len(run) - len(known), len(run)
+        )
 
 
 def rerank_run(reranker: Reranker, run: Run, queries: Mapping[str, Query], docs: Mapping[str, Doc], top_k: int) -> Run:
@@ -100,7 +110,9 @@ def merge_runs(paths: Sequence[str | Path]) -> Run:
     for path in map(Path, paths):
         for qid, scores in io.read_trec_run(path).items():
             if qid in seen:
-                raise InputError(path, None, f"query {qid!r} is also in {seen[qid]}", "merge the shards of one reranking, each once")
+                raise InputError(
+                    path, None, f"query {qid!r} is also in {seen[qid]}", "merge the shards of one reranking, each once"
+                )
             seen[qid] = path
             merged[qid] = scores
     return merged

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
-from inpars.models import resolve
-from inpars.rerank.training import check_kind, device_of, fit, plan_training, read_metadata
+from inpars.models import device_of, resolve
+from inpars.rerank.training import check_kind, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,13 @@ class BiEncoderReranker:
     def _embed(self, texts: list[str]) -> torch.Tensor:
         new = [text for text in dict.fromkeys(texts) if text not in self._embeddings]
         if new:
-            vectors = self.encoder.encode(new, batch_size=1, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=len(new) > 20 * self.batch_size)
+            vectors = self.encoder.encode(
+                new,
+                batch_size=1,
+                convert_to_tensor=True,
+                normalize_embeddings=True,
+                show_progress_bar=len(new) > 20 * self.batch_size,
+            )
             self._embeddings.update(zip(new, vectors))
         return torch.stack([self._embeddings[text] for text in texts])
 
@@ -67,7 +73,9 @@ class BiEncoderReranker:
         return (q_emb * d_emb).sum(dim=1).float().tolist()
 
     @classmethod
-    def train(cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto") -> Path:
+    def train(
+        cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto"
+    ) -> Path:
         """Contrastive fine-tuning on (query, positive, negatives) groups; saves a sentence-transformers folder."""
         from sentence_transformers import SentenceTransformer
         from transformers import set_seed
@@ -79,8 +87,17 @@ class BiEncoderReranker:
         encoder.max_seq_length = config.max_length
         model = _ContrastiveModel(encoder)
         return fit(
-            model=model, tokenizer=encoder.tokenizer, dataset=groups, collator=_GroupCollator(encoder), examples=examples, config=config,
-            plan=plan, output_dir=output_dir, device=device, seq2seq=False, metadata={"reranker": cls.name, "scale": SCALE},
+            model=model,
+            tokenizer=encoder.tokenizer,
+            dataset=groups,
+            collator=_GroupCollator(encoder),
+            examples=examples,
+            config=config,
+            plan=plan,
+            output_dir=output_dir,
+            device=device,
+            seq2seq=False,
+            metadata={"reranker": cls.name, "scale": SCALE},
             save=lambda folder: encoder.save(str(folder)),
         )
 
@@ -102,7 +119,13 @@ def training_groups(examples: Sequence[TrainingExample]) -> list[dict]:
         logger.info("%d of %d queries have no negative and are left out", len(positives) - len(usable), len(positives))
     width = min(len(negatives[qid]) for qid in usable)
     return [
-        {"query": pos.query, "positive": pos.doc, "positive_id": pos.doc_id, "negatives": [n.doc for n in negatives[qid][:width]], "negative_ids": [n.doc_id for n in negatives[qid][:width]]}
+        {
+            "query": pos.query,
+            "positive": pos.doc,
+            "positive_id": pos.doc_id,
+            "negatives": [n.doc for n in negatives[qid][:width]],
+            "negative_ids": [n.doc_id for n in negatives[qid][:width]],
+        }
         for qid in usable
         for pos in positives[qid]
     ]
@@ -123,7 +146,9 @@ class _GroupCollator:
         return {
             "query": dict(self.encoder.preprocess([r["query"] for r in rows])),
             "documents": dict(self.encoder.preprocess([r["positive"] for r in rows] + [n for r in rows for n in r["negatives"]])),
-            "document_ids": torch.tensor([number(r["positive_id"]) for r in rows] + [number(n) for r in rows for n in r["negative_ids"]]),
+            "document_ids": torch.tensor(
+                [number(r["positive_id"]) for r in rows] + [number(n) for r in rows for n in r["negative_ids"]]
+            ),
         }
 
 

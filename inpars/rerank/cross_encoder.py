@@ -9,9 +9,9 @@ from pathlib import Path
 
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
-from inpars.models import resolve
+from inpars.models import device_of, pick_dtype, resolve
 from inpars.rerank.base import score_in_batches
-from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, device_of, fit, plan_training, read_metadata
+from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class CrossEncoderReranker:
         path = resolve(model)
         check_kind(model, read_metadata(path), self.name, (self.name,))
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        dtype = torch.bfloat16 if self.device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        dtype = getattr(torch, pick_dtype("auto", self.device, half=False))
         self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype).to(self.device)
         self.model.eval()
         self.max_length = max_length
@@ -39,7 +39,9 @@ class CrossEncoderReranker:
     def _encode(self, pairs: Sequence[tuple[str, str]]):
         queries = [q for q, _ in pairs]
         docs = [d for _, d in pairs]
-        return self.tokenizer(queries, docs, truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt")
+        return self.tokenizer(
+            queries, docs, truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt"
+        )
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         return score_in_batches(pairs, self.batch_size, self._score_batch)
@@ -49,7 +51,9 @@ class CrossEncoderReranker:
         return self.model(**encoded).logits[:, 0].float().tolist()
 
     @classmethod
-    def train(cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto") -> Path:
+    def train(
+        cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto"
+    ) -> Path:
         """Fine-tune with binary cross-entropy on (query, document, label) examples; saves model and tokenizer."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
@@ -60,8 +64,8 @@ class CrossEncoderReranker:
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, problem_type="multi_label_classification")
         dataset = ExampleDataset(examples, functools.partial(_features, tokenizer, config.max_length))
         return fit(
-            model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "float32"), examples=examples, config=config,
-            plan=plan, output_dir=output_dir, device=device, seq2seq=False, metadata={"reranker": cls.name},
+            model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "float32"), examples=examples,
+            config=config, plan=plan, output_dir=output_dir, device=device, seq2seq=False, metadata={"reranker": cls.name},
         )
 
 

@@ -83,10 +83,22 @@ def choose(
     allowed = [row for row in table if fusion or row["bm25_weight"] == 0] or table
     best = max(allowed, key=lambda row: row[measure])  # the first of equals wins
     logger.info(
-        "selection on %d held-out synthetic queries: %s fused with BM25 at weight %g (%s %.4f); BM25 alone %.4f, the first stage alone %.4f%s",
-        len(qrels), best["source"], best["bm25_weight"], measure, best[measure], lexical, dense, "" if fusion else ", so BM25 is not fused",
+        "selection on %d held-out synthetic queries: %s fused with BM25 at weight %g (%s %.4f); "
+        "BM25 alone %.4f, the first stage alone %.4f%s",
+        len(qrels),
+        best["source"],
+        best["bm25_weight"],
+        measure,
+        best[measure],
+        lexical,
+        dense,
+        "" if fusion else ", so BM25 is not fused",
     )
     return {
-        "source": best["source"], "bm25_weight": best["bm25_weight"], "measure": measure, "queries": len(qrels),
-        "gate": {"bm25": lexical, "first_stage": dense, "fusion": fusion} if gate else None, "candidates": table,
+        "source": best["source"],
+        "bm25_weight": best["bm25_weight"],
+        "measure": measure,
+        "queries": len(qrels),
+        "gate": {"bm25": lexical, "first_stage": dense, "fusion": fusion} if gate else None,
+        "candidates": table,
     }

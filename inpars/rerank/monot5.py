@@ -18,9 +18,9 @@ from pathlib import Path
 from inpars.config import TrainConfig
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
-from inpars.models import resolve
+from inpars.models import device_of, pick_dtype, resolve
 from inpars.rerank.base import score_in_batches
-from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, device_of, fit, plan_training, read_metadata
+from inpars.rerank.training import ExampleDataset, PaddingCollator, check_kind, fit, plan_training, read_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ class PromptTemplate:
         names = _FIELD.findall(self.text)
         if sorted(names) != ["document", "query"]:
             raise InparsError(
-                f"template {self.text!r} must contain {{query}} and {{document}} exactly once each (found {', '.join('{' + n + '}' for n in names) or 'neither'}); "
+                f"template {self.text!r} must contain {{query}} and {{document}} exactly once each (found "
+                f"{', '.join('{' + n + '}' for n in names) or 'neither'}); "
                 "e.g. 'Query: {query} Document: {document} Relevant:'"
             )
 
@@ -109,7 +110,9 @@ def encode_prompts(tokenizer, template: PromptTemplate, pairs: Sequence[tuple[st
     return rows
 
 
-def training_features(tokenizer, template: PromptTemplate, max_length: int, targets: tuple[int, int], example: TrainingExample) -> dict:
+def training_features(
+    tokenizer, template: PromptTemplate, max_length: int, targets: tuple[int, int], example: TrainingExample
+) -> dict:
     """The input ids of an example and its target: the false or true token (``targets[label]``), then end of sequence."""
     ids = encode_prompts(tokenizer, template, [(example.query, example.doc)], max_length)[0]
     return {"input_ids": ids, "labels": [targets[example.label], tokenizer.eos_token_id]}
@@ -120,20 +123,10 @@ def _token_id(tokenizer, token: str, model: str, what: str) -> int:
     if token not in vocab:
         spaced = [t for t in (f"▁{token.lstrip('▁')}", f"Ġ{token.lstrip('Ġ')}", token.lstrip("▁Ġ")) if t in vocab and t != token]
         hint = f"; the vocabulary has {spaced[0]!r}" if spaced else ""
-        raise InparsError(f"the {what} token {token!r} is not in the vocabulary of {model}{hint}; set {what}_token to one of its tokens")
+        raise InparsError(
+            f"the {what} token {token!r} is not in the vocabulary of {model}{hint}; set {what}_token to one of its tokens"
+        )
     return vocab[token]
-
-
-def _load_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        # fp16 overflows in T5's feed-forward layers, so only bf16 replaces fp32.
-        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-    choices = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-    if dtype not in choices:
-        raise InparsError(f"unknown dtype '{dtype}'; use auto, bf16, fp16 or fp32")
-    return choices[dtype]
 
 
 class MonoT5Reranker:
@@ -155,6 +148,7 @@ class MonoT5Reranker:
         false_token: str | None = None,
         dtype: str = "auto",
     ) -> None:
+        import torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.model_name = model
@@ -164,11 +158,19 @@ class MonoT5Reranker:
         self.template = PromptTemplate(template or metadata.get("template") or self.default_template)
         self.device = device_of(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.true_id = _token_id(self.tokenizer, true_token or metadata.get("true_token") or self.default_true_token, model, "true")
-        self.false_id = _token_id(self.tokenizer, false_token or metadata.get("false_token") or self.default_false_token, model, "false")
+        self.true_id = _token_id(
+            self.tokenizer, true_token or metadata.get("true_token") or self.default_true_token, model, "true"
+        )
+        self.false_id = _token_id(
+            self.tokenizer, false_token or metadata.get("false_token") or self.default_false_token, model, "false"
+        )
         if self.true_id == self.false_id:
-            raise InparsError(f"the true and false tokens of {model} are the same token (id {self.true_id}); give two different tokens")
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=_load_dtype(dtype, self.device)).to(self.device)
+            raise InparsError(
+                f"the true and false tokens of {model} are the same token (id {self.true_id}); give two different tokens"
+            )
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(
+            path, dtype=getattr(torch, pick_dtype(dtype, self.device, half=False))
+        )  # T5 overflows in float16.to(self.device)
         self.model.eval()
         self.max_length = max_length
         self.batch_size = batch_size
@@ -187,7 +189,9 @@ class MonoT5Reranker:
         return torch.log_softmax(logits.float(), dim=-1)[:, 0].tolist()
 
     @classmethod
-    def train(cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto") -> Path:
+    def train(
+        cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto"
+    ) -> Path:
         """Fine-tune on (query, document, label) examples with targets ``true``/``false``; saves model, tokenizer and format."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, set_seed
 
@@ -203,11 +207,13 @@ class MonoT5Reranker:
         if tokenizer.eos_token_id is None:
             raise InparsError(f"the tokenizer of {config.model} has no end-of-sequence token; monoT5 targets end with one")
         model = AutoModelForSeq2SeqLM.from_pretrained(path)
-        dataset = ExampleDataset(examples, functools.partial(training_features, tokenizer, template, config.max_length, (false_id, true_id)))
+        dataset = ExampleDataset(
+            examples, functools.partial(training_features, tokenizer, template, config.max_length, (false_id, true_id))
+        )
         metadata = {"reranker": cls.name, "template": template.text, "true_token": true_token, "false_token": false_token}
         return fit(
-            model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "long"), examples=examples, config=config,
-            plan=plan, output_dir=output_dir, device=device, seq2seq=True, metadata=metadata,
+            model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "long"), examples=examples,
+            config=config, plan=plan, output_dir=output_dir, device=device, seq2seq=True, metadata=metadata,
         )
 
 

@@ -23,20 +23,12 @@ from inpars import io
 from inpars.config import TrainConfig, fingerprint, identity, to_dict
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
+from inpars.models import device_of, dtype_name, pick_dtype
 
 logger = logging.getLogger(__name__)
 
 METADATA = "inpars-reranker.json"
 """Written beside a trained model: the reranker kind, its input format and how it was trained."""
-
-
-def device_of(device: str) -> str:
-    """``auto`` becomes ``cuda`` where a GPU is visible, else ``cpu``."""
-    import torch
-
-    if device != "auto":
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def world_size() -> int:
@@ -62,7 +54,9 @@ class TrainingPlan:
         return self.steps * self.effective_batch_size / self.examples
 
 
-def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, processes: int | None = None, items: int | None = None) -> TrainingPlan:
+def plan_training(
+    examples: Sequence[TrainingExample], config: TrainConfig, processes: int | None = None, items: int | None = None
+) -> TrainingPlan:
     """Check that the settings train on something and work out the optimiser steps and gradient accumulation.
 
     ``items`` is what one batch slot holds when that is not one example (a query with its positive and negatives).
@@ -79,7 +73,8 @@ def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, proc
     if config.effective_batch_size is not None:
         if config.effective_batch_size % per_step:
             raise InparsError(
-                f"effective_batch_size {config.effective_batch_size} is not a multiple of batch_size {config.batch_size} x {processes} process(es); "
+                f"effective_batch_size {config.effective_batch_size} is not a multiple of batch_size {config.batch_size} x "
+                f"{processes} process(es); "
                 "change batch_size so that it divides the effective batch"
             )
         derived = config.effective_batch_size // per_step
@@ -93,13 +88,16 @@ def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, proc
     if config.max_steps is not None:
         steps = config.max_steps
         if steps * effective > count:
-            logger.info("%d steps x %d %s repeat the %d %s %.1f times", steps, effective, unit, count, unit, steps * effective / count)
+            logger.info(
+                "%d steps x %d %s repeat the %d %s %.1f times", steps, effective, unit, count, unit, steps * effective / count
+            )
     else:
         seen = count * config.epochs
         if seen < effective:
             raise InparsError(
                 f"{count} {unit} x {config.epochs:g} epoch(s) are fewer than one effective batch of {effective} "
-                f"(batch_size {config.batch_size} x accumulation {accumulation} x {processes} process(es)), so no step would be taken; "
+                f"(batch_size {config.batch_size} x accumulation {accumulation} x {processes} process(es)), so no step would "
+                "be taken; "
                 "lower effective_batch_size or batch_size, or set max_steps"
             )
         steps = math.ceil(seen / effective)
@@ -108,24 +106,16 @@ def plan_training(examples: Sequence[TrainingExample], config: TrainConfig, proc
 
 def mixed_precision(precision: str, device: str, seq2seq: bool) -> tuple[bool, bool]:
     """``(bf16, fp16)`` for the Trainer. T5 overflows in fp16, so ``auto`` never picks fp16 for seq2seq models."""
-    import torch
-
-    on_gpu = device.startswith("cuda")
-    if precision == "fp32":
-        return False, False
-    if precision in ("bf16", "fp16") and not on_gpu:
+    name = dtype_name(precision)
+    if name in ("bfloat16", "float16") and not device.startswith("cuda"):
         raise InparsError(f"precision {precision} needs a CUDA GPU and the device is {device}; use precision auto or fp32")
-    if precision == "bf16":
+    if name == "bfloat16":
+        import torch
+
         if not torch.cuda.is_bf16_supported():
             raise InparsError("this GPU has no bf16; use precision fp16 (encoders) or fp32")
-        return True, False
-    if precision == "fp16":
-        return False, True
-    if not on_gpu:
-        return False, False
-    if torch.cuda.is_bf16_supported():
-        return True, False
-    return False, not seq2seq
+    chosen = pick_dtype(precision, device, half=not seq2seq)
+    return chosen == "bfloat16", chosen == "float16"
 
 
 def _examples_digest(examples: Sequence[TrainingExample]) -> str:
@@ -146,7 +136,8 @@ def _checkpoints(folder: Path) -> list[Path]:
 
 
 def _complete(checkpoint: Path) -> bool:
-    """Whether the Trainer finished writing ``checkpoint``: it writes trainer_state.json after the weights, optimizer and RNG states."""
+    """Whether the Trainer finished writing ``checkpoint``: it writes trainer_state.json after the weights, optimizer
+    and RNG states."""
     try:
         state = io.read_json(checkpoint / "trainer_state.json")
     except (OSError, InparsError):
@@ -159,7 +150,9 @@ def resume_point(config: TrainConfig, checkpoint_dir: Path, signature: str) -> P
     if config.resume not in ("auto", "never"):
         path = Path(config.resume)
         if not (path / "trainer_state.json").is_file():
-            raise InparsError(f"resume: '{path}' is not a training checkpoint (no trainer_state.json); use auto, never or a checkpoint-N folder")
+            raise InparsError(
+                f"resume: '{path}' is not a training checkpoint (no trainer_state.json); use auto, never or a checkpoint-N folder"
+            )
         return path
     marker = checkpoint_dir / "signature.json"
     same = marker.is_file() and io.read_json(marker).get("signature") == signature
@@ -167,7 +160,10 @@ def resume_point(config: TrainConfig, checkpoint_dir: Path, signature: str) -> P
     # A kill during a save leaves a checkpoint folder without its state: it is removed, and the one before is used.
     partial = [path for path in found if not _complete(path)]
     if partial and is_main_process():
-        logger.info("removing %d checkpoint(s) left half-written in %s: %s", len(partial), checkpoint_dir, ", ".join(p.name for p in partial))
+        logger.info(
+            "removing %d checkpoint(s) left half-written in %s: %s", len(partial), checkpoint_dir,
+            ", ".join(p.name for p in partial),
+        )
         for path in partial:
             shutil.rmtree(path)
     found = [path for path in found if path not in partial]
@@ -207,7 +203,9 @@ def fit(
     if config.lr_scheduler not in {s.value for s in SchedulerType}:
         raise InparsError(f"unknown lr_scheduler '{config.lr_scheduler}'; use one of {', '.join(s.value for s in SchedulerType)}")
     if config.optimizer not in {o.value for o in OptimizerNames}:
-        raise InparsError(f"unknown optimizer '{config.optimizer}'; use one of the Trainer's optim names, e.g. adamw_torch or adafactor")
+        raise InparsError(
+            f"unknown optimizer '{config.optimizer}'; use one of the Trainer's optim names, e.g. adamw_torch or adafactor"
+        )
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
     device = device_of(device)
@@ -245,7 +243,10 @@ def fit(
     if config.gradient_checkpointing:
         enable = getattr(model, "gradient_checkpointing_enable", None)
         if enable is None:
-            raise InparsError(f"gradient_checkpointing: the {metadata['reranker']} model cannot recompute its activations; set train.gradient_checkpointing=false")
+            raise InparsError(
+                f"gradient_checkpointing: the {metadata['reranker']} model cannot recompute its activations; set "
+                "train.gradient_checkpointing=false"
+            )
         # Non-reentrant checkpointing works when the inputs do not require gradients (token ids never do).
         enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
@@ -255,10 +256,22 @@ def fit(
     # loss by the accumulation steps nor leaves it unmultiplied by the process count: gradients would grow with both.
     trainer.model_accepts_loss_kwargs = False
     logger.info(
-        "training %s (%s) on %d examples: %d steps x effective batch %d (%d per device x %d accumulation x %d process(es)) = %.2f epochs; "
+        "training %s (%s) on %d examples: %d steps x effective batch %d (%d per device x %d accumulation x %d process(es)) = "
+        "%.2f epochs; "
         "lr %g %s, %s, %s%s",
-        config.model, metadata["reranker"], plan.examples, plan.steps, plan.effective_batch_size, plan.batch_size, plan.accumulation,
-        plan.processes, plan.epochs, config.learning_rate, config.lr_scheduler, config.optimizer, "bf16" if bf16 else "fp16" if fp16 else "fp32",
+        config.model,
+        metadata["reranker"],
+        plan.examples,
+        plan.steps,
+        plan.effective_batch_size,
+        plan.batch_size,
+        plan.accumulation,
+        plan.processes,
+        plan.epochs,
+        config.learning_rate,
+        config.lr_scheduler,
+        config.optimizer,
+        "bf16" if bf16 else "fp16" if fp16 else "fp32",
         f", resuming from {resume}" if resume else "",
     )
     started = time.perf_counter()

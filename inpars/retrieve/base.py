@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from inpars.config import InvalidValue
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError
 from inpars.registry import Registry
@@ -24,9 +25,11 @@ def thread_count(threads: int) -> int:
     return threads or os.cpu_count() or 1
 
 
-def check_top_k(top_k: int) -> None:
-    if top_k < 1:
-        raise InparsError(f"top_k must be at least 1, got {top_k}")
+def check_top_k(top_k: int | None) -> None:
+    """The check of every top-k, a retriever's search or a filter step's option (None: no cut); raised as
+    :class:`InvalidValue`, so config loading names the file and line."""
+    if top_k is not None and top_k < 1:
+        raise InvalidValue("top_k", f"is {top_k}", "it must be at least 1")
 
 
 def without_query_ids(run: Run) -> Run:

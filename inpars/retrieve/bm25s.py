@@ -25,14 +25,20 @@ class BM25sRetriever:
     def __init__(self, config: RetrieveConfig | None = None) -> None:
         self.config = config or RetrieveConfig()
         if self.config.prebuilt_index:
-            raise InparsError(f"retrieve.prebuilt_index ('{self.config.prebuilt_index}') names a Lucene index; it needs retrieve.backend=pyserini")
+            raise InparsError(
+                f"retrieve.prebuilt_index ('{self.config.prebuilt_index}') names a Lucene index; it needs "
+                "retrieve.backend=pyserini"
+            )
         self._threads = thread_count(self.config.threads)
         self._bm25s = require("bm25s", "demo")
         self._stemmer = None
         if self.config.stemmer:
             stemmer_module = require("Stemmer", "demo")
             if self.config.stemmer not in stemmer_module.algorithms():
-                raise InparsError(f"unknown stemmer '{self.config.stemmer}' for bm25s; available: {', '.join(stemmer_module.algorithms())}, or '' for none")
+                raise InparsError(
+                    f"unknown stemmer '{self.config.stemmer}' for bm25s; available: {', '.join(stemmer_module.algorithms())}, "
+                    "or '' for none"
+                )
             self._stemmer = stemmer_module.Stemmer(self.config.stemmer)
         self._retriever = None
         self._doc_ids: list[str] = []

@@ -53,6 +53,8 @@ def cached_index(backend: str, docs: Sequence[Doc], params: Mapping[str, object]
     started = time.perf_counter()
     with io.atomic_directory(target) as staging:
         build(staging)
-        io.write_json(staging / MANIFEST, {"backend": backend, "fingerprint": fingerprint, "documents": len(docs), "params": dict(params)})
+        io.write_json(
+            staging / MANIFEST, {"backend": backend, "fingerprint": fingerprint, "documents": len(docs), "params": dict(params)}
+        )
     logger.info("%s index of %d documents built in %.1f s: %s", backend, len(docs), time.perf_counter() - started, target)
     return target

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError
-from inpars.models import MINILM, resolve
+from inpars.models import MINILM, device_of, resolve
 from inpars.retrieve.base import check_top_k
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,9 @@ class DenseRetriever:
 
     name = "dense"
 
-    def __init__(self, config: RetrieveConfig | None = None, model: str | None = None, batch_size: int = 64, device: str = "auto") -> None:
+    def __init__(
+        self, config: RetrieveConfig | None = None, model: str | None = None, batch_size: int = 64, device: str = "auto"
+    ) -> None:
         """``model`` wins over ``config.model``; with neither, all-MiniLM-L6-v2."""
         from sentence_transformers import SentenceTransformer
 
@@ -27,12 +29,15 @@ class DenseRetriever:
         model = model or self.config.model or MINILM
         self.model_name = model
         self.batch_size = batch_size
-        self.encoder = SentenceTransformer(resolve(model), device=None if device == "auto" else device)
+        self.encoder = SentenceTransformer(resolve(model), device=device_of(device))
         self._doc_ids: list[str] = []
         self._embeddings = None
 
     def _encode(self, texts: list[str]):
-        return self.encoder.encode(texts, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=len(texts) > 10 * self.batch_size)
+        return self.encoder.encode(
+            texts, batch_size=self.batch_size, convert_to_tensor=True, normalize_embeddings=True,
+            show_progress_bar=len(texts) > 10 * self.batch_size,
+        )
 
     def index(self, docs: Iterable[Doc]) -> None:
         docs = list(docs)
@@ -54,4 +59,7 @@ class DenseRetriever:
         k = min(top_k, len(self._doc_ids))
         scores = self._encode([queries[q].text for q in ids]) @ self._embeddings.T
         values, indices = torch.topk(scores, k, dim=1)
-        return {qid: {self._doc_ids[i]: float(s) for i, s in zip(row_i.tolist(), row_s.tolist())} for qid, row_i, row_s in zip(ids, indices, values)}
+        return {
+            qid: {self._doc_ids[i]: float(s) for i, s in zip(row_i.tolist(), row_s.tolist())}
+            for qid, row_i, row_s in zip(ids, indices, values)
+        }

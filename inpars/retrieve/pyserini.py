@@ -10,7 +10,6 @@ Needs ``pip install "inpars[pyserini]"`` and the Java of the installed pyserini:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import importlib.metadata
 import io as text_io
@@ -27,6 +26,7 @@ from inpars import io
 from inpars.config import RetrieveConfig
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError, require
+from inpars.registry import did_you_mean
 from inpars.retrieve.base import check_top_k, thread_count, without_query_ids
 from inpars.retrieve.cache import cached_index
 
@@ -63,7 +63,9 @@ def find_java() -> Path:
         if home:
             java = Path(home) / "bin" / "java"
             if not java.is_file():
-                raise InparsError(f"${variable} is {home}, which has no bin/java; point it at a Java {MIN_JAVA}+ installation or unset it")
+                raise InparsError(
+                    f"${variable} is {home}, which has no bin/java; point it at a Java {MIN_JAVA}+ installation or unset it"
+                )
             return java
     found = shutil.which("java")
     if found is None:
@@ -117,7 +119,10 @@ def lucene():
     except InparsError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of a third-party import becomes one line
-        raise InparsError(f"importing pyserini {importlib.metadata.version('pyserini')} failed ({type(exc).__name__}: {exc}); reinstall it with pip install \"inpars[pyserini]\"") from None
+        raise InparsError(
+            f'importing pyserini {importlib.metadata.version("pyserini")} failed ({type(exc).__name__}: {exc}); reinstall it '
+            'with pip install "inpars[pyserini]"'
+        ) from None
     finally:
         if placeholder:
             os.environ.pop("OPENAI_API_KEY", None)
@@ -146,10 +151,14 @@ class PyseriniRetriever:
         if self.config.stemmer not in LUCENE_STEMMERS:
             raise InparsError(
                 f"stemmer '{self.config.stemmer}' is not available in Lucene; the pyserini backend takes "
-                f"{', '.join(repr(s) for s in LUCENE_STEMMERS)} (english means Lucene's English analysis, which stems with Porter)"
+                f"{', '.join(repr(s) for s in LUCENE_STEMMERS)} (english means Lucene's English analysis, which stems with "
+                "Porter)"
             )
         if self.config.stopwords not in ("en", ""):
-            raise InparsError(f"stopwords '{self.config.stopwords}' are not available in Lucene; the pyserini backend takes 'en' (Lucene's English list) or '' (none)")
+            raise InparsError(
+                f"stopwords '{self.config.stopwords}' are not available in Lucene; the pyserini backend takes 'en' (Lucene's "
+                "English list) or '' (none)"
+            )
         self._stemmer = LUCENE_STEMMERS[self.config.stemmer]
         self._keep_stopwords = not self.config.stopwords
         self._threads = thread_count(self.config.threads)
@@ -176,7 +185,10 @@ class PyseriniRetriever:
         shards = max(1, min(self._threads, len(docs)))
         with tempfile.TemporaryDirectory(prefix="inpars-lucene-input-") as staging:
             for shard in range(shards):
-                io.write_jsonl(Path(staging) / f"docs-{shard:03d}.jsonl", ({"id": d.doc_id, "contents": d.full_text} for d in docs[shard::shards]))
+                io.write_jsonl(
+                    Path(staging) / f"docs-{shard:03d}.jsonl",
+                    ({"id": d.doc_id, "contents": d.full_text} for d in docs[shard::shards]),
+                )
             args = autoclass("io.anserini.index.IndexCollection$Args")()
             args.input = staging
             args.index = str(folder)
@@ -195,7 +207,9 @@ class PyseriniRetriever:
             indexed, failed = lucene_doc_count(folder), 0
             empty = sum(1 for d in docs if not d.full_text.strip())
         if failed or indexed + empty != len(docs):
-            raise InparsError(f"Lucene indexed {indexed} of {len(docs)} documents ({empty} empty, {failed} failed); see the Java log above")
+            raise InparsError(
+                f"Lucene indexed {indexed} of {len(docs)} documents ({empty} empty, {failed} failed); see the Java log above"
+            )
         if empty:
             logger.warning("%d empty documents were not indexed; they can never be retrieved", empty)
 
@@ -205,7 +219,11 @@ class PyseriniRetriever:
             from pyserini.analysis import get_lucene_analyzer
 
             stemming = self._stemmer != "none"
-            searcher.set_analyzer(get_lucene_analyzer(stemming=stemming, stemmer=self._stemmer if stemming else "porter", stopwords=not self._keep_stopwords))
+            searcher.set_analyzer(
+                get_lucene_analyzer(
+                    stemming=stemming, stemmer=self._stemmer if stemming else "porter", stopwords=not self._keep_stopwords
+                )
+            )
         self._searcher = searcher
 
     def _open_prebuilt(self, docs: list[Doc]) -> None:
@@ -213,11 +231,13 @@ class PyseriniRetriever:
 
         name = self.config.prebuilt_index
         if name not in TF_INDEX_INFO:
-            close = difflib.get_close_matches(name, TF_INDEX_INFO, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "BEIR's are beir-v1.0.0-<dataset>.flat and beir-v1.0.0-<dataset>.multifield"
+            hint = did_you_mean(name, TF_INDEX_INFO, "BEIR's are beir-v1.0.0-<dataset>.flat and beir-v1.0.0-<dataset>.multifield")
             raise InparsError(f"unknown prebuilt Lucene index '{name}'; {hint}")
         if self._stemmer != "porter" or self._keep_stopwords:
-            raise InparsError(f"the prebuilt index '{name}' was built with Lucene's Porter stemmer and English stopwords; set retrieve.stemmer=porter and retrieve.stopwords=en")
+            raise InparsError(
+                f"the prebuilt index '{name}' was built with Lucene's Porter stemmer and English stopwords; set "
+                "retrieve.stemmer=porter and retrieve.stopwords=en"
+            )
         printed = text_io.StringIO()
         try:
             with contextlib.redirect_stdout(printed):  # pyserini reports download progress and failures with print()
@@ -225,14 +245,22 @@ class PyseriniRetriever:
         except (ValueError, AssertionError) as exc:  # pyserini's checksum and index-statistics checks
             from pyserini.util import get_cache_home
 
-            raise InparsError(f"the prebuilt index '{name}' failed pyserini's checks ({exc}); delete it from {get_cache_home()} and retry") from None
+            raise InparsError(
+                f"the prebuilt index '{name}' failed pyserini's checks ({exc}); delete it from {get_cache_home()} and retry"
+            ) from None
         except OSError as exc:  # later pyserini releases print a failed download and then open the missing file
             reason = printed.getvalue().strip().splitlines()[-1:] or [str(exc)]
-            raise InparsError(f"could not download the prebuilt index '{name}' ({reason[0]}); leave retrieve.prebuilt_index empty to build an index from the corpus") from None
+            raise InparsError(
+                f"could not download the prebuilt index '{name}' ({reason[0]}); leave retrieve.prebuilt_index empty to build "
+                "an index from the corpus"
+            ) from None
         logger.debug("pyserini: %s", printed.getvalue().strip())
         if searcher is None:
             reason = printed.getvalue().strip().splitlines()[-1:] or ["no network?"]
-            raise InparsError(f"could not download the prebuilt index '{name}' ({reason[0]}); leave retrieve.prebuilt_index empty to build an index from the corpus")
+            raise InparsError(
+                f"could not download the prebuilt index '{name}' ({reason[0]}); leave retrieve.prebuilt_index empty to build "
+                "an index from the corpus"
+            )
         if docs and searcher.num_docs > len(docs):
             raise InparsError(
                 f"the prebuilt index '{name}' holds {searcher.num_docs} documents but the corpus has {len(docs)}: "
@@ -264,7 +292,9 @@ class PyseriniRetriever:
         ids = list(queries)
         if not ids:
             return {}
-        hits = self._searcher.batch_search([queries[q].text for q in ids], ids, k=top_k, threads=self._threads, fields=self._fields)
+        hits = self._searcher.batch_search(
+            [queries[q].text for q in ids], ids, k=top_k, threads=self._threads, fields=self._fields
+        )
         # Anserini rounds scores to 4 decimals and breaks ties by document id.
         run = {qid: {hit.docid: float(hit.score) for hit in hits.get(qid, [])} for qid in ids}
         return without_query_ids(run) if self.config.remove_query else run

@@ -88,7 +88,9 @@ class CompletionServer:
                     html = status == 200 and server.html > 0
                     server.html -= html
                 if html:
-                    page = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>upstream starting</body></html>"
+                    page = (
+                        b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>upstream starting</body></html>"
+                    )
                     self.send_response(200)
                     self.send_header("Content-Type", "text/html")
                     self.send_header("Content-Length", str(len(page)))
@@ -96,7 +98,10 @@ class CompletionServer:
                     self.wfile.write(page)
                     return
                 if status != 200:
-                    self._send(status, {"error": {"message": f"status {status}; auth was {self.headers.get('Authorization')}"}}, {"Retry-After": "0"})
+                    self._send(
+                        status, {"error": {"message": f"status {status}; auth was {self.headers.get('Authorization')}"}},
+                        {"Retry-After": "0"},
+                    )
                     return
                 self._send(200, server.complete(body))
 
@@ -125,8 +130,18 @@ class CompletionServer:
         text = "".join(tokens).split("\n", 1)[0]
         logprobs = None
         if body.get("logprobs") is not None:
-            logprobs = {"tokens": tokens, "token_logprobs": [-0.1 * (i + 1) for i in range(len(tokens))], "top_logprobs": None, "text_offset": []}
-        return {"id": "cmpl-test", "object": "text_completion", "model": body["model"], "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}]}
+            logprobs = {
+                "tokens": tokens,
+                "token_logprobs": [-0.1 * (i + 1) for i in range(len(tokens))],
+                "top_logprobs": None,
+                "text_offset": [],
+            }
+        return {
+            "id": "cmpl-test",
+            "object": "text_completion",
+            "model": body["model"],
+            "choices": [{"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish}],
+        }
 
 
 @pytest.fixture

@@ -14,7 +14,12 @@ from inpars.data import Doc
 
 SPECIALS = ["<unk>", "<s>", "</s>", "<pad>"]
 PUNCTUATION = ["\n", "?\n", "?", ":", ".", ","]
-WORDS = ["the", "a", "of", "and", "to", "in", "is", "on", "for", "with", "what", "how", "why", "where", "when", "which", "who", "does", "do", "can", "are", "this", "that", "it", "example", "document", "relevant", "query", "good", "bad", "question", "answer", "about", "water", "fire", "stone", "river", "house", "road", "green", "blue", "red", "small", "large", "old", "new", "quick", "slow", "cold", "warm", "bright", "dark", "build", "sell", "grow", "move", "open", "close"]
+WORDS = [
+    "the", "a", "of", "and", "to", "in", "is", "on", "for", "with", "what", "how", "why", "where", "when", "which", "who", "does",
+    "do", "can", "are", "this", "that", "it", "example", "document", "relevant", "query", "good", "bad", "question", "answer",
+    "about", "water", "fire", "stone", "river", "house", "road", "green", "blue", "red", "small", "large", "old", "new", "quick",
+    "slow", "cold", "warm", "bright", "dark", "build", "sell", "grow", "move", "open", "close",
+]
 VOCAB = SPECIALS + PUNCTUATION + WORDS + [str(i) for i in range(10)]
 
 
@@ -89,7 +94,10 @@ def save_successor_llama(folder: Path, successor: dict[str, str]) -> Path:
 def make_docs(count: int, seed: int = 0) -> list[Doc]:
     """Documents of tiny-vocabulary words, of varied lengths."""
     rng = random.Random(seed)
-    return [Doc(doc_id=f"d{i:03d}", text=" ".join(rng.choice(WORDS) for _ in range(3 + rng.randrange(12))), title="") for i in range(count)]
+    return [
+        Doc(doc_id=f"d{i:03d}", text=" ".join(rng.choice(WORDS) for _ in range(3 + rng.randrange(12))), title="")
+        for i in range(count)
+    ]
 
 
 def assert_same(outputs, expected) -> None:
@@ -106,6 +114,8 @@ def read_rows(path: Path) -> list[dict]:
 def assert_same_rows(path: Path, expected: Path) -> None:
     """Same rows in the same order; log-probs equal up to float rounding."""
     rows, wanted = read_rows(path), read_rows(expected)
-    assert [{k: v for k, v in r.items() if k != "log_probs"} for r in rows] == [{k: v for k, v in r.items() if k != "log_probs"} for r in wanted]
+    assert [{k: v for k, v in r.items() if k != "log_probs"} for r in rows] == [
+        {k: v for k, v in r.items() if k != "log_probs"} for r in wanted
+    ]
     for a, b in zip(rows, wanted):
         assert a["log_probs"] == pytest.approx(b["log_probs"], abs=1e-4)

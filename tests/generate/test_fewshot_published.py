@@ -22,7 +22,12 @@ REVISION = "0123abc"
 # A stand-in for data/<corpus>.json of inpars/fewshot-examples: the published layout, made-up texts. Query ids q12..q17
 # are test queries of the tiny BEIR folder, so the evaluation must leave out the ones drawn.
 STAND_IN_ROWS = [
-    {"query_id": f"q{i}", "doc_id": f"x{i}", "query": f"what is the {word} river", "document": f"the {word} river is old and {word} stone"}
+    {
+        "query_id": f"q{i}",
+        "doc_id": f"x{i}",
+        "query": f"what is the {word} river",
+        "document": f"the {word} river is old and {word} stone",
+    }
     for i, word in zip(range(12, 18), ("green", "blue", "red", "small", "large", "cold"))
 ]
 STAND_IN = "".join(json.dumps(row) + "\n" for row in STAND_IN_ROWS).encode()
@@ -48,7 +53,9 @@ def test_published_examples_load_in_file_order_and_are_checked(cache):
     published = load_published_examples("tiny", REVISION, STAND_IN_SHA256)
     assert published.verified and published.sha256 == STAND_IN_SHA256 and published.path == target
     assert [e.query_id for e in published.rows] == [f"q{i}" for i in range(12, 18)]
-    assert published.rows[0] == FewShotExample(document="the green river is old and green stone", query="what is the green river", query_id="q12", doc_id="x12")
+    assert published.rows[0] == FewShotExample(
+        document="the green river is old and green stone", query="what is the green river", query_id="q12", doc_id="x12"
+    )
     drawn = fewshot.draw_published(published, 3, seed=1)
     assert drawn == fewshot.draw_published(published, 3, seed=1) and len({e.query_id for e in drawn}) == 3
     with pytest.raises(InparsError, match="holds 6 examples, fewer than the 7 few-shot examples asked for"):
@@ -85,7 +92,9 @@ def test_offline_the_error_says_exactly_where_to_put_the_file(cache, monkeypatch
     message = str(caught.value)
     assert "\n" not in message
     assert "could not be downloaded from http://127.0.0.1:9/inpars/fewshot-examples/0123abc/scifact.json" in message
-    assert f"save it as {cache / 'fewshot-examples' / REVISION / 'scifact.json'}, or use generate.fewshot_source=dataset" in message
+    assert (
+        f"save it as {cache / 'fewshot-examples' / REVISION / 'scifact.json'}, or use generate.fewshot_source=dataset" in message
+    )
 
 
 class _Response(io.BytesIO):
@@ -119,7 +128,13 @@ def test_a_corpus_without_a_file_says_so(cache, monkeypatch):
         raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
 
     monkeypatch.setattr("urllib.request.urlopen", not_found)
-    with pytest.raises(InparsError, match=r"robust04.json: HTTP 404 \(Not Found\); inpars/fewshot-examples has no data/robust04.json at revision 0123abc, or the hub does not know that revision; set generate.fewshot_corpus"):
+    with pytest.raises(
+        InparsError,
+        match=(
+            r"robust04.json: HTTP 404 \(Not Found\); inpars/fewshot-examples has no data/robust04.json at revision 0123abc, or "
+            r"the hub does not know that revision; set generate.fewshot_corpus"
+        ),
+    ):
         load_published_examples("robust04", REVISION, None)
 
 
@@ -181,15 +196,21 @@ def test_generation_with_published_examples_reorders_them_per_document(generator
     _place()
     data = load_dataset(str(tiny_beir))
     config = GenerateConfig(
-        model=str(random_lm), device="cpu", max_new_tokens=4, batch_size=4, prompt="promptagator-fiqa", num_docs=16, num_examples=3,
-        fewshot_source="published", fewshot_corpus="tiny", fewshot_revision=REVISION, fewshot_sha256=STAND_IN_SHA256, fewshot_shuffle=True,
+        model=str(random_lm), device="cpu", max_new_tokens=4, batch_size=4, prompt="promptagator-fiqa", num_docs=16,
+        num_examples=3, fewshot_source="published", fewshot_corpus="tiny", fewshot_revision=REVISION,
+        fewshot_sha256=STAND_IN_SHA256, fewshot_shuffle=True,
     )
     spy = _Spy(generator)
     out = tmp_path / "gen" / "q.jsonl"
     summary = generate_queries(data.docs.values(), config, out, generator=spy, dataset=str(tiny_beir))
     assert summary.generated == 16
     record = read_json(out.parent / "fewshot_query_ids.json")
-    assert record["source"] == "published" and record["sha256"] == STAND_IN_SHA256 and record["sha256_verified"] and record["shuffle_per_document"]
+    assert (
+        record["source"] == "published"
+        and record["sha256"] == STAND_IN_SHA256
+        and record["sha256_verified"]
+        and record["shuffle_per_document"]
+    )
     assert record["corpus"] == "tiny" and record["revision"] == REVISION and len(record["query_ids"]) == 3
     assert set(record["query_ids"]) <= {row["query_id"] for row in STAND_IN_ROWS}
     # Every batch shares one prefix (the hf backend needs it); the documents see several orders of the same 3 examples.
@@ -197,7 +218,12 @@ def test_generation_with_published_examples_reorders_them_per_document(generator
     assert all(len(p) == 1 for p in prefixes) and len(set().union(*prefixes)) > 1
     assert sum(len(b) for b in spy.batches) == 16
     drawn = load_prompt("promptagator-fiqa").with_examples(
-        [FewShotExample(document=e["document"], query=e["query"]) for q in record["query_ids"] for e in STAND_IN_ROWS if e["query_id"] == q]
+        [
+            FewShotExample(document=e["document"], query=e["query"])
+            for q in record["query_ids"]
+            for e in STAND_IN_ROWS
+            if e["query_id"] == q
+        ]
     )
     expected = {_prompt_for(drawn, config, row.doc_id).prefix for row in read_synthetic(out)}
     assert expected == set().union(*prefixes)
@@ -206,7 +232,10 @@ def test_generation_with_published_examples_reorders_them_per_document(generator
     generate_queries(data.docs.values(), config, again, generator=generator, dataset=str(tiny_beir))
     assert again.read_text() == out.read_text()
     fixed = _Spy(generator)
-    generate_queries(data.docs.values(), replace(config, fewshot_shuffle=False), tmp_path / "fixed" / "q.jsonl", generator=fixed, dataset=str(tiny_beir))
+    generate_queries(
+        data.docs.values(), replace(config, fewshot_shuffle=False), tmp_path / "fixed" / "q.jsonl", generator=fixed,
+        dataset=str(tiny_beir),
+    )
     assert len({r.prefix for batch in fixed.batches for r in batch}) == 1
     # The evaluation leaves out the test queries shown as examples.
     kept = without_fewshot_queries(data.qrels, out.parent)

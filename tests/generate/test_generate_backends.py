@@ -22,14 +22,19 @@ def _config(name: str, tmp_path, completion_server=None, random_lm=None) -> Gene
     if name == "hf":
         return GenerateConfig(backend="hf", model=str(random_lm), device="cpu", max_new_tokens=8, batch_size=4)
     if name == "openai":
-        return GenerateConfig(backend="openai", model="served-model", api_base=completion_server.url, max_new_tokens=8, retry_wait=0.0, concurrency=3, batch_size=4)
+        return GenerateConfig(
+            backend="openai", model="served-model", api_base=completion_server.url, max_new_tokens=8, retry_wait=0.0,
+            concurrency=3, batch_size=4,
+        )
     if name == "llamacpp":
         return GenerateConfig(backend="llamacpp", model="embedded:smollm2-135m", max_new_tokens=8, batch_size=4)
     raise AssertionError(f"no contract set-up for backend '{name}': add one")
 
 
 _NEEDS = {"llamacpp": ("llama_cpp", "llama-cpp-python is not installed (source build)")}
-_ELSEWHERE = {"vllm": "test_vllm_backend.py checks this contract for vllm with one engine in a process of its own ('make test-vllm')"}
+_ELSEWHERE = {
+    "vllm": "test_vllm_backend.py checks this contract for vllm with one engine in a process of its own ('make test-vllm')"
+}
 
 
 @pytest.fixture(params=generators.names())
@@ -48,7 +53,9 @@ def test_every_backend_keeps_the_contract(backend, tmp_path, caplog):
     config, generator = backend
     prompt = load_prompt("inpars")
     docs = make_docs(6)
-    requests = [GenerationRequest(prompt.prefix, prompt.suffix(generator.truncate(d.text, 64)), seed=i) for i, d in enumerate(docs)]
+    requests = [
+        GenerationRequest(prompt.prefix, prompt.suffix(generator.truncate(d.text, 64)), seed=i) for i, d in enumerate(docs)
+    ]
     first = generator.generate(requests, max_new_tokens=8)
     assert len(first) == len(requests)
     for out in first:
@@ -91,7 +98,10 @@ def _openai(completion_server, **overrides):
 
 def test_openai_sends_the_request_the_servers_expect(completion_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    out = _openai(completion_server).generate([GenerationRequest("Intro\n", "Document: green river house road\nQuery:", seed=7)], max_new_tokens=10, temperature=0.7, top_p=0.9)
+    out = _openai(completion_server).generate(
+        [GenerationRequest("Intro\n", "Document: green river house road\nQuery:", seed=7)], max_new_tokens=10, temperature=0.7,
+        top_p=0.9,
+    )
     assert out[0].text == "about green river house"
     assert out[0].log_probs == pytest.approx((-0.1, -0.2, -0.3, -0.4))  # the newline token is not part of the query
     assert out[0].finished
@@ -140,7 +150,10 @@ def test_openai_gives_up_on_html_pages_in_one_line_with_the_status_and_the_body(
         _openai(completion_server, max_retries=2).generate([GenerationRequest("", "Document: cold water")])
     message = str(err.value)
     assert "\n" not in message and len(completion_server.bodies) == 3
-    assert message.startswith(f"{completion_server.url}/completions failed 3 times, last: HTTP 200 with a body that is not JSON (text/html): '<!DOCTYPE html><html><head><title>502 Bad")
+    assert message.startswith(
+        f"{completion_server.url}/completions failed 3 times, last: HTTP 200 with a body that is not JSON (text/html): "
+        "'<!DOCTYPE html><html><head><title>502 Bad"
+    )
 
 
 def test_a_failed_rerun_leaves_the_finished_output_and_its_meta_alone(completion_server, tmp_path):
@@ -237,5 +250,7 @@ def test_llamacpp_wants_a_gguf_file(tmp_path):
 
 
 def test_unknown_backend_suggests_the_closest():
-    with pytest.raises(InparsError, match="unknown generator 'vlm'; did you mean 'vllm'\\? available: hf, llamacpp, openai, vllm"):
+    with pytest.raises(
+        InparsError, match="unknown generator 'vlm'; did you mean 'vllm'\\? available: hf, llamacpp, openai, vllm"
+    ):
         generators.get("vlm")

@@ -58,9 +58,13 @@ def test_a_killed_run_resumes_without_losing_or_repeating_a_query(corpus, random
     written = partial.read_bytes().count(b"\n")
     assert 10 <= written < 80 and not out.exists()
 
-    resumed = subprocess.run(_command(corpus, random_lm, out), env=_env(), capture_output=True, text=True, timeout=600, check=False)
+    resumed = subprocess.run(
+        _command(corpus, random_lm, out), env=_env(), capture_output=True, text=True, timeout=600, check=False
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"{written} resumed" in resumed.stdout or f"{written + 1} resumed" in resumed.stdout  # +1: a row landing as it was killed
+    assert (
+        f"{written} resumed" in resumed.stdout or f"{written + 1} resumed" in resumed.stdout
+    )  # +1: a row landing as it was killed
 
     reference = tmp_path / "reference.jsonl"
     from inpars.datasets import load_dataset
@@ -74,9 +78,13 @@ def test_shards_and_merge_from_the_command_line(corpus, random_lm, tmp_path):
     runner = CliRunner()
     common = ["--dataset", str(corpus), "--model", str(random_lm), "--device", "cpu", "--max-new-tokens", "4", "--num-docs", "12"]
     for shard in range(2):
-        result = runner.invoke(app, ["generate", *common, "--shard", str(shard), "--num-shards", "2", "--output", str(tmp_path / f"s{shard}.jsonl")])
+        result = runner.invoke(
+            app, ["generate", *common, "--shard", str(shard), "--num-shards", "2", "--output", str(tmp_path / f"s{shard}.jsonl")]
+        )
         assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["merge", str(tmp_path / "s0.jsonl"), str(tmp_path / "s1.jsonl"), "--output", str(tmp_path / "all.jsonl")])
+    result = runner.invoke(
+        app, ["merge", str(tmp_path / "s0.jsonl"), str(tmp_path / "s1.jsonl"), "--output", str(tmp_path / "all.jsonl")]
+    )
     assert result.exit_code == 0, result.output
     assert "12 queries for 12 documents from 2 shards" in result.output
     result = runner.invoke(app, ["merge", str(tmp_path / "s0.jsonl"), "--output", str(tmp_path / "bad.jsonl")])
@@ -84,7 +92,13 @@ def test_shards_and_merge_from_the_command_line(corpus, random_lm, tmp_path):
 
 
 def test_generate_errors_are_one_line(corpus, random_lm, tmp_path):
-    result = CliRunner().invoke(app, ["generate", "--dataset", str(corpus), "--model", str(random_lm), "--prompt", "inpar", "--output", str(tmp_path / "q.jsonl")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate", "--dataset", str(corpus), "--model", str(random_lm), "--prompt", "inpar", "--output",
+            str(tmp_path / "q.jsonl"),
+        ],
+    )
     assert result.exit_code == 2
     assert "error: unknown prompt 'inpar'; did you mean 'inpars'?" in result.output
 
@@ -97,8 +111,13 @@ def test_evaluate_leaves_out_the_fewshot_queries(tiny_beir, tmp_path):
     write_json(tmp_path / "fewshot_query_ids.json", {"query_ids": [f"q{i}" for i in range(13, 20)]})
     runner = CliRunner()
     plain = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "-m", "RR@10"])
-    excluded = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "-m", "RR@10", "--exclude-fewshot", str(tmp_path)])
+    excluded = runner.invoke(
+        app,
+        ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "-m", "RR@10", "--exclude-fewshot", str(tmp_path)],
+    )
     assert "0.1250" in plain.output and "1.0000" in excluded.output
     (tmp_path / "fewshot_query_ids.json").write_text('{"query_ids": [1]}')
-    bad = runner.invoke(app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "--exclude-fewshot", str(tmp_path)])
+    bad = runner.invoke(
+        app, ["evaluate", str(tmp_path / "run.trec"), "--dataset", str(tiny_beir), "--exclude-fewshot", str(tmp_path)]
+    )
     assert bad.exit_code == 2 and "fewshot_query_ids.json: expected an object with 'query_ids', a list of strings" in bad.output

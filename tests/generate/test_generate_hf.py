@@ -13,7 +13,10 @@ PREFIX = "example 1 : the water is cold . what is the river ?\ndocument : green 
 
 def _requests(count: int) -> list[GenerationRequest]:
     words = ["fire", "stone", "green", "old", "road", "house", "river", "small", "large", "blue", "red", "dark"]
-    return [GenerationRequest(PREFIX, "document : " + " ".join(words[: 1 + (3 * k) % len(words)]) + " query :", seed=k) for k in range(count)]
+    return [
+        GenerationRequest(PREFIX, "document : " + " ".join(words[: 1 + (3 * k) % len(words)]) + " query :", seed=k)
+        for k in range(count)
+    ]
 
 
 def test_stop_ids_come_from_the_vocabulary_not_a_fixed_id():
@@ -43,6 +46,15 @@ def test_generation_stops_at_a_newline_piece_of_a_word_level_tokenizer(successor
 def test_a_query_cut_by_max_new_tokens_is_not_finished(successor_lm):
     out = HFGenerator(str(successor_lm), device="cpu").generate(_requests(1), max_new_tokens=2)
     assert out[0].text == "what is" and not out[0].finished and len(out[0].log_probs) == 2
+
+
+@pytest.mark.parametrize(
+    ("dtype", "loaded"), [("bf16", "bfloat16"), ("bfloat16", "bfloat16"), ("fp32", "float32"), ("auto", "float32")]
+)
+def test_every_dtype_name_loads_the_model_in_that_dtype(random_lm, dtype, loaded):
+    import torch
+
+    assert HFGenerator(str(random_lm), device="cpu", dtype=dtype).model.dtype == getattr(torch, loaded)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +102,9 @@ def test_sampling_is_seeded_per_request(shared):
 
 def test_a_tiny_top_p_keeps_only_the_best_token(shared):
     requests = _requests(3)
-    assert_same(shared.generate(requests, max_new_tokens=8, temperature=1.0, top_p=1e-6), shared.generate(requests, max_new_tokens=8))
+    assert_same(
+        shared.generate(requests, max_new_tokens=8, temperature=1.0, top_p=1e-6), shared.generate(requests, max_new_tokens=8)
+    )
 
 
 def test_a_batch_must_share_its_prefix(shared):

@@ -10,7 +10,10 @@ from inpars.errors import InparsError, InputError
 from inpars.generate.fewshot import draw_examples, load_pool
 from inpars.prompt import FewShotExample, builtin_prompts, convert_published, load_prompt, parse_prompt
 
-BEIR_18 = ["arguana", "bioasq", "climate-fever", "cqadupstack", "dbpedia-entity", "fever", "fiqa", "hotpotqa", "nfcorpus", "nq", "quora", "robust04", "scidocs", "scifact", "signal1m", "trec-covid", "trec-news", "webis-touche2020"]
+BEIR_18 = [
+    "arguana", "bioasq", "climate-fever", "cqadupstack", "dbpedia-entity", "fever", "fiqa", "hotpotqa", "nfcorpus", "nq", "quora",
+    "robust04", "scidocs", "scifact", "signal1m", "trec-covid", "trec-news", "webis-touche2020",
+]
 
 
 def test_the_inpars_prompt_shows_three_examples_then_the_document():
@@ -69,15 +72,26 @@ def test_a_users_prompt_file_with_its_own_fields(tmp_path):
         ("template: '{document} {query}'\n", "mine.yaml:1: 'template' uses unknown placeholder {query}"),
         ("template: '{document'\n", "mine.yaml:1: 'template' is not a valid template"),
         ("templat: '{document}'\n", "mine.yaml: a prompt file needs at least 'template'"),
-        ("template: '{document}'\nheadr: x\n", "mine.yaml:2: unknown key 'headr'"),
-        ("template: '{document}'\nexample_template: '{document} {bad}'\nexamples:\n  - {document: a, query: b}\n",
-         "mine.yaml:4: example 1 has no 'bad', which example_template uses"),
-        ("template: '{document}'\nexample_template: '{document}'\nexamples:\n  - {document: a}\n", "mine.yaml:4: example 1 needs 'document' and 'query'"),
+        ("template: '{document}'\nheadr: x\n", "mine.yaml:2: unknown key 'headr'; did you mean 'header'?"),
+        ("template: '{document}'\nzzz: x\n", "mine.yaml:2: unknown key 'zzz'; known keys: description, example_template, "),
+        (
+            "template: '{document}'\nexample_template: '{document} {bad}'\nexamples:\n  - {document: a, query: b}\n",
+            "mine.yaml:4: example 1 has no 'bad', which example_template uses",
+        ),
+        (
+            "template: '{document}'\nexample_template: '{document}'\nexamples:\n  - {document: a}\n",
+            "mine.yaml:4: example 1 needs 'document' and 'query'",
+        ),
         ("template: '{document}'\nexamples:\n  - {document: a, query: b}\n", "mine.yaml: examples without 'example_template'"),
         ("template: '{document}'\nexamples_from: web\n", "mine.yaml:2: examples_from 'web' is not one of file, dataset"),
-        ("template: '{document}'\nexample_template: '{document}{query}'\nexamples_from: dataset\n", "mine.yaml:3: examples_from: dataset needs num_examples"),
-        ("template: '{document}'\nexample_template: '{document}{x}'\nexamples_from: dataset\nnum_examples: 2\n",
-         "mine.yaml:2: example_template uses {x}, which dataset examples do not have"),
+        (
+            "template: '{document}'\nexample_template: '{document}{query}'\nexamples_from: dataset\n",
+            "mine.yaml:3: examples_from: dataset needs num_examples",
+        ),
+        (
+            "template: '{document}'\nexample_template: '{document}{x}'\nexamples_from: dataset\nnum_examples: 2\n",
+            "mine.yaml:2: example_template uses {x}, which dataset examples do not have",
+        ),
         ("template: [unclosed\n", "mine.yaml:2: invalid YAML"),
     ],
 )
@@ -90,7 +104,9 @@ def test_prompt_file_errors_say_where_and_what(tmp_path, text, message):
 
 
 def test_unknown_prompt_names_suggest_and_list():
-    with pytest.raises(InparsError, match="unknown prompt 'promptagator-fiq'; did you mean 'promptagator-fiqa'\\?.*published:<name>"):
+    with pytest.raises(
+        InparsError, match="unknown prompt 'promptagator-fiq'; did you mean 'promptagator-fiqa'\\?.*published:<name>"
+    ):
         load_prompt("promptagator-fiq")
     with pytest.raises(InputError, match="prompt file not found"):
         load_prompt("absent.yaml")
@@ -126,7 +142,9 @@ dyn-bare:
 
 def test_published_static_prompts_convert_to_the_same_text():
     prompt = convert_published(PUBLISHED_LAYOUT, "vanilla", "x")
-    expected = "Example 1:\nDocument: Some text {with braces}.\nRelevant Query: a question\n\nExample 2:\nDocument: DOC\nRelevant Query:"
+    expected = (
+        "Example 1:\nDocument: Some text {with braces}.\nRelevant Query: a question\n\nExample 2:\nDocument: DOC\nRelevant Query:"
+    )
     assert prompt.render("DOC") == expected
     assert prompt.name == "published:vanilla" and prompt.header.endswith("Example 2:\n")
 
@@ -167,7 +185,10 @@ def test_the_published_prompt_file_downloads_and_matches_its_hash(tmp_path, monk
     vanilla = load_prompt("published:inpars")
     assert vanilla.render("DOC").endswith("Document: DOC\nRelevant Query:") and vanilla.render("DOC").count("Example") == 4
     assert load_prompt("published:inpars-gbq").render("DOC").endswith("Good Question:")
-    for dataset in ("arguana", "fiqa", "hotpotqa", "dbpedia-entity", "nfcorpus", "webis-touche2020", "trec-covid", "scifact", "scidocs", "fever"):
+    for dataset in (
+        "arguana", "fiqa", "hotpotqa", "dbpedia-entity", "nfcorpus", "webis-touche2020", "trec-covid", "scifact", "scidocs",
+        "fever",
+    ):
         assert load_prompt(f"published:promptagator-{dataset}").needs_examples
 
 

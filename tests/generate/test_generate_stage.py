@@ -38,7 +38,9 @@ def test_samples_documents_with_the_seed(generator, config, tmp_path):
 
 
 def test_several_sampled_queries_per_document(generator, config, tmp_path):
-    summary = generate_queries(make_docs(3), replace(config, queries_per_doc=3, temperature=1.0, top_p=0.9), tmp_path / "q.jsonl", generator=generator)
+    summary = generate_queries(
+        make_docs(3), replace(config, queries_per_doc=3, temperature=1.0, top_p=0.9), tmp_path / "q.jsonl", generator=generator
+    )
     rows = _rows(tmp_path / "q.jsonl")
     assert summary.generated == 9 and [r["query_id"] for r in rows[:3]] == ["d000-q0", "d000-q1", "d000-q2"]
     assert len({r["text"] for r in rows}) > 3
@@ -46,7 +48,10 @@ def test_several_sampled_queries_per_document(generator, config, tmp_path):
 
 
 def test_several_queries_need_sampling(generator, config, tmp_path):
-    with pytest.raises(InparsError, match="'queries_per_doc' is 2 with temperature 0; greedy decoding repeats the same query: set temperature > 0"):
+    with pytest.raises(
+        InparsError,
+        match="'queries_per_doc' is 2 with temperature 0; greedy decoding repeats the same query: set temperature > 0",
+    ):
         generate_queries(make_docs(2), replace(config, queries_per_doc=2), tmp_path / "q.jsonl", generator=generator)
 
 
@@ -62,7 +67,9 @@ def test_prompts_longer_than_the_context_are_skipped_and_counted(generator, conf
     skipped = read_json(meta_path(tmp_path / "q.jsonl"))["skipped_doc_ids"]
     assert len(skipped) == summary.skipped_too_long and not set(skipped) & {r["doc_id"] for r in _rows(tmp_path / "q.jsonl")}
     # Truncating documents to a few tokens brings every prompt under the same context.
-    truncated = generate_queries(docs, replace(config, context_length=context, max_doc_tokens=3), tmp_path / "t.jsonl", generator=generator)
+    truncated = generate_queries(
+        docs, replace(config, context_length=context, max_doc_tokens=3), tmp_path / "t.jsonl", generator=generator
+    )
     assert truncated.skipped_too_long == 0 and truncated.generated == len(docs)
 
 

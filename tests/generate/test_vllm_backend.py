@@ -53,7 +53,9 @@ def cpu_flags() -> str:
         flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
     except (OSError, StopIteration):
         return "unknown"
-    return " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags) or "none of avx2/avx512/amx"
+    return (
+        " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags) or "none of avx2/avx512/amx"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,11 @@ def vllm_run(documents, tmp_path_factory) -> dict:
     """The worker's output: generations of the vllm backend and timings (one engine start for the module)."""
     folder = tmp_path_factory.mktemp("vllm")
     spec = {
-        "documents": documents, "prompt": "inpars", "max_doc_tokens": MAX_DOC_TOKENS, "max_new_tokens": MAX_NEW_TOKENS, "dtype": "float32",
+        "documents": documents,
+        "prompt": "inpars",
+        "max_doc_tokens": MAX_DOC_TOKENS,
+        "max_new_tokens": MAX_NEW_TOKENS,
+        "dtype": "float32",
         "stage_output": str(folder / "queries.jsonl"),
     }
     (folder / "spec.json").write_text(json.dumps(spec))
@@ -117,7 +123,11 @@ def test_both_backends_build_the_same_prompts(vllm_run, hf_run):
 
 def test_greedy_queries_and_log_probs_match_the_hf_backend(vllm_run, hf_run):
     ours, theirs = vllm_run["greedy"], hf_run["greedy"]
-    same = [i for i, (o, t) in enumerate(zip(ours, theirs)) if (o["text"], o["finished"], len(o["log_probs"])) == (t["text"], t["finished"], len(t["log_probs"]))]
+    same = [
+        i
+        for i, (o, t) in enumerate(zip(ours, theirs))
+        if (o["text"], o["finished"], len(o["log_probs"])) == (t["text"], t["finished"], len(t["log_probs"]))
+    ]
     differences = [abs(a - b) for i in same for a, b in zip(ours[i]["log_probs"], theirs[i]["log_probs"])]
     worst = max(differences, default=0.0)
     tokens = sum(len(o["log_probs"]) for o in ours)
@@ -131,7 +141,9 @@ def test_greedy_queries_and_log_probs_match_the_hf_backend(vllm_run, hf_run):
     )
     for i, (o, t) in enumerate(zip(ours, theirs)):
         if i not in same:
-            print(f"  differs: vllm {o['text']!r} ({len(o['log_probs'])} tokens) / hf {t['text']!r} ({len(t['log_probs'])} tokens)")
+            print(
+                f"  differs: vllm {o['text']!r} ({len(o['log_probs'])} tokens) / hf {t['text']!r} ({len(t['log_probs'])} tokens)"
+            )
     assert all(o["text"] and o["finished"] for o in ours), "a real model ends its query with a newline"
     assert len(same) >= IDENTICAL_AT_LEAST
     assert worst <= LOGPROB_TOLERANCE

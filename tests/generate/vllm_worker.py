@@ -31,7 +31,9 @@ def run(spec: dict) -> dict:
     from inpars.generate.base import request_seed
     from inpars.prompt import load_prompt
 
-    config = GenerateConfig(backend="vllm", dtype=spec["dtype"], max_new_tokens=spec["max_new_tokens"], max_doc_tokens=spec["max_doc_tokens"])
+    config = GenerateConfig(
+        backend="vllm", dtype=spec["dtype"], max_new_tokens=spec["max_new_tokens"], max_doc_tokens=spec["max_doc_tokens"]
+    )
     started = time.perf_counter()
     generator = generators.get("vllm").from_config(config)
     engine_seconds = time.perf_counter() - started

@@ -58,7 +58,10 @@ def cluster():
     if "idle" not in idle and "mix" not in idle:
         pytest.skip(f"the SLURM node is not up ({' '.join(idle) or 'no node'}): 'make test-slurm' starts one")
     if not (ROOT / "runs" / "mini-faq" / "corpus.jsonl").is_file():
-        inpars("export", "faq-construction", "runs/mini-faq", "--max-docs", "120", "--split", "train=0.5", "--split", "dev=0.25", "--split", "test=0.25")
+        inpars(
+            "export", "faq-construction", "runs/mini-faq", "--max-docs", "120", "--split", "train=0.5", "--split", "dev=0.25",
+            "--split", "test=0.25",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +78,8 @@ def running_shard(out: Path) -> tuple[str, int] | None:
     entry = next((e for key, e in jobs.items() if key.endswith("rehearsal-inpars-v2/generate")), None)
     if entry is None:
         return None
-    listed = subprocess.run(["squeue", "--noheader", "--states=RUNNING", "--format=%i", "--jobs", entry["job_id"]], capture_output=True, text=True, check=False).stdout.split()
+    squeue = ["squeue", "--noheader", "--states=RUNNING", "--format=%i", "--jobs", entry["job_id"]]
+    listed = subprocess.run(squeue, capture_output=True, text=True, check=False).stdout.split()
     shards = out / "mini-faq" / "rehearsal-inpars-v2" / "generate" / "shards"
     for task in range(2):
         partial = shards / f"{task}-of-2" / "queries.jsonl.partial"
@@ -100,7 +104,13 @@ def on_slurm(cluster, tmp_path_factory):
         time.sleep(0.2)
     if found is not None:
         subprocess.run(["scontrol", "requeue", f"{found[0]}_{found[1]}"], check=True)
-    wait_until(lambda: (run_dir / "generate" / "stage.json").is_file() and io.read_json(run_dir / "generate" / "stage.json")["status"] == "done", "the merge of the generation shards")
+    wait_until(
+        lambda: (
+            (run_dir / "generate" / "stage.json").is_file()
+            and io.read_json(run_dir / "generate" / "stage.json")["status"] == "done"
+        ),
+        "the merge of the generation shards",
+    )
     subprocess.run(["scancel", *sorted(our_jobs(out))], check=True)
     wait_until(lambda: not (held_jobs() & our_jobs(out)), "the cancelled jobs to leave the queue")
     manifests = sorted(out.glob("mini-faq/*/**/stage.json"))
@@ -123,8 +133,12 @@ def test_the_report_on_slurm_equals_the_plain_run(plain, on_slurm):
 
 def test_a_resubmission_after_a_cancel_redoes_nothing_finished(on_slurm):
     out, _, second, done_before, _ = on_slurm
-    assert any("/generate/shards/" in str(path) for path in done_before) and any(path.parent.name == "generate" for path in done_before)
-    assert not (out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate" / "stage.json").is_file() or (out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate") not in [p.parent for p in done_before]
+    assert any("/generate/shards/" in str(path) for path in done_before) and any(
+        path.parent.name == "generate" for path in done_before
+    )
+    assert not (out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate" / "stage.json").is_file() or (
+        out / "mini-faq" / "rehearsal-inpars-v2" / "evaluate"
+    ) not in [p.parent for p in done_before]
     assert "rehearsal-inpars-v2/generate: done" in second and "rehearsal-inpars-v2/merge-generate: done" in second
     for path, before in done_before.items():
         assert path.read_bytes() == before, f"{path} was redone after the resubmission"
