@@ -100,17 +100,17 @@ def test_selection_on_held_out_synthetic_queries_is_applied_to_the_test_queries(
     assert len(held) == 5 and not trained & {q.query_id for q in held} and len(trained) == 15
     choice = io.read_json(run_dir / "select" / "selection.json")
     assert choice["queries"] == 5 and len(choice["candidates"]) == 2 * len(config.select.bm25_weights)
-    best = max(row["nDCG@10"] for row in choice["candidates"])
-    assert (
-        choice["candidates"][
-            [(r["source"], r["bm25_weight"]) for r in choice["candidates"]].index((choice["source"], choice["bm25_weight"]))
-        ]["nDCG@10"]
-        == best
-    )
+    # The best candidate, among those the BM25 gate allows (weight 0 only, unless BM25 alone beat the first stage).
+    allowed = [row for row in choice["candidates"] if choice["gate"]["fusion"] or row["bm25_weight"] == 0]
+    chosen = next(r for r in choice["candidates"] if (r["source"], r["bm25_weight"]) == (choice["source"], choice["bm25_weight"]))
+    assert chosen in allowed and chosen["nDCG@10"] == max(row["nDCG@10"] for row in allowed)
+    assert choice["gate"]["fusion"] == (choice["gate"]["bm25"] >= choice["gate"]["first_stage"])
     assert io.read_json(run_dir / "rerank" / "stage.json")["summary"]["source"] == choice["source"]
 
     # BM25 alone, forced: the final ranking's head is BM25's, and only selection and what follows it run again.
-    forced = load_pipeline_config(text=recipe, overrides=[*overrides, "select.sources=first-stage", "select.bm25_weights=[1.0]"])
+    forced = load_pipeline_config(
+        text=recipe, overrides=[*overrides, "select.sources=first-stage", "select.bm25_weights=[1.0]", "select.bm25_gate=false"]
+    )
     again = run_pipeline(forced, dataset=faq_slice)
     assert {s.name for s in again.stages if not s.skipped} == {"select", "rerank", "evaluate"}
     final, bm25 = io.read_trec_run(run_dir / "rerank" / "run.trec"), io.read_trec_run(run_dir / "retrieve" / "bm25.trec")

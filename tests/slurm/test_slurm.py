@@ -1,6 +1,7 @@
 """``inpars reproduce mini-faq --slurm`` on a real one-node cluster (``make test-slurm`` starts one with
 tests/slurm/cluster.sh): generation in 2 shards, reranking in 2, a cancel mid-way and a resubmission, then the report
-against the same run without SLURM, and a generation shard requeued by SLURM while it runs. The miniature runs at a
+against the same run without SLURM, and a generation shard requeued by SLURM while it runs; and the offline demo
+condition (faq-construction, ~5 minutes) as SLURM jobs against the same condition run plainly. The miniature runs at a
 smaller scale than its table (12 documents get a query, 2 per batch, so that a shard runs long enough to be requeued)
 to fit CI's time, so both runs are compared with each other, not with the table."""
 
@@ -161,6 +162,31 @@ def test_submitting_a_finished_run_submits_nothing(on_slurm):
     out = on_slurm[0]
     again = inpars("reproduce", "mini-faq", *SMALL, "--output-dir", str(out), "--slurm", "--shards", "2", "--rerank-shards", "2")
     assert "nothing to do: every step is done" in again.stdout
+
+
+@pytest.fixture(scope="module")
+def demo(cluster, tmp_path_factory):
+    """The offline demo condition (faq-construction, the demo recipe) run plainly and as SLURM jobs."""
+    out = tmp_path_factory.mktemp("demo")
+    started = time.monotonic()
+    inpars("reproduce", "faq-construction", "--condition", "demo", "--output-dir", str(out / "plain"), check=False)
+    plain_s = time.monotonic() - started
+    started = time.monotonic()
+    submitted = inpars("reproduce", "faq-construction", "--condition", "demo", "--output-dir", str(out / "slurm"), "--slurm")
+    state = out / "slurm" / "faq-construction" / "slurm" / "jobs.json"
+    ids = {entry["job_id"] for entry in io.read_json(state).values()}
+    wait_until(lambda: not (held_jobs() & ids), "the demo's jobs")
+    return out, submitted.stdout, plain_s, time.monotonic() - started
+
+
+def test_the_demo_condition_on_slurm_equals_the_plain_run(demo):
+    out, submitted, plain_s, slurm_s = demo
+    assert "demo/select: job" in submitted and "demo/train: job" in submitted
+    folder = out / "slurm" / "faq-construction"
+    assert (folder / "report.md").is_file(), f"the report job did not write the report; see {folder / 'slurm' / 'logs'}"
+    results = {name: io.read_json(out / name / "faq-construction" / "results.json")["checks"] for name in ("plain", "slurm")}
+    assert results["slurm"] == results["plain"]
+    print(f"demo condition: plain run {plain_s:.0f} s; as SLURM jobs {slurm_s:.0f} s")
 
 
 def test_timing(plain, on_slurm, record_property):
