@@ -97,7 +97,7 @@ test-slow: $(SETUP)  ## only the slow tests
 	$(BIN)/python -m pytest -m slow
 
 # A one-node SLURM cluster on this machine (installed with apt as root where missing), the slurm tests on it, then its
-# daemons stopped, whatever the tests did: 'inpars reproduce mini-faq --slurm' against the plain run (~5 min on 2 cores).
+# daemons stopped, whatever the tests did: 'inpars reproduce mini-faq --slurm' and the demo condition against their plain runs (~13 min on 2 cores).
 test-slurm: $(SETUP) runs/mini-faq/corpus.jsonl  ## 'inpars reproduce --slurm' on a one-node SLURM cluster started here (root)
 	tests/slurm/cluster.sh start
 	$(BIN)/python -m pytest -m slurm -p no:cacheprovider -rP; status=$$?; tests/slurm/cluster.sh stop; exit $$status

@@ -526,16 +526,14 @@ def run_pipeline(
             model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size
         )
 
-    def final_run(
-        first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float, reranker=None
-    ) -> tuple[Run, int]:
+    def final_run(first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float) -> tuple[Run, int]:
         """The final ranking for ``queries``: ``source`` (the reranked first stage, or the first stage) fused with BM25
         at ``weight``; and the number of pairs the reranker scored."""
         depth = config.rerank.top_k
         if source == "first-stage":
             return fuse(first, lexical, weight), 0
         pool = first if weight == 0 else candidate_pool(first, lexical, depth)
-        run = rerank_run(reranker or load_reranker(), pool, queries, dataset.docs, depth if weight == 0 else 2 * depth)
+        run = rerank_run(load_reranker(), pool, queries, dataset.docs, depth if weight == 0 else 2 * depth)
         return fuse(run, lexical, weight), sum(min(len(v), depth if weight == 0 else 2 * depth) for v in pool.values())
 
     # 6. choose the final system on the held-out synthetic queries

@@ -126,14 +126,14 @@ def checks(folder: Path) -> list[dict]:
 
 
 def test_the_report_on_slurm_equals_the_plain_run(plain, on_slurm):
-    out, first, _, _, _ = on_slurm
+    out, first = on_slurm[0], on_slurm[1]
     assert "rehearsal-inpars-v2/generate: job" in first and "tasks 0,1" in first
     assert (out / "mini-faq" / "report.md").is_file(), "the report job did not write the report; see mini-faq/slurm/logs/"
     assert checks(out) == checks(plain[0])
 
 
 def test_a_resubmission_after_a_cancel_redoes_nothing_finished(on_slurm):
-    out, _, second, done_before, _ = on_slurm
+    out, second, done_before = on_slurm[0], on_slurm[2], on_slurm[3]
     assert any("/generate/shards/" in str(path) for path in done_before) and any(
         path.parent.name == "generate" for path in done_before
     )
