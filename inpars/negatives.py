@@ -5,6 +5,7 @@ Optionally, further negatives come from a bi-encoder's top-N (dense negatives, a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 from collections.abc import Mapping
@@ -126,8 +127,6 @@ def hold_out(queries: list[SyntheticQuery], share: float, at_most: int) -> tuple
     """Split synthetic queries into (training, validation) by document: the ``share`` of their documents (at most
     ``at_most``) that come first by a hash of the document id give all their queries to validation, so no held-out
     document is a training positive. The split depends on the documents only, never on order or seed."""
-    import hashlib
-
     if share <= 0:
         return list(queries), []
     docs = sorted({q.doc_id for q in queries}, key=lambda doc_id: hashlib.sha256(f"validation:{doc_id}".encode()).hexdigest())
