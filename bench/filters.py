@@ -77,6 +77,7 @@ def condition_config(
     data = json.loads(json.dumps(source))
     data.update(name=name, output_dir=str(out))
     data["filter"] = {"steps": steps} if steps else {}
+    data["select"] = {}  # every condition trains on all its kept queries and reranks with the trained model
     data["train"].update(epochs=epochs, seed=seed)
     data["rerank"].update(top_k=rerank_top_k)
     if negatives is not None:
@@ -103,20 +104,32 @@ def run_condition(source_run: Path, config: PipelineConfig, dataset) -> dict:
         "filter_s": round(stages["filter"].seconds, 1),
         "rerank_s": round(stages["rerank"].seconds, 1),
         "metrics": result.metrics,
+        "statistics": io.read_json(run_dir / "metrics.json")["systems"],
     }
 
 
 def table(rows: list[dict], reranker: str) -> str:
+    """One row per condition: the reranker's nDCG@10 with its 95% bootstrap interval over the queries, its difference
+    from the first stage and the paired randomization test's p-value against it, then the other measures."""
     measures = list(rows[0]["metrics"][reranker])
-    head = ["condition", "kept", "train pairs", *(f"{m} (rerank)" for m in measures), "dropped by", "train s"]
+    head = ["condition", "kept", "train pairs", "nDCG@10 [95%]", "Δ", "p", *measures[1:], "dropped by", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for system, scores in rows[0]["metrics"].items():
+
+    def cells(stats: dict) -> str:
+        main = stats[measures[0]]
+        interval = f"{main['mean']:.4f} [{main['ci'][0]:.3f}, {main['ci'][1]:.3f}]"
+        tested = main.get("p_randomization") is not None
+        diff = f"{main['diff']:+.4f}" if tested else ""
+        p = f"{main['p_randomization']:.3f}" if tested else ""
+        return " | ".join([interval, diff, p, *(f"{stats[m]['mean']:.4f}" for m in measures[1:])])
+
+    for system, stats in rows[0]["statistics"].items():
         if system != reranker:  # the first stage(s): BM25, and the dense model untrained when it is the first stage
-            lines.append(f"| {system} (no training) | | | " + " | ".join(f"{scores[m]:.4f}" for m in measures) + " | | |")
+            lines.append(f"| {system} (no training) | | | {cells(stats)} | | |")
     for r in rows:
-        scores = " | ".join(f"{r['metrics'][reranker][m]:.4f}" for m in measures)
         dropped = ", ".join(f"{k} {v}" for k, v in r["dropped"].items()) or "-"
-        lines.append(f"| {r['condition']} | {r['kept']} | {r['train_examples']} | {scores} | {dropped} | {r['train_s']:.0f} |")
+        scored = cells(r["statistics"][reranker])
+        lines.append(f"| {r['condition']} | {r['kept']} | {r['train_examples']} | {scored} | {dropped} | {r['train_s']:.0f} |")
     return "\n".join(lines)
 
 
