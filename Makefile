@@ -51,8 +51,8 @@ DOCKER_RUN = docker run --rm --network host --ipc host $(if $(GPUS),--gpus $(GPU
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
 	@echo "reproduction targets (make reproduce-<dataset> [CONDITION=c] [FROM_RELEASED=data|checkpoint] [DOCKER=1]):"
-	@$(LIST_PYTHON) -m inpars.reproduce --list 2>/dev/null | awk '{ printf "  reproduce-%-22s %s\n", $$1, substr($$0, length($$1) + 2) } \
-		END { if (NR == 0) print "  (listing them needs PyYAML: run make test once to create .venv)" }'
+	@$(LIST_PYTHON) -m inpars.cli reproduce --list 2>/dev/null | awk '{ printf "  reproduce-%-22s %s\n", $$1, substr($$0, length($$1) + 2) } \
+		END { if (NR == 0) print "  (listing them needs the environment: run make test once to create .venv)" }'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -1134,23 +1134,3 @@ def listing(tables: Tables) -> list[str]:
             conditions.append(c.name + (f"[{','.join(shortcuts)}]" if shortcuts else ""))
         out.append(f"{name} {' '.join(conditions)}")
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m inpars.reproduce --list``: what the Makefile's help shows, without the heavy imports of the CLI."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m inpars.reproduce", description="List what 'inpars reproduce' can run.")
-    parser.add_argument("--list", action="store_true", help="one line per dataset: the name, then its conditions")
-    parser.add_argument("--tables", help="the tables folder or file (default: reproduce/ of the source)")
-    args = parser.parse_args(argv)
-    try:
-        lines = listing(load_tables(args.tables))
-    except InparsError as exc:
-        parser.exit(2, f"error: {exc}\n")
-    print("\n".join(lines))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
