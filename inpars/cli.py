@@ -372,6 +372,7 @@ def train_cmd(
     """Fine-tune a reranker on synthetic training examples (on N GPUs: torchrun --nproc_per_node N -m inpars.cli train ...)."""
     from inpars import io
     from inpars.models import check as check_model
+    from inpars.rerank.training import leave_process_group
 
     _setup_logging(verbose)
     io.check_output(output, folder=True)
@@ -386,6 +387,7 @@ def train_cmd(
     rows = io.read_training(examples)
     check_model(cfg.train.model)
     model_dir = rerankers.get(cfg.train.reranker).train(rows, cfg.train, output)
+    leave_process_group()
     typer.echo(f"model -> {model_dir}")
 
 

@@ -351,8 +351,8 @@ def test_two_processes_with_torchrun(tiny_t5, tmp_path):
         "--max-steps", "2", "--batch-size", "4", "--set", "train.effective_batch_size=16", "--set", "train.max_length=48",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
-    open("/tmp/dbg_%d.txt" % done.returncode, "a").write(done.stderr + "\n=====\n")
-    assert done.returncode == 0, done.stderr[-2000:]
+    # The processes' own messages come before torchrun's traceback: keep enough to see them.
+    assert done.returncode == 0, done.stderr[-8000:]
     training = io.read_json(tmp_path / "out" / "model" / METADATA)["training"]
     assert (training["plan"]["processes"], training["plan"]["accumulation"]) == (2, 2)
     assert training["train_loss"] < 8.0  # a mean cross-entropy, not multiplied by processes or accumulation

@@ -303,7 +303,27 @@ def fit(
         io.write_json(staging / METADATA, record)
         shutil.rmtree(model_dir, ignore_errors=True)
         os.replace(staging, model_dir)
+    # Every process returns once the model is in place, so none reads a missing folder or exits while rank 0 still saves.
+    wait_for_every_process()
     return model_dir
+
+
+def wait_for_every_process() -> None:
+    """A barrier across the processes of a distributed run (nothing in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def leave_process_group() -> None:
+    """End a distributed run cleanly: a process that exits with its process group still open may abort at exit
+    (its communication threads are still running) while another process is still saving."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 class ExampleDataset:
