@@ -133,12 +133,12 @@ def datasets_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from inpars.datasets import INFO, dataset_counts
+    from inpars.datasets import dataset_counts, listing
 
     _setup_logging(verbose)
 
     table = Table("dataset", "docs", "queries", "qrels", "source")
-    for info in INFO:
+    for info in listing():
         c = dataset_counts(info.name) if counts else {}
         table.add_row(
             info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source

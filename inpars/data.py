@@ -73,6 +73,16 @@ class TrainingExample:
     label: int
 
 
+@dataclass(frozen=True)
+class FewShotPool:
+    """The judged queries that few-shot examples are drawn from."""
+
+    dataset: str
+    split: str
+    queries: dict[str, Query]
+    qrels: Qrels
+
+
 @dataclass
 class Dataset:
     """A test collection: documents, queries and relevance judgements of one split."""

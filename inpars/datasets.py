@@ -1,8 +1,17 @@
-"""Test collections behind one registry: the embedded faq-construction, BEIR through ir_datasets, local BEIR folders.
+"""Test collections behind one registry of sources: the embedded faq-construction, BEIR through ir_datasets, local BEIR folders.
 
 A dataset name is ``faq-construction``, ``beir/<name>[/<split>]`` (downloaded by ir_datasets, so it needs a
 network the first time) or the path of a local BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
 ``qrels/<split>.tsv``).
+
+Each kind of name is a :class:`DatasetSource`, which claims its names, loads and counts them, gives their few-shot
+pool and lists them for ``inpars datasets``. ``load_dataset``, ``dataset_counts``, ``listing`` and
+``inpars.generate.fewshot.load_pool`` ask the sources of ``sources`` in the order they were registered and use the
+first that claims the name; a name none claims is refused with the closest listed names.
+
+To add a source: write one subclass of ``DatasetSource`` (``claims``, ``load`` and ``listing``; ``counts`` and
+``fewshot_pool`` default to the loaded test split) in one module, and register it with one line below:
+``sources.register("<kind>", "<module>:<Class>")``.
 """
 
 from __future__ import annotations
@@ -13,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpars.data import Dataset, Doc, Qrels, Query
+from inpars.data import Dataset, Doc, FewShotPool, Qrels, Query
 from inpars.errors import InparsError, InputError, MissingDependencyError
 from inpars.io import atomic_directory, read_beir_corpus, read_beir_queries, read_qrels_tsv, write_beir_folder, write_qrels_tsv
-from inpars.registry import Registry, suggest
+from inpars.registry import Registry, UnknownNameError, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +52,10 @@ BEIR_TEST_IDS = {
         )
     },
 }
+
+SPLIT_ORDER = ("train", "dev", "test")
+"""The splits few-shot examples are drawn from, in order of preference: the first one a dataset has."""
+
 
 @dataclass(frozen=True)
 class DatasetInfo:
@@ -153,47 +166,78 @@ def check_judged_docs(qrels: Qrels, docs: dict[str, Doc], source: object, strict
     return count
 
 
-registry = Registry("dataset")
-registry.register("faq-construction", "inpars.datasets:load_faq_construction")
-for _name in BEIR_TEST_IDS:
-    registry.register(f"beir/{_name}", "inpars.datasets:load_beir")
+class DatasetSource:
+    """One kind of dataset name; the methods other than ``claims`` and ``listing`` get only names it claims."""
 
-INFO = [
-    DatasetInfo(
-        "faq-construction", "embedded (zaragoza-construction-faq package)",
-        "503 construction-law answers and their questions; offline",
-    ),
-    *(DatasetInfo(f"beir/{n}", f"ir_datasets '{i}'", "BEIR; downloads on first use") for n, i in BEIR_TEST_IDS.items()),
-]
+    def claims(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def load(self, name: str, split: str | None) -> Dataset:
+        """The dataset ``name``, its ``split`` (None: the source's default, the one scores are reported on)."""
+        raise NotImplementedError
+
+    def listing(self) -> list[DatasetInfo]:
+        """The rows of ``inpars datasets``; their names are the suggestions for a mistyped name."""
+        return []
+
+    def counts(self, name: str) -> dict[str, int | None]:
+        """Documents, queries and judgements, without downloading anything when the source can (None: unknown)."""
+        return self.load(name, None).counts()
+
+    def fewshot_pool(self, name: str) -> FewShotPool:
+        """The judged queries few-shot examples are drawn from."""
+        data = self.load(name, None)
+        return FewShotPool(name, "test", data.queries, data.qrels)
 
 
-def load_dataset(name: str, split: str | None = None) -> Dataset:
-    """Load a dataset by registered name, ``beir/<name>/<split>``, or local BEIR folder path."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return load_beir_folder(path, split or "test")
-    if name.startswith("beir/"):
+class EmbeddedSource(DatasetSource):
+    """faq-construction, shipped in the zaragoza-construction-faq package (offline)."""
+
+    def claims(self, name: str) -> bool:
+        return name == "faq-construction"
+
+    def load(self, name: str, split: str | None) -> Dataset:
+        return load_faq_construction(split or "test")
+
+    def listing(self) -> list[DatasetInfo]:
+        return [
+            DatasetInfo(
+                "faq-construction", "embedded (zaragoza-construction-faq package)",
+                "503 construction-law answers and their questions; offline",
+            )
+        ]
+
+
+class BeirSource(DatasetSource):
+    """``beir/<name>[/<split>]`` through ir_datasets; a split in the name wins over the ``split`` argument."""
+
+    @staticmethod
+    def parse(name: str) -> tuple[str, str | None] | None:
+        """``(BEIR name, split or None)``, or None when ``name`` is no known BEIR dataset."""
+        if not name.startswith("beir/"):
+            return None
         rest = name[len("beir/"):]
-        if rest not in BEIR_TEST_IDS and rest.rsplit("/", 1)[0] in BEIR_TEST_IDS:
-            rest, split = rest.rsplit("/", 1)
-        registry.check(f"beir/{rest}")
-        return load_beir(rest, split)
-    if name in registry:
-        return registry.get(name)(split or "test")
-    if name.startswith((".", "/", "~")):
-        raise InputError(path, None, "dataset folder not found", "give a BEIR folder with corpus.jsonl, queries.jsonl and qrels/")
-    registry.check(name)
-    raise AssertionError("unreachable: check() raises for unknown names")
+        if rest in BEIR_TEST_IDS:
+            return rest, None
+        base, _, split = rest.rpartition("/")
+        return (base, split) if base in BEIR_TEST_IDS else None
 
+    def claims(self, name: str) -> bool:
+        return self.parse(name) is not None
 
-def dataset_counts(name: str) -> dict[str, int | None]:
-    """Counts without downloading: embedded data is counted, BEIR counts come from ir_datasets' metadata."""
-    if name == "faq-construction":
-        return load_faq_construction().counts()
-    if name.startswith("beir/"):
+    def load(self, name: str, split: str | None) -> Dataset:
+        base, named = self.parse(name)
+        return load_beir(base, split if named is None else named)
+
+    def listing(self) -> list[DatasetInfo]:
+        return [DatasetInfo(f"beir/{n}", f"ir_datasets '{i}'", "BEIR; downloads on first use") for n, i in BEIR_TEST_IDS.items()]
+
+    def counts(self, name: str) -> dict[str, int | None]:
+        """From ir_datasets' metadata, without downloading."""
         import ir_datasets
 
-        ds = ir_datasets.load(BEIR_TEST_IDS[name[len("beir/"):]])
+        base, split = self.parse(name)
+        ds = ir_datasets.load(BEIR_TEST_IDS[base] if split is None else f"beir/{base}/{split}")
         counts: dict[str, int | None] = {}
         for key, method in (("docs", "docs_count"), ("queries", "queries_count"), ("qrels", "qrels_count")):
             try:
@@ -202,7 +246,82 @@ def dataset_counts(name: str) -> dict[str, int | None]:
                 logger.debug("no %s count for %s: %s", key, name, exc)
                 counts[key] = None
         return counts
-    return load_dataset(name).counts()
+
+    def fewshot_pool(self, name: str) -> FewShotPool:
+        """The train split where BEIR has one, else dev, else the test split (whatever split ``name`` names)."""
+        try:
+            import ir_datasets
+        except ImportError as exc:
+            raise MissingDependencyError("ir_datasets", "demo") from exc
+        base, _ = self.parse(name)
+        candidates = [(f"beir/{base}/train", "train"), (f"beir/{base}/dev", "dev"), (BEIR_TEST_IDS[base], "test")]
+        dataset_id, split = next((c for c in candidates if c[0] in ir_datasets.registry), candidates[-1])
+        ds = ir_datasets.load(dataset_id)
+        queries = {q.query_id: Query(q.query_id, q.text) for q in ds.queries_iter()}
+        qrels: Qrels = {}
+        for qrel in ds.qrels_iter():
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+        logger.info("few-shot examples for %s come from %s (%s split)", name, dataset_id, split)
+        return FewShotPool(name, split, queries, qrels)
+
+
+class FolderSource(DatasetSource):
+    """A local BEIR folder; it also claims any name written as a path, to say when the folder is missing."""
+
+    def claims(self, name: str) -> bool:
+        return Path(name).expanduser().is_dir() or name.startswith((".", "/", "~"))
+
+    @staticmethod
+    def folder(name: str) -> Path:
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise InputError(
+                folder, None, "dataset folder not found", "give a BEIR folder with corpus.jsonl, queries.jsonl and qrels/"
+            )
+        return folder
+
+    def load(self, name: str, split: str | None) -> Dataset:
+        return load_beir_folder(self.folder(name), split or "test")
+
+    def fewshot_pool(self, name: str) -> FewShotPool:
+        """Every query of queries.jsonl, and the judgements of the first of train, dev and test that the folder has."""
+        folder = self.folder(name)
+        for split in SPLIT_ORDER:
+            path = folder / "qrels" / f"{split}.tsv"
+            if path.is_file():
+                return FewShotPool(name, split, read_beir_queries(folder / "queries.jsonl"), read_qrels_tsv(path))
+        raise InparsError(f"{folder / 'qrels'}: no train.tsv, dev.tsv or test.tsv to draw few-shot examples from")
+
+
+# The order decides which source claims a name: a folder on disk wins over a registered name.
+sources = Registry("dataset source")
+sources.register("folder", "inpars.datasets:FolderSource")
+sources.register("embedded", "inpars.datasets:EmbeddedSource")
+sources.register("beir", "inpars.datasets:BeirSource")
+
+
+def listing() -> list[DatasetInfo]:
+    """The datasets ``inpars datasets`` lists: every source's rows, in the sources' order."""
+    return [info for kind in sources for info in sources.get(kind)().listing()]
+
+
+def source_for(name: str) -> DatasetSource:
+    """The first registered source that claims ``name``; a name none claims is refused with the closest listed names."""
+    for kind in sources:
+        source = sources.get(kind)()
+        if source.claims(name):
+            return source
+    raise UnknownNameError(f"unknown dataset '{name}'; {suggest(name, sorted(info.name for info in listing()))}")
+
+
+def load_dataset(name: str, split: str | None = None) -> Dataset:
+    """Load a dataset by listed name, ``beir/<name>/<split>``, or local BEIR folder path."""
+    return source_for(name).load(name, split)
+
+
+def dataset_counts(name: str) -> dict[str, int | None]:
+    """Counts without downloading: embedded data is counted, BEIR counts come from ir_datasets' metadata."""
+    return source_for(name).counts(name)
 
 
 def export_beir(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from inpars.errors import InparsError
@@ -40,6 +40,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._targets)
+
+    def __iter__(self) -> Iterator[str]:
+        """The names in the order they were registered (where that order matters, e.g. which source claims a name)."""
+        return iter(self._targets)
 
     def __contains__(self, name: str) -> bool:
         return name in self._targets

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from inpars import io
-from inpars.data import Doc, Query
-from inpars.datasets import load_beir, load_dataset
+from inpars import datasets, io
+from inpars.data import Dataset, Doc, Query
+from inpars.datasets import DatasetInfo, DatasetSource, dataset_counts, listing, load_beir, load_dataset, source_for, sources
 from inpars.errors import InparsError, InputError
+from inpars.generate.fewshot import load_pool
 
 
 def test_faq_construction(faq):
@@ -39,6 +40,63 @@ def test_unknown_names():
         InparsError, match=r"^unknown BEIR dataset 'beir/scifakt'; did you mean 'beir/scifact'\? available: beir/arguana, "
     ):
         load_beir("scifakt")
+
+
+class TinySource(DatasetSource):
+    """A source only this test registers: ``tiny/<n>`` is n documents, each the one relevant answer of its query."""
+
+    def claims(self, name: str) -> bool:
+        return name.startswith("tiny/") and name[len("tiny/"):].isdigit()
+
+    def load(self, name: str, split: str | None) -> Dataset:
+        ids = [f"t{i}" for i in range(int(name[len("tiny/"):]))]
+        return Dataset(
+            name=name, docs={i: Doc(i, f"answer {i}") for i in ids}, queries={i: Query(i, f"question {i}") for i in ids},
+            qrels={i: {i: 1} for i in ids},
+        )
+
+    def listing(self) -> list[DatasetInfo]:
+        return [DatasetInfo("tiny/3", "this test", "three documents")]
+
+
+@pytest.fixture
+def tiny_source(monkeypatch):
+    monkeypatch.setattr(sources, "_targets", dict(sources._targets))  # the registration ends with the test
+    sources.register("tiny", f"{__name__}:TinySource")
+
+
+def test_a_registered_source_is_loaded_counted_listed_and_gives_a_fewshot_pool(tiny_source):
+    from typer.testing import CliRunner
+
+    from inpars.cli import app
+
+    data = load_dataset("tiny/3")
+    assert sorted(data.docs) == ["t0", "t1", "t2"] and data.qrels["t1"] == {"t1": 1}
+    assert dataset_counts("tiny/3") == {"docs": 3, "queries": 3, "qrels": 3} and len(load_dataset("tiny/5").docs) == 5
+    pool = load_pool("tiny/3")
+    assert (pool.dataset, pool.split, pool.qrels, pool.queries) == ("tiny/3", "test", data.qrels, data.queries)
+    assert listing()[-1].name == "tiny/3"
+    result = CliRunner().invoke(app, ["datasets", "--no-counts"])
+    assert result.exit_code == 0 and "tiny/3" in result.output and "this test" in result.output
+    with pytest.raises(InparsError, match=r"^unknown dataset 'tiny/x'; did you mean 'tiny/3'\? available: beir/arguana, "):
+        load_dataset("tiny/x")
+
+
+def test_unknown_names_are_refused_with_a_suggestion_by_every_entry_point():
+    for entry in (load_dataset, dataset_counts, load_pool):
+        with pytest.raises(InparsError, match=r"^unknown dataset 'beir/scifakt'; did you mean 'beir/scifact'\? available: "):
+            entry("beir/scifakt")
+        with pytest.raises(InputError, match="dataset folder not found"):
+            entry("./no/such/folder")
+    assert "tiny/3" not in [info.name for info in listing()]  # the test's source is gone with its test
+
+
+def test_every_source_claims_the_names_it_lists():
+    for kind in sources:
+        source = sources.get(kind)()
+        for info in source.listing():
+            assert type(source_for(info.name)) is type(source), info.name
+    assert type(source_for("beir/scifact/train")) is datasets.BeirSource
 
 
 def test_export_writes_a_miniature_beir_folder_with_disjoint_splits(tmp_path):

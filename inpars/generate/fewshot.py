@@ -21,66 +21,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpars.data import Doc, Qrels, Query
-from inpars.errors import InparsError, InputError, MissingDependencyError
+from inpars.data import Doc, FewShotPool, Qrels
+from inpars.errors import InparsError, InputError
 from inpars.prompt import FewShotExample
 
 logger = logging.getLogger(__name__)
 
-SPLIT_ORDER = ("train", "dev", "test")
 FEWSHOT_FILE = "fewshot_query_ids.json"
 PUBLISHED_REPO = "inpars/fewshot-examples"
 PUBLISHED_URL = "https://huggingface.co/datasets/{repo}/resolve/{revision}/data/{corpus}.json"
 PUBLISHED_FIELDS = ("query_id", "doc_id", "query", "document")
 
 
-@dataclass(frozen=True)
-class FewShotPool:
-    """The judged queries that examples are drawn from."""
-
-    dataset: str
-    split: str
-    queries: dict[str, Query]
-    qrels: Qrels
-
-
 def load_pool(dataset: str) -> FewShotPool:
-    """Queries and judgements of the first split that exists among train, dev and test."""
-    from inpars.datasets import BEIR_TEST_IDS, load_dataset
+    """The judged queries of ``dataset`` that examples are drawn from, as its source gives them (train, else dev, else
+    test, where the source has splits)."""
+    from inpars.datasets import source_for
 
-    folder = Path(dataset).expanduser()
-    if folder.is_dir():
-        from inpars.io import read_beir_queries, read_qrels_tsv
-
-        for split in SPLIT_ORDER:
-            path = folder / "qrels" / f"{split}.tsv"
-            if path.is_file():
-                return FewShotPool(dataset, split, read_beir_queries(folder / "queries.jsonl"), read_qrels_tsv(path))
-        raise InparsError(f"{folder / 'qrels'}: no train.tsv, dev.tsv or test.tsv to draw few-shot examples from")
-    if dataset.startswith("beir/"):
-        base = dataset[len("beir/"):]
-        if base not in BEIR_TEST_IDS and base.rsplit("/", 1)[0] in BEIR_TEST_IDS:
-            base = base.rsplit("/", 1)[0]
-        if base in BEIR_TEST_IDS:
-            return _ir_datasets_pool(dataset, base, BEIR_TEST_IDS[base])
-    data = load_dataset(dataset)
-    return FewShotPool(dataset, "test", data.queries, data.qrels)
-
-
-def _ir_datasets_pool(dataset: str, base: str, test_id: str) -> FewShotPool:
-    try:
-        import ir_datasets
-    except ImportError as exc:
-        raise MissingDependencyError("ir_datasets", "demo") from exc
-    candidates = [(f"beir/{base}/train", "train"), (f"beir/{base}/dev", "dev"), (test_id, "test")]
-    dataset_id, split = next((c for c in candidates if c[0] in ir_datasets.registry), candidates[-1])
-    ds = ir_datasets.load(dataset_id)
-    queries = {q.query_id: Query(q.query_id, q.text) for q in ds.queries_iter()}
-    qrels: Qrels = {}
-    for qrel in ds.qrels_iter():
-        qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
-    logger.info("few-shot examples for %s come from %s (%s split)", dataset, dataset_id, split)
-    return FewShotPool(dataset, split, queries, qrels)
+    return source_for(dataset).fewshot_pool(dataset)
 
 
 def draw_examples(pool: FewShotPool, docs: Mapping[str, Doc], count: int, seed: int) -> list[FewShotExample]:
