@@ -53,9 +53,14 @@ def _main(
 
 # Shared options, declared once.
 DatasetOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--dataset", "-d", help="faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets')."
+        "--dataset",
+        "-d",
+        help=(
+            "faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets'); default: the recipe's "
+            "dataset, else faq-construction."
+        ),
     ),
 ]
 RecipeOpt = Annotated[
@@ -116,10 +121,20 @@ def _flags(section: str, **values) -> list[str]:
     return out
 
 
-def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str]):
+def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str], dataset: str | None = None):
     from inpars.config import load_pipeline_config
 
-    return load_pipeline_config(recipe, list(overrides or []) + flags)
+    return load_pipeline_config(recipe, list(overrides or []) + flags + ([f"dataset={dataset}"] if dataset else []))
+
+
+def _stage(name: str, cfg, folder: Path, *, dataset: bool = True, **fields) -> dict:
+    """Run the library's stage ``name`` (the one ``inpars run`` runs) on the user's files: ``inputs`` and ``outputs``
+    in ``fields`` name them; the recipe's dataset is loaded (with its text repair) unless ``dataset`` is False."""
+    from inpars.pipeline import stage_objects
+    from inpars.stage import Context, load_context
+
+    ctx = load_context(cfg, **fields) if dataset else Context(dataset=None, config=cfg, **fields)
+    return stage_objects()[name].run(ctx, cfg, folder)
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -187,7 +202,7 @@ def export_cmd(
 
 @command("generate")
 def generate_cmd(
-    dataset: DatasetOpt = "faq-construction",
+    dataset: DatasetOpt = None,
     output: OutputOpt = Path("queries.jsonl"),
     model: Annotated[
         str | None,
@@ -228,8 +243,8 @@ def generate_cmd(
 ) -> None:
     """Write queries for documents with a language model (rerun the same command to resume)."""
     from inpars import io
-    from inpars.datasets import load_dataset
-    from inpars.generate import generate_queries
+    from inpars.pipeline import stage_objects
+    from inpars.stage import load_context
 
     _setup_logging(verbose)
     io.check_output(output)
@@ -242,15 +257,14 @@ def generate_cmd(
             batch_size=batch_size, seed=seed, device=device, num_examples=num_examples, context_length=context_length,
             api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
         ),
+        dataset,
     )
-    summary = generate_queries(
-        load_dataset(dataset).docs.values(), cfg.generate, output, dataset=dataset, shard=shard, num_shards=num_shards,
-        restart=restart,
-    )
+    ctx = load_context(cfg, outputs={"queries.jsonl": output}, restart=restart)
+    summary = stage_objects()["generate"].run_shard(ctx, cfg, output.parent, shard, num_shards)
     typer.echo(
-        f"{summary.generated} queries for {summary.documents} documents -> {output} ({summary.empty} empty, "
-        f"{summary.unfinished} cut at max_new_tokens, "
-        f"{summary.skipped_too_long} skipped as too long, {summary.resumed} resumed, {summary.seconds:.1f}s)"
+        f"{summary['generated']} queries for {summary['documents']} documents -> {output} ({summary['empty']} empty, "
+        f"{summary['unfinished']} cut at max_new_tokens, "
+        f"{summary['skipped_too_long']} skipped as too long, {summary['resumed']} resumed, {summary['seconds']:.1f}s)"
     )
 
 
@@ -291,21 +305,20 @@ def filter_cmd(
 ) -> None:
     """Keep the best synthetic queries: the recipe's filter steps in order (LM score, reranker, consistency, hygiene)."""
     from inpars import io
-    from inpars.datasets import load_dataset
-    from inpars.filter import FilterContext, filter_queries, needs_docs, write_filter_outputs
+    from inpars.filter import needs_docs
 
     _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k))
-    if dataset is None and needs_docs(cfg.filter):
+    cfg = _config(config, set_, _flags("filter", method=method, top_k=top_k), dataset)
+    if dataset is None and config is None and needs_docs(cfg.filter):
         raise InparsError(
             "a filter step reads the documents (consistency, reranker or copied); give the collection with --dataset"
         )
-    docs = load_dataset(dataset).docs if dataset is not None else None
     report_dir = io.check_output(report_dir or output.with_name(f"{output.stem}-report"), folder=True)
-    rows = io.read_synthetic(queries)
-    context = FilterContext(docs=docs, retrieve=cfg.retrieve, cache_dir=report_dir / "cache")
-    summary = write_filter_outputs(filter_queries(rows, cfg.filter, context), output, report_dir)
+    summary = _stage(
+        "filter", cfg, report_dir, dataset=needs_docs(cfg.filter),
+        inputs={"generate/queries.jsonl": queries}, outputs={"kept.jsonl": output},
+    )
     dropped = ", ".join(f"{step}: {n}" for step, n in summary["dropped"].items() if n) or "none"
     typer.echo(f"kept {summary['kept']} of {summary['input']} -> {output} (dropped by {dropped}; report in {report_dir})")
 
@@ -313,7 +326,7 @@ def filter_cmd(
 @command("negatives")
 def negatives_cmd(
     queries: Annotated[Path, typer.Argument(help="Synthetic queries (JSONL).")],
-    dataset: DatasetOpt = "faq-construction",
+    dataset: DatasetOpt = None,
     output: OutputOpt = Path("train.jsonl"),
     depth: Annotated[int | None, typer.Option(help="Draw from the BM25 top-N.")] = None,
     num_negatives: Annotated[int | None, typer.Option()] = None,
@@ -328,8 +341,6 @@ def negatives_cmd(
 ) -> None:
     """Mine BM25 (and optionally dense) negatives and write training examples (query, document, label)."""
     from inpars import io
-    from inpars.datasets import load_dataset
-    from inpars.negatives import mine_negatives
 
     _setup_logging(verbose)
     io.check_output(output)
@@ -339,14 +350,16 @@ def negatives_cmd(
         _flags(
             "negatives", depth=depth, num_negatives=num_negatives, strategy=strategy, seed=seed, dense_negatives=dense_negatives
         ),
+        dataset,
     )
-    rows = io.read_synthetic(queries)
-    data = load_dataset(dataset)
-    retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
-    retriever.index(data.docs.values())
-    examples = mine_negatives(rows, data.docs, retriever, cfg.negatives)
-    io.write_training(output, examples)
-    typer.echo(f"{len(examples)} training examples -> {output}")
+    # With select.validation > 0 the held-out queries go beside the output, as the select stage of 'inpars run' reads them.
+    held = io.check_output(output.with_name(f"{output.stem}-validation.jsonl"))
+    summary = _stage(
+        "negatives", cfg, output.parent, inputs={"filter/kept.jsonl": queries},
+        outputs={"train.jsonl": output, "validation.jsonl": held},
+    )
+    held_out = f"; {summary['held_out']} queries held out for select" if "held_out" in summary else ""
+    typer.echo(f"{summary['examples']} training examples -> {output}{held_out}")
 
 
 @command("train")
@@ -371,7 +384,6 @@ def train_cmd(
 ) -> None:
     """Fine-tune a reranker on synthetic training examples (on N GPUs: torchrun --nproc_per_node N -m inpars.cli train ...)."""
     from inpars import io
-    from inpars.models import check as check_model
     from inpars.rerank.training import leave_process_group
 
     _setup_logging(verbose)
@@ -384,16 +396,14 @@ def train_cmd(
             learning_rate=learning_rate, batch_size=batch_size, seed=seed,
         ),
     )
-    rows = io.read_training(examples)
-    check_model(cfg.train.model)
-    model_dir = rerankers.get(cfg.train.reranker).train(rows, cfg.train, output)
+    summary = _stage("train", cfg, output, dataset=False, inputs={"negatives/train.jsonl": examples})
     leave_process_group()
-    typer.echo(f"model -> {model_dir}")
+    typer.echo(f"model -> {summary['model']}")
 
 
 @command("retrieve")
 def retrieve_cmd(
-    dataset: DatasetOpt = "faq-construction",
+    dataset: DatasetOpt = None,
     output: OutputOpt = Path("bm25.trec"),
     backend: Annotated[
         str | None,
@@ -404,26 +414,27 @@ def retrieve_cmd(
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Retrieve the dataset's test queries with the first stage (BM25 unless --backend says otherwise) and write a TREC run."""
+    """Retrieve the dataset's test queries with the first stage (BM25 unless --backend says otherwise) and write a TREC run;
+    a first stage that is not BM25 also writes BM25's run (the baseline) beside it, as <output>-bm25.trec."""
     from inpars import io
-    from inpars.datasets import load_dataset
+    from inpars.stage import BM25_BACKENDS
 
     _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags("retrieve", backend=backend, top_k=top_k))
-    data = load_dataset(dataset)
-    retriever = retrievers.get(cfg.retrieve.backend)(cfg.retrieve)
-    retriever.index(data.docs.values())
-    run = retriever.search(data.queries, cfg.retrieve.top_k)
-    io.write_trec_run(output, run, tag=cfg.retrieve.backend)
-    typer.echo(f"{len(run)} queries -> {output}")
+    cfg = _config(config, set_, _flags("retrieve", backend=backend, top_k=top_k), dataset)
+    bm25 = output.with_name(f"{output.stem}-bm25.trec")
+    summary = _stage("retrieve", cfg, output.parent, outputs={"run.trec": output, "bm25.trec": bm25})
+    baseline = f" (BM25 baseline -> {bm25})" if cfg.retrieve.backend not in BM25_BACKENDS else ""
+    typer.echo(f"{summary['queries']} queries -> {output}{baseline}")
 
 
 @command("rerank")
 def rerank_cmd(
     run: Annotated[Path, typer.Argument(help="First-stage TREC run.")],
-    model: Annotated[str, typer.Option(help="A trained reranker folder or a Hugging Face id.")],
-    dataset: DatasetOpt = "faq-construction",
+    model: Annotated[
+        str | None, typer.Option(help="A trained reranker folder or a Hugging Face id (default: the recipe's rerank.model).")
+    ] = None,
+    dataset: DatasetOpt = None,
     output: OutputOpt = Path("reranked.trec"),
     reranker: RerankerOpt = None,
     top_k: Annotated[int | None, typer.Option(help="Rerank this many per query.")] = None,
@@ -443,28 +454,33 @@ def rerank_cmd(
 ) -> None:
     """Rerank the top-k of a run; deeper documents keep their first-stage order."""
     from inpars import io
-    from inpars.datasets import load_dataset
     from inpars.models import check as check_model
-    from inpars.rerank.base import check_run, rerank_run, shard_of_run
+    from inpars.pipeline import stage_objects
+    from inpars.rerank.base import check_run, shard_of_run
+    from inpars.stage import load_context
 
     _setup_logging(verbose)
     io.check_output(output)
-    cfg = _config(config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size) + _flags("train", reranker=reranker))
+    cfg = _config(
+        config, set_, _flags("rerank", top_k=top_k, batch_size=batch_size, reranker=reranker, model=model), dataset
+    )
+    if cfg.rerank.model is None:
+        raise InparsError("no reranker to rerank with: give --model (a trained reranker folder or a Hugging Face id)")
+    ctx = load_context(
+        cfg, stages=frozenset({"retrieve"}), inputs={"retrieve/run.trec": run}, outputs={"run.trec": output},
+        model=cfg.rerank.model,
+    )
     # The inputs are read and checked before the model loads: a bad run costs no model time.
-    first = shard_of_run(io.read_trec_run(run), shard, num_shards)
-    data = load_dataset(dataset)
-    check_run(first, data.queries, data.docs, source=run)
-    check_model(model)
-    scorer = rerankers.get(cfg.train.reranker)(model, max_length=cfg.rerank.max_length, batch_size=cfg.rerank.batch_size)
-    out = rerank_run(scorer, first, data.queries, data.docs, cfg.rerank.top_k)
-    io.write_trec_run(output, out, tag=cfg.train.reranker)
-    typer.echo(f"{len(out)} queries -> {output}")
+    check_run(shard_of_run(io.read_trec_run(run), shard, num_shards), ctx.dataset.queries, ctx.dataset.docs, source=run)
+    check_model(cfg.rerank.model)
+    summary = stage_objects()["rerank"].run_shard(ctx, cfg, output.parent, shard, num_shards)
+    typer.echo(f"{summary['queries']} queries -> {output}")
 
 
 @command("evaluate")
 def evaluate_cmd(
     runs: Annotated[list[Path], typer.Argument(help="One or more TREC runs of the same queries.")],
-    dataset: DatasetOpt = "faq-construction",
+    dataset: DatasetOpt = None,
     qrels: Annotated[Path | None, typer.Option(help="A qrels file (BEIR .tsv or TREC) instead of the dataset's.")] = None,
     measure: Annotated[
         list[str] | None, typer.Option("--measure", "-m", help="ir_measures names (repeatable); default nDCG@10, RR@10, R@100.")
@@ -503,7 +519,7 @@ def evaluate_cmd(
         io.check_output(output)
     if baseline is not None and baseline not in runs:
         raise InparsError(f"--baseline {baseline} is not one of the runs given; add it to the runs or name one of them")
-    judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset).qrels
+    judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset or "faq-construction").qrels
     if exclude_fewshot:
         from inpars.generate.fewshot import without_fewshot_queries
 

@@ -364,11 +364,20 @@ class RerankConfig:
     top_k: int = 100
     batch_size: int = 64
     max_length: int = 256
+    reranker: str | None = None
+    """The reranker kind; None: the kind the run trains (``train.reranker``)."""
+    model: str | None = None
+    """A model that reranks instead of one the run trains (a Hugging Face id or a folder): a run with it has no
+    generation, filtering, mining or training."""
 
     runtime_only: ClassVar[tuple[str, ...]] = ("batch_size",)
 
     def __post_init__(self) -> None:
         _check_range(self, ("top_k", "batch_size", "max_length"), 1)
+        if self.reranker is not None:
+            from inpars.rerank.base import rerankers
+
+            check_name(rerankers, "reranker", self.reranker)
 
 
 SELECT_SOURCES = ("reranker", "first-stage")

@@ -12,9 +12,11 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from inpars.data import Qrels, Run
 from inpars.errors import InparsError
+from inpars.stage import Stage
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100")
 
@@ -184,3 +186,40 @@ def format_stats(stats_: MeasureStats, digits: int = 4) -> str:
     if stats_.p_randomization_holm is not None:
         text += f" p={stats_.p_randomization_holm:.3g}"
     return text
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+
+
+def run_systems(ctx) -> dict[str, Path]:
+    """The runs a recipe scores, by system name: BM25 (the baseline), the first stage when it is not BM25, the reranker."""
+    systems = {"bm25": ctx.input("retrieve", "run.trec" if ctx.first_is_bm25 else "bm25.trec")}
+    if not ctx.first_is_bm25:
+        systems[ctx.config.retrieve.backend] = ctx.input("retrieve", "run.trec")
+    if ctx.has("rerank"):
+        systems[ctx.reranker] = ctx.input("rerank", "run.trec")
+    return systems
+
+
+def _run(ctx, cfg, folder: Path) -> dict:
+    from inpars import io
+    from inpars.generate.fewshot import FEWSHOT_FILE, without_fewshot_queries
+
+    qrels = ctx.dataset.qrels
+    if ctx.has("generate"):
+        # Queries shown to the generator as few-shot examples are not test queries any more.
+        qrels = without_fewshot_queries(qrels, ctx.input("generate", FEWSHOT_FILE).parent)
+    scores = {name: per_query(io.read_trec_run(path), qrels, cfg.evaluate.measures) for name, path in run_systems(ctx).items()}
+    io.write_json(ctx.output(folder, "per_query.json"), scores)
+    metrics = {name: {m: sum(v.values()) / len(v) for m, v in by_measure.items()} for name, by_measure in scores.items()}
+    io.write_json(ctx.output(folder, "metrics.json"), metrics)
+    return metrics
+
+
+STAGE = Stage(
+    "evaluate",
+    ("evaluate",),
+    ("retrieve/run.trec", "retrieve/bm25.trec", "rerank/run.trec", "generate/fewshot_query_ids.json"),
+    ("metrics.json", "per_query.json"),
+    _run,
+)

@@ -10,9 +10,10 @@ import logging
 import random
 from collections.abc import Mapping
 
-from inpars.config import NegativesConfig
+from inpars.config import NegativesConfig, RetrieveConfig
 from inpars.data import Doc, Query, Run, SyntheticQuery, TrainingExample
 from inpars.errors import InparsError
+from inpars.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -53,37 +54,6 @@ def pick_negatives(
     return picked
 
 
-def dense_run(queries: Mapping[str, Query], docs: Mapping[str, Doc], model: str, top_k: int, batch_size: int = 64) -> Run:
-    """Cosine similarity of a sentence-transformers bi-encoder: each query's ``top_k`` documents."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    from inpars.models import resolve
-
-    if not queries:
-        return {}
-    doc_ids = list(docs)
-    if not doc_ids:
-        raise InparsError("cannot search an empty corpus")
-    encoder = SentenceTransformer(resolve(model))
-    logger.info("dense negatives: encoding %d documents and %d queries with %s", len(doc_ids), len(queries), model)
-    doc_vectors = encoder.encode(
-        [docs[d].full_text for d in doc_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True
-    )
-    query_ids = list(queries)
-    query_vectors = encoder.encode(
-        [queries[q].text for q in query_ids], batch_size=batch_size, convert_to_tensor=True, normalize_embeddings=True
-    )
-    k = min(top_k, len(doc_ids))
-    run: Run = {}
-    for start in range(0, len(query_ids), batch_size):
-        scores = query_vectors[start : start + batch_size] @ doc_vectors.T
-        values, indices = torch.topk(scores, k, dim=1)
-        for qid, row_values, row_indices in zip(query_ids[start : start + batch_size], values.tolist(), indices.tolist()):
-            run[qid] = {doc_ids[i]: float(v) for v, i in zip(row_values, row_indices)}
-    return run
-
-
 def training_examples(
     queries: list[SyntheticQuery], negatives: Mapping[str, list[str]], docs: Mapping[str, Doc]
 ) -> list[TrainingExample]:
@@ -101,12 +71,22 @@ def training_examples(
     return examples
 
 
+def dense_retriever(docs: Mapping[str, Doc], model: str):
+    """A bi-encoder (``negatives.dense_model``) with ``docs`` indexed, for dense negatives."""
+    from inpars.retrieve.dense import DenseRetriever
+
+    dense = DenseRetriever(RetrieveConfig(backend="dense", model=model))
+    dense.index(docs.values())
+    return dense
+
+
 def mine_negatives(
-    queries: list[SyntheticQuery], docs: Mapping[str, Doc], retriever, config: NegativesConfig
+    queries: list[SyntheticQuery], docs: Mapping[str, Doc], retriever, config: NegativesConfig, dense=None
 ) -> list[TrainingExample]:
     """Search each synthetic query with an indexed ``retriever`` (and a bi-encoder, if asked) and build training examples.
 
-    ``retriever`` may be None when ``config.num_negatives`` is 0 (dense negatives only).
+    ``retriever`` may be None when ``config.num_negatives`` is 0 (dense negatives only); ``dense``: the indexed
+    bi-encoder for dense negatives (built from ``config.dense_model`` when not given).
     """
     as_queries = {q.query_id: Query(q.query_id, q.text) for q in queries}
     negatives: dict[str, list[str]] = {q.query_id: [] for q in queries}
@@ -117,7 +97,7 @@ def mine_negatives(
             )
         negatives = pick_negatives(retriever.search(as_queries, top_k=config.depth), queries, config)
     if config.dense_negatives:
-        run = dense_run(as_queries, docs, config.dense_model, config.depth)
+        run = (dense or dense_retriever(docs, config.dense_model)).search(as_queries, config.depth)
         dense = pick_negatives(run, queries, config, count=config.dense_negatives, stream="dense", exclude=negatives)
         negatives = {qid: negatives[qid] + dense[qid] for qid in negatives}
     return training_examples(queries, negatives, docs)
@@ -140,3 +120,32 @@ def hold_out(queries: list[SyntheticQuery], share: float, at_most: int) -> tuple
         len(training),
     )
     return training, validation
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+
+
+def _run(ctx, cfg, folder) -> dict:
+    from inpars import io
+
+    kept = io.read_synthetic(ctx.input("filter", "kept.jsonl"))
+    summary: dict = {}
+    if cfg.select.enabled:
+        kept, validation = hold_out(kept, cfg.select.validation, cfg.select.max_validation)
+        io.write_synthetic(ctx.output(folder, "validation.jsonl"), validation)
+        summary["held_out"] = len(validation)
+    config = cfg.negatives
+    # Negatives always come from the recipe's BM25 (never a dense first stage), so mining means one thing everywhere.
+    bm25 = ctx.retriever(ctx.bm25) if config.num_negatives else None
+    dense = (
+        ctx.retriever(RetrieveConfig(backend="dense", model=config.dense_model)) if config.dense_negatives and kept else None
+    )
+    examples = mine_negatives(kept, ctx.dataset.docs, bm25, config, dense=dense)
+    io.write_training(ctx.output(folder, "train.jsonl"), examples)
+    negatives = sum(1 for e in examples if e.label == 0)
+    return {"queries": len(kept), "examples": len(examples), "negatives": negatives, **summary}
+
+
+STAGE = Stage(
+    "negatives", ("negatives", "retrieve", "select"), ("filter/kept.jsonl",), ("train.jsonl", "validation.jsonl"), _run
+)

@@ -9,6 +9,7 @@ downstream (their fingerprints include it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -17,18 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from inpars import io
-from inpars.config import PipelineConfig, RetrieveConfig, fingerprint, identity, to_dict
-from inpars.data import Dataset, Query, Run
+from inpars.config import PipelineConfig, fingerprint, identity, to_dict
+from inpars.data import Dataset
 from inpars.datasets import load_dataset
 from inpars.errors import InparsError
 from inpars.evaluate import MeasureStats
 from inpars.models import MINILM
 from inpars.models import check as check_model
 from inpars.provenance import git_commit, library_versions
+from inpars.stage import BM25_BACKENDS, Stage, bm25_settings, load_context
 
 logger = logging.getLogger(__name__)
-
-BM25_BACKENDS = ("bm25s", "pyserini")
 
 STAGES = ("generate", "filter", "negatives", "train", "retrieve", "select", "rerank", "evaluate")
 """The stages of a run, in the order one process runs them (``select`` only where ``select.validation`` > 0)."""
@@ -46,6 +46,22 @@ NEEDS = {
 does not have is not waited for."""
 SHARDED = ("generate", "rerank")
 """Stages that can run as shards (documents for generation, test queries for reranking), merged by the stage itself."""
+
+
+def stage_objects() -> dict[str, Stage]:
+    """The stages, by name, in run order: each stage module's ``STAGE``."""
+    from inpars.evaluate import STAGE as evaluate
+    from inpars.filter.stage import STAGE as filter_
+    from inpars.generate.stage import STAGE as generate
+    from inpars.negatives import STAGE as negatives
+    from inpars.rerank.fusion import STAGE as select
+    from inpars.rerank.stage import STAGE as rerank
+    from inpars.rerank.training import STAGE as train
+    from inpars.retrieve.stage import STAGE as retrieve
+
+    found = {s.name: s for s in (generate, filter_, negatives, train, retrieve, select, rerank, evaluate)}
+    assert tuple(found) == STAGES, "the stage objects and STAGES disagree"
+    return found
 
 
 def upstream_of(stage: str) -> set[str]:
@@ -102,16 +118,6 @@ def shard_fingerprint(stage_fp: str, shard: int, num_shards: int) -> str:
 
 class _Stop(Exception):
     """The selected stage has run: the rest of the run is not this job's."""
-
-
-def bm25_settings(retrieve: RetrieveConfig) -> RetrieveConfig:
-    """The recipe's BM25: its first stage when that is BM25, else bm25s with the same parameters.
-
-    Negatives and the BM25 consistency filter always search with it, and it is the baseline every run reports.
-    """
-    if retrieve.backend in BM25_BACKENDS:
-        return retrieve
-    return dataclasses.replace(retrieve, backend="bm25s", model=None)
 
 
 @dataclass
@@ -278,7 +284,7 @@ def stage_specs(
         specs.update(generate=gen, filter=flt, negatives=neg, train=trn)
         model_fp = trn.fingerprint
     elif rerank:
-        model_fp = fingerprint({"model": model, "reranker": config.train.reranker})
+        model_fp = fingerprint({"model": model, "reranker": config.rerank.reranker or config.train.reranker})
     first_is_bm25 = bm25 is config.retrieve
     ret = StageSpec("retrieve", config.retrieve, (data_fp,), ("run.trec",) if first_is_bm25 else ("run.trec", "bm25.trec"))
     specs["retrieve"] = ret
@@ -417,25 +423,24 @@ def run_pipeline(
         raise InparsError("give either synthetic queries or a trained model to start from, not both")
     if not rerank and (model is not None or queries is not None):
         raise InparsError("a retrieval-only run takes neither synthetic queries nor a model")
-    from inpars.evaluate import per_query
-    from inpars.generate import generate_queries, merge_shards
-    from inpars.generate.fewshot import without_fewshot_queries
-    from inpars.rerank import rerank_run, rerankers
-    from inpars.rerank.base import merge_runs, shard_of_run
-    from inpars.rerank.fusion import candidate_pool, choose, fuse, restricted
-    from inpars.retrieve import retrievers
-
+    if rerank and model is None and queries is None:
+        model = config.rerank.model
     # Every model the run will load is checked first: a name that cannot load fails now, not after hours of generation.
     for name in models_used(config, model=model, queries=queries, rerank=rerank):
         check_model(name)
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_json(run_dir / "config.json", to_dict(config))
-    dataset = dataset or load_dataset(config.dataset)
-    if config.fix_text:
-        dataset = dataset.with_fixed_text()
-    counts = dataset.counts()
-    if not dataset.docs:
+    ctx = load_context(
+        config,
+        dataset,
+        run_dir=run_dir,
+        queries=Path(queries) if queries is not None else None,
+        model=model or str(run_dir / "train" / "model"),
+        restart=force,
+    )
+    counts = ctx.dataset.counts()
+    if not ctx.dataset.docs:
         raise InparsError(f"dataset '{config.dataset}' has no documents")
     data_fp = data_fingerprint(config.dataset, counts)
     queries_fp = io.file_sha256(queries) if queries is not None else None
@@ -444,195 +449,18 @@ def run_pipeline(
         raise InparsError(f"this run has no stage '{only.stage}'; its stages: {', '.join(specs)}")
     if only is not None and only.stage == "generate" and only.num_shards > 1 and queries is not None:
         raise InparsError("imported synthetic queries are not generated, so the generate stage has no shards; drop --num-shards")
+    ctx.stages = frozenset(specs)
     steps = _Steps(run_dir, specs, only, force)
-
-    retriever_cache: dict[str, Any] = {}
-
-    def retriever(rc: RetrieveConfig):
-        key = fingerprint(rc)
-        if key not in retriever_cache:
-            r = retrievers.get(rc.backend)(rc)
-            r.index(dataset.docs.values())
-            retriever_cache[key] = r
-        return retriever_cache[key]
-
-    bm25 = bm25_settings(config.retrieve)
-    first_is_bm25 = bm25 is config.retrieve
-    if model is None:
-        model = str(run_dir / "train" / "model")
-
-    # 1. generate, or take the given synthetic queries
-    def do_generate(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
-        return generate_queries(
-            dataset.docs.values(),
-            config.generate,
-            folder / "queries.jsonl",
-            dataset=config.dataset,
-            shard=shard,
-            num_shards=num_shards,
-            restart=force,
-        ).as_dict()
-
-    def do_import(folder: Path) -> dict:
-        rows = io.read_synthetic(queries)
-        unknown = sum(1 for q in rows if q.doc_id not in dataset.docs)
-        if unknown:
-            raise InparsError(
-                f"{queries}: {unknown} of {len(rows)} synthetic queries name a document that '{config.dataset}' does not have; "
-                "check that they belong to this dataset"
-            )
-        return {"imported": io.write_synthetic(folder / "queries.jsonl", rows), "source": str(queries)}
-
-    # 2. filter
-    def do_filter(folder: Path) -> dict:
-        from inpars.filter import FilterContext, filter_queries, write_filter_outputs
-
-        generated = io.read_synthetic(run_dir / "generate" / "queries.jsonl")
-        # Scores of the model-based filters are cached under the stage, so an interrupted run resumes.
-        context = FilterContext(docs=dataset.docs, retrieve=bm25, cache_dir=folder / "cache")
-        summary = write_filter_outputs(filter_queries(generated, config.filter, context), folder / "kept.jsonl", folder)
-        return {key: summary[key] for key in ("input", "kept", "dropped", "histogram") if key in summary}
-
-    # 3. negatives
-    def do_negatives(folder: Path) -> dict:
-        from inpars.negatives import hold_out, mine_negatives
-
-        kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl")
-        summary: dict[str, Any] = {}
-        if config.select.enabled:
-            kept, validation = hold_out(kept, config.select.validation, config.select.max_validation)
-            io.write_synthetic(folder / "validation.jsonl", validation)
-            summary["held_out"] = len(validation)
-        examples = mine_negatives(kept, dataset.docs, retriever(bm25), config.negatives)
-        io.write_training(folder / "train.jsonl", examples)
-        return {"queries": len(kept), "examples": len(examples), "negatives": sum(1 for e in examples if e.label == 0), **summary}
-
-    # 4. train
-    def do_train(folder: Path) -> dict:
-        examples = io.read_training(run_dir / "negatives" / "train.jsonl")
-        rerankers.get(config.train.reranker).train(examples, config.train, folder)
-        return {"examples": len(examples), "model": str(folder / "model")}
-
-    # 5. retrieve the real test queries (and, when the first stage is not BM25, BM25's run as the baseline)
-    def do_retrieve(folder: Path) -> dict:
-        run = retriever(config.retrieve).search(dataset.queries, config.retrieve.top_k)
-        io.write_trec_run(folder / "run.trec", run, tag=config.retrieve.backend)
-        if not first_is_bm25:
-            io.write_trec_run(folder / "bm25.trec", retriever(bm25).search(dataset.queries, bm25.top_k), tag=bm25.backend)
-        return {"queries": len(run)}
-
-    def load_reranker():
-        return rerankers.get(config.train.reranker)(
-            model, max_length=config.rerank.max_length, batch_size=config.rerank.batch_size
-        )
-
-    def final_run(first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float) -> tuple[Run, int]:
-        """The final ranking for ``queries``: ``source`` (the reranked first stage, or the first stage) fused with BM25
-        at ``weight``; and the number of pairs the reranker scored."""
-        depth = config.rerank.top_k
-        if source == "first-stage":
-            return fuse(first, lexical, weight), 0
-        pool = first if weight == 0 else candidate_pool(first, lexical, depth)
-        run = rerank_run(load_reranker(), pool, queries, dataset.docs, depth if weight == 0 else 2 * depth)
-        return fuse(run, lexical, weight), sum(min(len(v), depth if weight == 0 else 2 * depth) for v in pool.values())
-
-    # 6. choose the final system on the held-out synthetic queries
-    def do_select(folder: Path) -> dict:
-        from inpars.evaluate import evaluate as mean_scores
-
-        held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl", allow_empty=True)
-        if not held:
-            raise InparsError(
-                f"select: no synthetic query was held out in {run_dir / 'negatives'}; "
-                "raise select.validation or generate for more documents"
-            )
-        queries = {q.query_id: Query(q.query_id, q.text) for q in held}
-        qrels = {q.query_id: {q.doc_id: 1} for q in held}
-        depth = config.rerank.top_k
-        first = retriever(config.retrieve).search(queries, config.retrieve.top_k)
-        lexical = first if first_is_bm25 else retriever(bm25).search(queries, bm25.top_k)
-        sources: dict[str, tuple[Run, Run]] = {}
-        if "reranker" in config.select.sources:
-            pooled = rerank_run(load_reranker(), candidate_pool(first, lexical, depth), queries, dataset.docs, 2 * depth)
-            sources["reranker"] = (restricted(pooled, first, depth), pooled)
-        if "first-stage" in config.select.sources:
-            sources["first-stage"] = (first, first)
-        choice = choose(
-            sources,
-            first,
-            lexical,
-            config.select.bm25_weights,
-            qrels,
-            config.select.measure,
-            lambda run, q, m: mean_scores(run, q, [m])[m],
-            gate=config.select.bm25_gate,
-        )
-        io.write_json(folder / "selection.json", choice)
-        return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
-
-    # 7. rerank, all test queries or a shard of them
-    def do_rerank(folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
-        first = shard_of_run(io.read_trec_run(run_dir / "retrieve" / "run.trec"), shard, num_shards)
-        choice = (
-            io.read_json(run_dir / "select" / "selection.json")
-            if "select" in specs
-            else {"source": "reranker", "bm25_weight": 0.0}
-        )
-        weight = float(choice["bm25_weight"])
-        lexical = (
-            first
-            if first_is_bm25 or weight == 0
-            else shard_of_run(io.read_trec_run(run_dir / "retrieve" / "bm25.trec"), shard, num_shards)
-        )
-        run, pairs = final_run(first, lexical, dataset.queries, choice["source"], weight)
-        io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
-        return {"queries": len(run), "pairs": pairs, "source": choice["source"], "bm25_weight": weight}
-
-    def merge_reranked(folder: Path, shards: list[Path]) -> dict:
-        run = merge_runs([shard / "run.trec" for shard in shards])
-        io.write_trec_run(folder / "run.trec", run, tag=config.train.reranker)
-        return {"queries": len(run), "merged_shards": len(shards)}
-
-    # 8. evaluate
-    def do_evaluate(folder: Path) -> dict:
-        # Queries shown to the generator as few-shot examples are not test queries any more.
-        qrels = without_fewshot_queries(dataset.qrels, run_dir / "generate") if "generate" in specs else dataset.qrels
-        systems = {"bm25": run_dir / "retrieve" / ("run.trec" if first_is_bm25 else "bm25.trec")}
-        if not first_is_bm25:
-            systems[config.retrieve.backend] = run_dir / "retrieve" / "run.trec"
-        if rerank:
-            systems[config.train.reranker] = run_dir / "rerank" / "run.trec"
-        scores = {name: per_query(io.read_trec_run(path), qrels, config.evaluate.measures) for name, path in systems.items()}
-        io.write_json(folder / "per_query.json", scores)
-        metrics = {
-            name: {m: sum(values.values()) / len(values) for m, values in by_measure.items()}
-            for name, by_measure in scores.items()
-        }
-        io.write_json(folder / "metrics.json", metrics)
-        return metrics
-
+    stages = stage_objects()
     try:
-        if "generate" in specs:
-            if queries is None:
-                steps.run(
-                    "generate",
-                    do_generate,
-                    do_generate,
-                    lambda folder, shards: merge_shards(
-                        [s / "queries.jsonl" for s in shards], folder / "queries.jsonl"
-                    ).as_dict(),
-                )
-            else:
-                steps.run("generate", do_import)
-            steps.run("filter", do_filter)
-            steps.run("negatives", do_negatives)
-            steps.run("train", do_train)
-        steps.run("retrieve", do_retrieve)
-        if "select" in specs:
-            steps.run("select", do_select)
-        if rerank:
-            steps.run("rerank", do_rerank, do_rerank, merge_reranked)
-        steps.run("evaluate", do_evaluate)
+        for name in specs:
+            stage = stages[name]
+            steps.run(
+                name,
+                functools.partial(stage.run, ctx, config),
+                functools.partial(stage.run_shard, ctx, config) if stage.run_shard else None,
+                functools.partial(stage.merge, ctx, config) if stage.merge else None,
+            )
     except _Stop:
         return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts)
     statistics = write_statistics(run_dir, {config.train.seed: run_dir}, config)

@@ -235,7 +235,7 @@ def _condition_steps(
     queries_fp = None
     downloads: list[Download] = []
     if cond.kind == "rerank":
-        model = config.train.model
+        model = config.rerank.model
     elif mode == "checkpoint":
         model = cond.checkpoint(dataset).model
     elif mode == "data":
@@ -354,7 +354,7 @@ def _estimate(tables: Tables, stage: str, config, entry, model: str | None, kind
     if stage == "rerank":
         # A released or given checkpoint is costed as the model it was fine-tuned from (the same architecture).
         pairs = counts["queries"] * min(config.rerank.top_k, config.retrieve.top_k)
-        return _rate(tables, stage, config.train.model, pairs)
+        return _rate(tables, stage, config.rerank.model or config.train.model, pairs)
     return None
 
 

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 MODES = ("full", "data", "checkpoint")
 """How a condition is run: every stage here, from the released synthetic queries, or with the released model."""
 KINDS = ("retrieval", "rerank", "pipeline")
-"""retrieval: retrieve and evaluate; rerank: an existing model reranks (``train.model``); pipeline: the whole method."""
+"""retrieval: retrieve and evaluate; rerank: an existing model reranks (``rerank.model``); pipeline: the whole method."""
 COUNT_KEYS = ("docs", "queries", "qrels")
 TABLES_ENV = "INPARS_REPRODUCE_TABLES"
 
@@ -882,7 +882,7 @@ def run_condition(
     if cond.kind == "retrieval":
         kwargs["rerank"] = False
     elif cond.kind == "rerank":
-        kwargs["model"] = config.train.model
+        kwargs["model"] = _rerank_model(config, cond)
     elif mode == "checkpoint":
         kwargs["model"] = cond.checkpoint(entry.name).model
     elif mode == "data":
@@ -896,6 +896,13 @@ def run_condition(
             f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'"
         )
     return ConditionRun(condition, dataset, mode, compare(cond, cell, result.metrics[cond.system], mode), result.run_dir)
+
+
+def _rerank_model(config, cond: Condition) -> str:
+    """The model a rerank condition reranks with: its recipe's ``rerank.model``."""
+    if config.rerank.model is None:
+        raise InparsError(f"{cond.where}: a rerank condition's recipe names the model that reranks; set rerank.model in it")
+    return config.rerank.model
 
 
 def forum_mean(scores: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -927,7 +934,11 @@ def _run_forums(
         data = load_dataset(part.dataset)
         check_counts(part, data.counts())
         kwargs: dict[str, Any] = (
-            {"rerank": False} if cond.kind == "retrieval" else {"model": config.train.model} if cond.kind == "rerank" else {}
+            {"rerank": False}
+            if cond.kind == "retrieval"
+            else {"model": _rerank_model(config, cond)}
+            if cond.kind == "rerank"
+            else {}
         )
         result = run_pipeline(config, force=force, dataset=data, **kwargs)
         if cond.system not in result.metrics:

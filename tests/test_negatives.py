@@ -13,7 +13,7 @@ import pytest
 from inpars.config import NegativesConfig, RetrieveConfig
 from inpars.data import Doc, Query, SyntheticQuery, TrainingExample
 from inpars.errors import InparsError
-from inpars.negatives import dense_run, mine_negatives, pick_negatives
+from inpars.negatives import dense_retriever, mine_negatives, pick_negatives
 from inpars.retrieve import retrievers
 
 DOCS = {
@@ -99,8 +99,8 @@ def test_random_draws_are_seeded_per_query():
     assert any(pick_negatives(run, [S1], NegativesConfig(num_negatives=3, seed=seed))["s1"] != both["s1"] for seed in range(3))
 
 
-def test_dense_run_ranks_by_cosine_similarity():
-    run = dense_run(as_queries(QUERIES), DOCS, "embedded:minilm-l6", top_k=3)
+def test_dense_negatives_rank_by_cosine_similarity():
+    run = dense_retriever(DOCS, "embedded:minilm-l6").search(as_queries(QUERIES), 3)
     assert [sorted(run[q], key=run[q].get, reverse=True) for q in ("s1", "s2")] == [["d1", "d2", "d3"], ["d4", "d5", "d1"]]
     assert all(-1.0 <= score <= 1.0 for hits in run.values() for score in hits.values())
 

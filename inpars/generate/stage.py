@@ -35,6 +35,7 @@ from inpars.io import (
     write_synthetic,
 )
 from inpars.prompt import Prompt, load_prompt
+from inpars.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -435,3 +436,37 @@ def merge_shards(inputs: list[str | Path], output: str | Path) -> GenerateSummar
     )
     logger.info("merged %d shards: %d queries for %d documents -> %s", num_shards, summary.generated, summary.documents, output)
     return summary
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+
+
+def _import_queries(ctx, output: Path) -> dict:
+    """Synthetic queries made elsewhere (released data, another run's) in place of generation."""
+    rows = read_synthetic(ctx.queries)
+    unknown = sum(1 for q in rows if q.doc_id not in ctx.dataset.docs)
+    if unknown:
+        raise InparsError(
+            f"{ctx.queries}: {unknown} of {len(rows)} synthetic queries name a document that '{ctx.config.dataset}' does not "
+            "have; check that they belong to this dataset"
+        )
+    return {"imported": write_synthetic(output, rows), "source": str(ctx.queries)}
+
+
+def _run_stage(ctx, cfg, folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
+    output = ctx.output(folder, "queries.jsonl")
+    if ctx.queries is not None:  # never sharded: run_pipeline refuses shards of imported queries
+        return _import_queries(ctx, output)
+    return generate_queries(
+        ctx.dataset.docs.values(), cfg.generate, output, dataset=cfg.dataset, shard=shard, num_shards=num_shards,
+        restart=ctx.restart,
+    ).as_dict()
+
+
+def _merge_stage(ctx, cfg, folder: Path, shards: list[Path]) -> dict:
+    return merge_shards([shard / "queries.jsonl" for shard in shards], ctx.output(folder, "queries.jsonl")).as_dict()
+
+
+STAGE = Stage(
+    "generate", ("generate",), (), ("queries.jsonl",), _run_stage, run_shard=_run_stage, merge=_merge_stage
+)

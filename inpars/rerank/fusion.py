@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 from inpars.data import Qrels, Run
+from inpars.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -102,3 +103,48 @@ def choose(
         "gate": {"bm25": lexical, "first_stage": dense, "fusion": fusion} if gate else None,
         "candidates": table,
     }
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+
+
+def _run(ctx, cfg, folder) -> dict:
+    """Choose the final system on the synthetic queries held out of training (their source document is relevant)."""
+    from inpars import io
+    from inpars.data import Query
+    from inpars.errors import InparsError
+    from inpars.evaluate import evaluate
+    from inpars.rerank.base import rerank_run
+
+    held = io.read_synthetic(ctx.input("negatives", "validation.jsonl"), allow_empty=True)
+    if not held:
+        raise InparsError(
+            f"select: no synthetic query was held out in {ctx.input('negatives', 'validation.jsonl').parent}; "
+            "raise select.validation or generate for more documents"
+        )
+    queries = {q.query_id: Query(q.query_id, q.text) for q in held}
+    qrels = {q.query_id: {q.doc_id: 1} for q in held}
+    depth = cfg.rerank.top_k
+    first = ctx.retriever(cfg.retrieve).search(queries, cfg.retrieve.top_k)
+    lexical = first if ctx.first_is_bm25 else ctx.retriever(ctx.bm25).search(queries, ctx.bm25.top_k)
+    sources: dict[str, tuple[Run, Run]] = {}
+    if "reranker" in cfg.select.sources:
+        pooled = rerank_run(ctx.scorer(), candidate_pool(first, lexical, depth), queries, ctx.dataset.docs, 2 * depth)
+        sources["reranker"] = (restricted(pooled, first, depth), pooled)
+    if "first-stage" in cfg.select.sources:
+        sources["first-stage"] = (first, first)
+    choice = choose(
+        sources,
+        first,
+        lexical,
+        cfg.select.bm25_weights,
+        qrels,
+        cfg.select.measure,
+        lambda run, q, m: evaluate(run, q, [m])[m],
+        gate=cfg.select.bm25_gate,
+    )
+    io.write_json(ctx.output(folder, "selection.json"), choice)
+    return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
+
+
+STAGE = Stage("select", ("select", "rerank", "retrieve"), ("negatives/validation.jsonl",), ("selection.json",), _run)

@@ -24,6 +24,7 @@ from inpars.config import TrainConfig, fingerprint, identity, to_dict
 from inpars.data import TrainingExample
 from inpars.errors import InparsError
 from inpars.models import device_of, dtype_name, pick_dtype
+from inpars.stage import Stage
 
 logger = logging.getLogger(__name__)
 
@@ -367,3 +368,19 @@ def check_kind(model: str, metadata: dict, kind: str, compatible: tuple[str, ...
     trained = metadata.get("reranker")
     if trained is not None and trained not in compatible:
         raise InparsError(f"{model} was trained as a '{trained}' reranker, not '{kind}'; rerank it with --reranker {trained}")
+
+
+# ---------------------------------------------------------------------------------------------- the stage
+
+
+def _run_stage(ctx, cfg, folder: Path) -> dict:
+    from inpars.models import check as check_model
+    from inpars.rerank.base import rerankers
+
+    examples = io.read_training(ctx.input("negatives", "train.jsonl"))
+    check_model(cfg.train.model)
+    model_dir = rerankers.get(cfg.train.reranker).train(examples, cfg.train, folder)
+    return {"examples": len(examples), "model": str(model_dir)}
+
+
+STAGE = Stage("train", ("train",), ("negatives/train.jsonl",), ("model",), _run_stage)

@@ -1,0 +1,58 @@
+"""The rerank stage: the trained (or given) reranker over the first stage's top-k of the test queries, fused with BM25
+where the select stage chose so; all queries, or one shard of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inpars import io
+from inpars.data import Query, Run
+from inpars.rerank.base import merge_runs, rerank_run, shard_of_run
+from inpars.rerank.fusion import candidate_pool, fuse
+from inpars.stage import Stage
+
+NO_SELECTION = {"source": "reranker", "bm25_weight": 0.0}
+"""The papers' final system, where no select stage ran: the reranker alone."""
+
+
+def final_run(ctx, first: Run, lexical: Run, queries: dict[str, Query], source: str, weight: float) -> tuple[Run, int]:
+    """The final ranking for ``queries``: ``source`` (the reranked first stage, or the first stage) fused with BM25 at
+    ``weight``; and the number of pairs the reranker scored."""
+    depth = ctx.config.rerank.top_k
+    if source == "first-stage":
+        return fuse(first, lexical, weight), 0
+    pool = first if weight == 0 else candidate_pool(first, lexical, depth)
+    cut = depth if weight == 0 else 2 * depth
+    run = rerank_run(ctx.scorer(), pool, queries, ctx.dataset.docs, cut)
+    return fuse(run, lexical, weight), sum(min(len(v), cut) for v in pool.values())
+
+
+def _run(ctx, cfg, folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
+    first = shard_of_run(io.read_trec_run(ctx.input("retrieve", "run.trec")), shard, num_shards)
+    choice = io.read_json(ctx.input("select", "selection.json")) if ctx.has("select") else NO_SELECTION
+    weight = float(choice["bm25_weight"])
+    lexical = (
+        first
+        if ctx.first_is_bm25 or weight == 0
+        else shard_of_run(io.read_trec_run(ctx.input("retrieve", "bm25.trec")), shard, num_shards)
+    )
+    run, pairs = final_run(ctx, first, lexical, ctx.dataset.queries, choice["source"], weight)
+    io.write_trec_run(ctx.output(folder, "run.trec"), run, tag=ctx.reranker)
+    return {"queries": len(run), "pairs": pairs, "source": choice["source"], "bm25_weight": weight}
+
+
+def _merge(ctx, cfg, folder: Path, shards: list[Path]) -> dict:
+    run = merge_runs([shard / "run.trec" for shard in shards])
+    io.write_trec_run(ctx.output(folder, "run.trec"), run, tag=ctx.reranker)
+    return {"queries": len(run), "merged_shards": len(shards)}
+
+
+STAGE = Stage(
+    "rerank",
+    ("rerank",),
+    ("retrieve/run.trec", "retrieve/bm25.trec", "select/selection.json"),
+    ("run.trec",),
+    _run,
+    run_shard=_run,
+    merge=_merge,
+)
