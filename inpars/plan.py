@@ -240,7 +240,7 @@ def _condition_steps(
         model = cond.checkpoint(dataset).model
     elif mode == "data":
         from inpars.io import file_sha256
-        from inpars.reproduce import _fill
+        from inpars.reproduce.run import _fill
 
         url = _fill(cond.released["data"], entry)
         converted = run_dir / f"released-{Path(url.rstrip('/').rsplit('/', 1)[-1]).stem}.jsonl"
