@@ -255,8 +255,8 @@ def generate_cmd(
             "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc,
             max_new_tokens=max_new_tokens, max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p,
             batch_size=batch_size, seed=seed, device=device, num_examples=num_examples, context_length=context_length,
-            api_base=api_base, api_key_env=api_key_env, concurrency=concurrency,
-        ),
+        )
+        + _flags("generate.openai", api_base=api_base, api_key_env=api_key_env, concurrency=concurrency),
         dataset,
     )
     ctx = load_context(cfg, outputs={"queries.jsonl": output}, restart=restart)

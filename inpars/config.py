@@ -8,10 +8,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
@@ -19,6 +18,9 @@ from inpars.errors import InparsError, InputError
 from inpars.io import parse_yaml, read_text, show
 from inpars.models import DTYPES
 from inpars.registry import Registry, did_you_mean, suggest
+
+if TYPE_CHECKING:
+    from inpars.generate.openai import OpenAIOptions
 
 
 class InvalidValue(InparsError):
@@ -31,7 +33,7 @@ class InvalidValue(InparsError):
         self.hint = hint
 
 
-def _check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool = False, high: float | None = None) -> None:
+def check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool = False, high: float | None = None) -> None:
     """Each of ``keys`` is None (when its field allows it) or lies in [low, high] ((low, high] when ``strict``)."""
     for key in keys:
         value = getattr(config, key)
@@ -57,6 +59,12 @@ def _check_dtype(config: Any, key: str) -> None:
         raise InvalidValue(key, f"is '{value}'", f"use one of {', '.join(DTYPES)}")
 
 
+def _openai_options() -> OpenAIOptions:
+    from inpars.generate.openai import OpenAIOptions  # the backend's module, which imports this one
+
+    return OpenAIOptions()
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     backend: str = "hf"
@@ -80,20 +88,6 @@ class GenerateConfig:
     """Few-shot examples drawn from the dataset for prompts that take them (promptagator-*); None: the prompt's number."""
     context_length: int | None = None
     """The model's context in tokens (prompt plus new tokens); None: what the model declares. Longer prompts are skipped."""
-    tokenizer: str | None = None
-    """openai backend: a transformers tokenizer (id or folder) to truncate documents and measure prompts; None: words."""
-    api_base: str = "https://api.openai.com/v1"
-    """openai backend: any OpenAI-compatible server, e.g. http://localhost:8000/v1 for 'vllm serve'."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """openai backend: the environment variable that holds the API key (the key is never written anywhere)."""
-    concurrency: int = 8
-    """openai backend: requests in flight at once."""
-    max_retries: int = 5
-    """openai backend: retries of a request answered 429 or 5xx, or cut off, before giving up."""
-    retry_wait: float = 1.0
-    """openai backend: seconds before the first retry, doubled at each further one (or the server's Retry-After)."""
-    request_timeout: float = 120.0
-    """openai backend: seconds to wait for one answer."""
     fewshot_source: str = "dataset"
     """Where prompts with ``examples_from: dataset`` (promptagator-*) take their examples: ``dataset``, the dataset's
     own judged queries (any dataset), or ``published``, the per-corpus file of the ``inpars/fewshot-examples``
@@ -107,24 +101,23 @@ class GenerateConfig:
     fewshot_shuffle: bool = False
     """Reorder the few-shot examples for every document (seeded by ``seed`` and the document id), as the reference
     does; False keeps one order, so every document shares one prompt prefix."""
+    openai: OpenAIOptions = field(default_factory=_openai_options)
+    """What only the openai backend reads (``generate.openai.api_base``, ...); refused with another backend."""
 
-    runtime_only: ClassVar[tuple[str, ...]] = (
-        "batch_size",
-        "device",
-        "api_base",
-        "api_key_env",
-        "concurrency",
-        "max_retries",
-        "retry_wait",
-        "request_timeout",
-    )
-    """How fast queries come, not what they are: an interrupted generation resumes with other values."""
+    runtime_only: ClassVar[tuple[str, ...]] = ("batch_size", "device")
+    """How fast queries come, not what they are: an interrupted generation resumes with other values (a block such as
+    ``openai`` lists its own)."""
+    renamed: ClassVar[dict[str, str]] = {
+        key: f"openai.{key}"
+        for key in ("tokenizer", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout")
+    }
+    """Keys that moved, and where to: a recipe that still has them is told the new place."""
 
     def __post_init__(self) -> None:
         from inpars.generate.base import generators
 
         check_name(generators, "backend", self.backend)
-        _check_range(
+        check_range(
             self,
             (
                 "num_docs",
@@ -134,14 +127,17 @@ class GenerateConfig:
                 "batch_size",
                 "num_examples",
                 "context_length",
-                "concurrency",
             ),
             1,
         )
-        _check_range(self, ("temperature", "max_retries", "retry_wait"), 0)
-        _check_range(self, ("top_p",), 0, strict=True, high=1)
-        _check_range(self, ("request_timeout",), 0, strict=True)
+        check_range(self, ("temperature",), 0)
+        check_range(self, ("top_p",), 0, strict=True, high=1)
         _check_dtype(self, "dtype")
+        for name in generators.names():  # a backend's own block (generate.openai) is for that backend alone
+            block = getattr(self, name, None)
+            if block is not None and name != self.backend and block != type(block)():
+                problem, hint = f"is set, but backend is '{self.backend}'", f"use backend: {name}, or leave the block out"
+                raise InvalidValue(name, problem, hint)
         if self.queries_per_doc > 1 and self.temperature <= 0:
             raise InvalidValue(
                 "queries_per_doc",
@@ -214,9 +210,9 @@ class RetrieveConfig:
         from inpars.retrieve.base import retrievers
 
         check_name(retrievers, "backend", self.backend)
-        _check_range(self, ("k1", "threads"), 0)
-        _check_range(self, ("b",), 0, high=1)
-        _check_range(self, ("top_k",), 1)
+        check_range(self, ("k1", "threads"), 0)
+        check_range(self, ("b",), 0, high=1)
+        check_range(self, ("top_k",), 1)
 
 
 NEGATIVE_STRATEGIES = ("random", "hardest")
@@ -236,8 +232,8 @@ class NegativesConfig:
     """The sentence-transformers bi-encoder for dense negatives (an embedded name, Hugging Face id or folder)."""
 
     def __post_init__(self) -> None:
-        _check_range(self, ("depth",), 1)
-        _check_range(self, ("num_negatives", "dense_negatives"), 0)
+        check_range(self, ("depth",), 1)
+        check_range(self, ("num_negatives", "dense_negatives"), 0)
         if self.num_negatives + self.dense_negatives < 1:
             raise InvalidValue("num_negatives", "(BM25) plus 'dense_negatives' is 0", "mine at least one negative per query")
         if self.strategy not in NEGATIVE_STRATEGIES:
@@ -355,8 +351,8 @@ class TrainConfig:
             )
         if self.learning_rate <= 0:
             raise InvalidValue("learning_rate", f"is {self.learning_rate}", "it must be positive")
-        _check_range(self, ("warmup_ratio",), 0, high=1)
-        _check_range(self, ("weight_decay",), 0)
+        check_range(self, ("warmup_ratio",), 0, high=1)
+        check_range(self, ("weight_decay",), 0)
 
 
 @dataclass(frozen=True)
@@ -373,7 +369,7 @@ class RerankConfig:
     runtime_only: ClassVar[tuple[str, ...]] = ("batch_size",)
 
     def __post_init__(self) -> None:
-        _check_range(self, ("top_k", "batch_size", "max_length"), 1)
+        check_range(self, ("top_k", "batch_size", "max_length"), 1)
         if self.reranker is not None:
             from inpars.rerank.base import rerankers
 
@@ -408,8 +404,8 @@ class SelectConfig:
     queries: synthetic queries share their document's words and so overrate lexical matching."""
 
     def __post_init__(self) -> None:
-        _check_range(self, ("validation",), 0, high=0.5)
-        _check_range(self, ("max_validation",), 1)
+        check_range(self, ("validation",), 0, high=0.5)
+        check_range(self, ("max_validation",), 1)
         try:
             weights = tuple(float(w) for w in self.bm25_weights)
         except (TypeError, ValueError):
@@ -444,8 +440,8 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         if not self.measures:
             raise InvalidValue("measures", "is empty", "name at least one ir_measures measure, e.g. nDCG@10")
-        _check_range(self, ("resamples",), 100)
-        _check_range(self, ("confidence",), 0, strict=True, high=0.999)
+        check_range(self, ("resamples",), 100)
+        check_range(self, ("confidence",), 0, strict=True, high=0.999)
 
 
 @dataclass(frozen=True)
@@ -478,10 +474,15 @@ def to_dict(config: Any) -> dict:
 
 def identity(config: Any) -> dict:
     """A config section as its outputs depend on it: without the fields its class lists as ``runtime_only`` (how fast
-    or where it runs, not what it makes). Stage fingerprints and resume checks use this, so a run may continue with
-    another batch size or device."""
+    or where it runs, not what it makes), and a nested block without those its own class lists. Stage fingerprints and
+    resume checks use this, so a run may continue with another batch size, device or ``generate.openai.concurrency``."""
     skip = getattr(config, "runtime_only", ())
-    return {k: v for k, v in to_dict(config).items() if k not in skip}
+    data = {}
+    for key, value in to_dict(config).items():
+        if key not in skip:
+            block = getattr(config, key)  # a nested block (generate.openai) leaves out its own runtime_only fields
+            data[key] = identity(block) if dataclasses.is_dataclass(block) else value
+    return data
 
 
 def fingerprint(*parts: Any) -> str:
@@ -569,11 +570,12 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
     for key, value in data.items():
         where = f"{prefix}{key}"
         if key not in known:
-            raise InputError(
-                source, lines.get(where), f"unknown key '{where}'", did_you_mean(key, known, f"known keys: {', '.join(known)}")
-            )
+            renamed = getattr(cls, "renamed", {})
+            hint = f"it moved to '{prefix}{renamed[key]}'" if key in renamed else ""
+            hint = hint or did_you_mean(key, known, f"known keys: {', '.join(known)}")
+            raise InputError(source, lines.get(where), f"unknown key '{where}'", hint)
         annotation = known[key].type
-        nested = _nested_class(cls, key)
+        nested = _nested_class(known[key])
         builder = _field_builder(cls, key)
         if builder is not None:
             kwargs[key] = builder(value, source, lines, where)
@@ -593,10 +595,13 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
         raise InputError(source, lines.get(section), f"{section or 'config'}: {exc}", "fix the value") from None
 
 
-def _nested_class(cls: type, key: str) -> type | None:
-    hints = typing.get_type_hints(cls)
-    target = hints.get(key)
-    return target if dataclasses.is_dataclass(target) else None
+def _nested_class(item: dataclasses.Field) -> type | None:
+    """The dataclass of a nested section or block, known from its default (its class may live in a module that imports
+    this one, as ``generate.openai`` does)."""
+    if item.default_factory is dataclasses.MISSING:
+        return None
+    default = item.default_factory()
+    return type(default) if dataclasses.is_dataclass(default) else None
 
 
 def _override_value(raw: str) -> Any:

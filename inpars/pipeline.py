@@ -218,8 +218,8 @@ def models_used(
     if rerank and model is None:
         if queries is None and config.generate.backend in ("hf", "vllm"):
             names.append(config.generate.model)
-        if queries is None and config.generate.tokenizer:
-            names.append(config.generate.tokenizer)
+        if queries is None and config.generate.openai.tokenizer:
+            names.append(config.generate.openai.tokenizer)
         names.extend(step.model for step in resolved_steps(config.filter) if isinstance(getattr(step, "model", None), str))
         if config.negatives.dense_negatives > 0:
             names.append(config.negatives.dense_model)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from inpars.config import PipelineConfig, fingerprint, load_pipeline_config
+from inpars.config import GenerateConfig, InvalidValue, PipelineConfig, dump_yaml, fingerprint, identity, load_pipeline_config
 from inpars.errors import InputError
 from inpars.generate import generators
+from inpars.generate.openai import OpenAIOptions
 from inpars.registry import Registry, UnknownNameError, did_you_mean, suggest
 from inpars.rerank import rerankers
 from inpars.retrieve import retrievers
@@ -100,6 +101,21 @@ def test_fingerprint_changes_with_config():
         ),
         ("filter:\n  method: sum_log_probs\n  top_k: 0\n", "r.yaml:4: 'filter.top_k' is 0; it must be at least 1"),
         ("rerank:\n  top_k: 10\n  max_length: 0\n", "r.yaml:4: 'rerank.max_length' is 0; it must be at least 1"),
+        *(
+            (f"generate:\n  backend: openai\n  openai:{block}", message)
+            for block, message in (
+                ("\n    concurency: 16\n", "r.yaml:5: unknown key 'generate.openai.concurency'; did you mean 'concurrency'?"),
+                ("\n    concurrency: 0\n", "r.yaml:5: 'generate.openai.concurrency' is 0; it must be at least 1"),
+                ("\n    request_timeout: 0\n", "r.yaml:5: 'generate.openai.request_timeout' is 0.0; it must be above 0"),
+                ("\n    retry_wait: x\n", "r.yaml:5: 'generate.openai.retry_wait' should be float, got 'x'; fix the value"),
+                (" 3\n", "r.yaml:4: 'generate.openai' should be a mapping; indent its keys under it"),
+            )
+        ),
+        (
+            "generate:\n  backend: hf\n  openai:\n    concurrency: 16\n",
+            "r.yaml:4: 'generate.openai' is set, but backend is 'hf'; use backend: openai, or leave the block out",
+        ),
+        ("generate:\n  api_base: x\n", "r.yaml:3: unknown key 'generate.api_base'; it moved to 'generate.openai.api_base'"),
     ],
 )
 def test_every_section_checks_its_values_as_it_is_made(tmp_path, recipe, message):
@@ -108,3 +124,48 @@ def test_every_section_checks_its_values_as_it_is_made(tmp_path, recipe, message
     with pytest.raises(InputError) as caught:
         load_pipeline_config(path)
     assert str(caught.value) == f"{path.parent / message}"
+
+
+def test_the_openai_block_is_built_from_yaml_with_its_checks(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("generate:\n  backend: openai\n  openai:\n    api_base: http://localhost:8000/v1\n    concurrency: 16\n")
+    options = load_pipeline_config(path).generate.openai
+    assert isinstance(options, OpenAIOptions)
+    assert (options.api_base, options.concurrency, options.max_retries) == ("http://localhost:8000/v1", 16, 5)
+    assert PipelineConfig().generate.openai == OpenAIOptions()
+
+
+def test_a_block_for_another_backend_is_refused_but_its_defaults_are_not():
+    with pytest.raises(InvalidValue, match="'openai' is set, but backend is 'vllm'"):
+        GenerateConfig(backend="vllm", openai=OpenAIOptions(tokenizer="gpt2"))
+    # Defaults, written out or not, are no block at all: a dumped config loads again.
+    assert load_pipeline_config(text=dump_yaml(PipelineConfig())) == PipelineConfig()
+    assert load_pipeline_config(None, ["generate.openai.concurrency=8"]).generate.backend == "hf"
+
+
+def test_the_old_flat_openai_keys_point_to_their_new_place():
+    for key in ("tokenizer", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout"):
+        with pytest.raises(InputError, match=rf"^<recipe>: unknown key 'generate.{key}'; it moved to 'generate.openai.{key}'$"):
+            load_pipeline_config(None, [f"generate.{key}=1"])
+
+
+def test_dotted_overrides_reach_the_openai_block():
+    overrides = ["generate.backend=openai", "generate.openai.concurrency=4", "generate.openai.api_base=x"]
+    config = load_pipeline_config(None, overrides)
+    assert (config.generate.openai.concurrency, config.generate.openai.api_base) == (4, "x")
+
+
+def test_openai_speed_settings_keep_the_generate_fingerprint_and_its_tokenizer_changes_it():
+    base = load_pipeline_config(None, ["generate.backend=openai"]).generate
+    speed = load_pipeline_config(
+        None,
+        [
+            "generate.backend=openai", "generate.openai.concurrency=32", "generate.openai.api_base=http://other:8000/v1",
+            "generate.openai.api_key_env=OTHER_KEY", "generate.openai.max_retries=0", "generate.openai.retry_wait=3",
+            "generate.openai.request_timeout=5",
+        ],
+    ).generate
+    tokens = load_pipeline_config(None, ["generate.backend=openai", "generate.openai.tokenizer=gpt2"]).generate
+    assert fingerprint(identity(speed)) == fingerprint(identity(base))
+    assert fingerprint(identity(tokens)) != fingerprint(identity(base))
+    assert identity(base)["openai"] == {"tokenizer": None}

@@ -13,7 +13,10 @@ import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar
 
+from inpars.config import check_range
 from inpars.errors import InparsError, require
 from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, from_completion_choice, truncate_words
 from inpars.models import resolve
@@ -24,41 +27,64 @@ RETRY_STATUS = {408, 409, 429}
 MAX_WAIT = 60.0
 
 
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """The ``generate.openai`` block: what only this backend reads."""
+
+    tokenizer: str | None = None
+    """A transformers tokenizer (id or folder) to truncate documents and measure prompts; None: words."""
+    api_base: str = "https://api.openai.com/v1"
+    """Any OpenAI-compatible server, e.g. http://localhost:8000/v1 for 'vllm serve'."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable that holds the API key (the key is never written anywhere)."""
+    concurrency: int = 8
+    """Requests in flight at once."""
+    max_retries: int = 5
+    """Retries of a request answered 429 or 5xx, or cut off, before giving up."""
+    retry_wait: float = 1.0
+    """Seconds before the first retry, doubled at each further one (or the server's Retry-After)."""
+    request_timeout: float = 120.0
+    """Seconds to wait for one answer."""
+
+    runtime_only: ClassVar[tuple[str, ...]] = (
+        "api_base",
+        "api_key_env",
+        "concurrency",
+        "max_retries",
+        "retry_wait",
+        "request_timeout",
+    )
+    """Where and how fast queries come, not what they are (the tokenizer decides truncation, so it is not here)."""
+
+    def __post_init__(self) -> None:
+        check_range(self, ("concurrency",), 1)
+        check_range(self, ("max_retries", "retry_wait"), 0)
+        check_range(self, ("request_timeout",), 0, strict=True)
+
+
 class OpenAIGenerator(TokenizerOps):
     name = "openai"
 
-    def __init__(
-        self,
-        model: str,
-        api_base: str = "https://api.openai.com/v1",
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
-        max_retries: int = 5,
-        retry_wait: float = 1.0,
-        timeout: float = 120.0,
-        tokenizer: str | None = None,
-        context_length: int | None = None,
-    ) -> None:
+    def __init__(self, model: str, options: OpenAIOptions | None = None, context_length: int | None = None) -> None:
         httpx = require("httpx", "api")
-        if concurrency < 1 or max_retries < 0 or retry_wait < 0:
-            raise InparsError("concurrency must be at least 1, max_retries and retry_wait at least 0")
+        options = options or OpenAIOptions()
         self.model_name = model
-        self.api_base = api_base.rstrip("/")
-        self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.retry_wait = retry_wait
-        self._secret = os.environ.get(api_key_env) or ""
+        self.api_base = options.api_base.rstrip("/")
+        self.concurrency = options.concurrency
+        self.max_retries = options.max_retries
+        self.retry_wait = options.retry_wait
+        self._secret = os.environ.get(options.api_key_env) or ""
         if not self._secret:
-            logger.info("no API key in $%s; requests go without one (fine for a local server)", api_key_env)
+            logger.info("no API key in $%s; requests go without one (fine for a local server)", options.api_key_env)
         headers = {"Authorization": f"Bearer {self._secret}"} if self._secret else {}
-        self._client = httpx.Client(base_url=self.api_base, headers=headers, timeout=timeout)
+        self._client = httpx.Client(base_url=self.api_base, headers=headers, timeout=options.request_timeout)
         self._httpx = httpx
-        self.api_key_env = api_key_env
+        self.api_key_env = options.api_key_env
         self.max_length = context_length
-        if tokenizer:
+        if options.tokenizer:
             from transformers import AutoTokenizer
 
-            self.tokenizer = AutoTokenizer.from_pretrained(resolve(tokenizer))
+            self.tokenizer = AutoTokenizer.from_pretrained(resolve(options.tokenizer))
         else:
             logger.info(
                 "no tokenizer configured for %s: documents are truncated by words and prompt lengths are not checked", model
@@ -66,11 +92,7 @@ class OpenAIGenerator(TokenizerOps):
 
     @classmethod
     def from_config(cls, config) -> OpenAIGenerator:
-        return cls(
-            config.model, api_base=config.api_base, api_key_env=config.api_key_env, concurrency=config.concurrency,
-            max_retries=config.max_retries, retry_wait=config.retry_wait, timeout=config.request_timeout,
-            tokenizer=config.tokenizer, context_length=config.context_length,
-        )
+        return cls(config.model, config.openai, context_length=config.context_length)
 
     def truncate(self, text: str, max_tokens: int) -> str:
         return super().truncate(text, max_tokens) if self.tokenizer is not None else truncate_words(text, max_tokens)
@@ -128,8 +150,8 @@ class OpenAIGenerator(TokenizerOps):
                 wait = _retry_after(response.headers.get("retry-after"), wait)
             if attempt == self.max_retries:
                 raise InparsError(
-                    f"{url} failed {attempt + 1} times, last: {self._mask(problem)}; raise generate.max_retries or check the "
-                    "server"
+                    f"{url} failed {attempt + 1} times, last: {self._mask(problem)}; "
+                    "raise generate.openai.max_retries or check the server"
                 )
             wait = min(wait, MAX_WAIT)
             logger.warning("%s: %s; retry %d of %d in %.1fs", url, self._mask(problem)[:120], attempt + 1, self.max_retries, wait)

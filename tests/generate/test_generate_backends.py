@@ -13,6 +13,7 @@ from generate_helpers import assert_same, make_docs
 from inpars.config import GenerateConfig
 from inpars.errors import InparsError, MissingDependencyError
 from inpars.generate import GenerationRequest, generate_queries, generators
+from inpars.generate.openai import OpenAIOptions
 from inpars.prompt import load_prompt
 
 SECRET = "sk-test-0123456789abcdef"
@@ -23,8 +24,8 @@ def _config(name: str, tmp_path, completion_server=None, random_lm=None) -> Gene
         return GenerateConfig(backend="hf", model=str(random_lm), device="cpu", max_new_tokens=8, batch_size=4)
     if name == "openai":
         return GenerateConfig(
-            backend="openai", model="served-model", api_base=completion_server.url, max_new_tokens=8, retry_wait=0.0,
-            concurrency=3, batch_size=4,
+            backend="openai", model="served-model", max_new_tokens=8, batch_size=4,
+            openai=OpenAIOptions(api_base=completion_server.url, retry_wait=0.0, concurrency=3),
         )
     if name == "llamacpp":
         return GenerateConfig(backend="llamacpp", model="embedded:smollm2-135m", max_new_tokens=8, batch_size=4)
@@ -88,12 +89,12 @@ def test_every_backend_keeps_the_contract(backend, tmp_path, caplog):
 # ---------------------------------------------------------------------------------------------- openai
 
 
-def _openai(completion_server, **overrides):
+def _openai(completion_server, context_length=None, **overrides):
     from inpars.generate.openai import OpenAIGenerator
 
     settings = {"api_base": completion_server.url, "retry_wait": 0.0, "max_retries": 3}
     settings.update(overrides)
-    return OpenAIGenerator("served-model", **settings)
+    return OpenAIGenerator("served-model", OpenAIOptions(**settings), context_length=context_length)
 
 
 def test_openai_sends_the_request_the_servers_expect(completion_server, monkeypatch):
@@ -163,7 +164,7 @@ def test_a_failed_rerun_leaves_the_finished_output_and_its_meta_alone(completion
     from inpars.generate.stage import meta_path
 
     config = _config("openai", tmp_path, completion_server)
-    config = replace(config, max_retries=0, concurrency=1, batch_size=2)
+    config = replace(config, openai=replace(config.openai, max_retries=0, concurrency=1), batch_size=2)
     out = tmp_path / "q.jsonl"
     docs = make_docs(6)
     generate_queries(docs, config, out)
@@ -175,6 +176,9 @@ def test_a_failed_rerun_leaves_the_finished_output_and_its_meta_alone(completion
     # The first command, run again, finds its output complete and does nothing.
     summary = generate_queries(docs, config, out)
     assert summary.resumed == summary.generated == 6 and out.read_bytes() == finished["q.jsonl"]
+    # So does it with other connection settings (generate.openai's runtime_only fields).
+    faster = replace(config, openai=replace(config.openai, concurrency=4, max_retries=2, request_timeout=30.0))
+    assert generate_queries(docs, faster, out).resumed == 6 and out.read_bytes() == finished["q.jsonl"]
 
 
 def test_openai_does_not_retry_a_bad_request(completion_server):
@@ -193,7 +197,7 @@ def test_openai_names_the_key_variable_when_refused(completion_server):
 def test_openai_retries_a_refused_connection_then_gives_up():
     from inpars.generate.openai import OpenAIGenerator
 
-    generator = OpenAIGenerator("m", api_base="http://127.0.0.1:9/v1", retry_wait=0.0, max_retries=1)
+    generator = OpenAIGenerator("m", OpenAIOptions(api_base="http://127.0.0.1:9/v1", retry_wait=0.0, max_retries=1))
     with pytest.raises(InparsError, match="failed 2 times, last: ConnectError"):
         generator.generate([GenerationRequest("", "Document: x")])
 

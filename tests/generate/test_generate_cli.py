@@ -103,6 +103,27 @@ def test_generate_errors_are_one_line(corpus, random_lm, tmp_path):
     assert "error: unknown prompt 'inpar'; did you mean 'inpars'?" in result.output
 
 
+def test_the_openai_flags_set_the_openai_block(corpus, completion_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-flag")
+    out = tmp_path / "q.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate", "--dataset", str(corpus), "--backend", "openai", "--model", "served-model", "--num-docs", "3",
+            "--api-base", completion_server.url, "--api-key-env", "MY_KEY", "--concurrency", "2", "--output", str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) == 3 and completion_server.authorizations == ["Bearer sk-flag"] * 3
+    # Flags of a backend that is not the one chosen are refused in one line, not ignored.
+    result = CliRunner().invoke(
+        app, ["generate", "--dataset", str(corpus), "--concurrency", "2", "--output", str(tmp_path / "hf.jsonl")]
+    )
+    assert result.exit_code == 2
+    refusal = "error: <recipe>: 'generate.openai' is set, but backend is 'hf'; use backend: openai, or leave the block out"
+    assert refusal in result.output
+
+
 def test_evaluate_leaves_out_the_fewshot_queries(tiny_beir, tmp_path):
     from inpars.io import write_json, write_trec_run
 
