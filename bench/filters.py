@@ -1,14 +1,15 @@
 """Filters compared on the same generated queries: each filter's output trains the recipe's reranker, which reranks.
 
 Takes a run folder whose generate stage is done, copies its ``generate/`` into one run folder per condition
-(so generation is skipped: same config, same fingerprint) and runs the rest of the pipeline with
-``inpars.pipeline.run_pipeline``: filter, negatives, train, retrieve, rerank, evaluate. Conditions: no filter
-(twice, with two training seeds, to show the noise), the hygiene filters together, each selection filter
-alone, a reranker filter that uses the model trained without filtering, and the combination of the
-conditions that beat no filtering.
+(so generation is skipped: same config, same fingerprint) and runs the rest of the pipeline once per training
+seed with ``inpars.pipeline.run_seeds``: filter, negatives, train, retrieve, rerank, evaluate. Conditions: no
+filter, the hygiene filters together, each selection filter alone, a reranker filter that uses the model trained
+without filtering (its first seed), and the combination of the conditions that beat no filtering. Each row gives
+the mean over the seeds with their standard deviation, the bootstrap interval and the randomization test against
+the zero-shot first stage on the per-query scores averaged over the seeds.
 
     python bench/filters.py runs/demo --output-dir runs/bench-filters [--only none,hygiene] [--epochs 1] \\
-        [--rerank-top-k 100] [--negatives 1]
+        [--rerank-top-k 100] [--negatives 1] [--seeds 0,1,2]
 
 Writes ``results.json`` and ``results.md`` (a table) into the output folder. The collection has no dev split:
 the combination is chosen on the same queries it is scored on, so its figure is optimistic.
@@ -30,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from inpars import io
 from inpars.config import PipelineConfig, build
 from inpars.datasets import load_dataset
-from inpars.pipeline import run_pipeline
+from inpars.pipeline import run_seeds
 
 logger = logging.getLogger("bench.filters")
 
@@ -58,13 +59,13 @@ SINGLE = {
 }
 
 
-def self_reranker_steps(out: Path, reranker: str) -> list[dict]:
+def self_reranker_steps(out: Path, reranker: str, seed: int) -> list[dict]:
     """InPars-v2's reranker filter with the reranker trained on the unfiltered queries."""
     return [
         {
             "name": "reranker",
             "reranker": reranker,
-            "model": str(out / "none" / "train" / "model"),
+            "model": str(out / "none" / f"seed-{seed}" / "train" / "model"),
             "top_k": HALF,
             "max_length": 256,
         }
@@ -72,29 +73,31 @@ def self_reranker_steps(out: Path, reranker: str) -> list[dict]:
 
 
 def condition_config(
-    source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, seed: int, negatives: int | None
+    source: dict, out: Path, name: str, steps: list[dict], epochs: float, rerank_top_k: int, negatives: int | None
 ) -> PipelineConfig:
     data = json.loads(json.dumps(source))
     data.update(name=name, output_dir=str(out))
     data["filter"] = {"steps": steps} if steps else {}
     data["select"] = {}  # every condition trains on all its kept queries and reranks with the trained model
-    data["train"].update(epochs=epochs, seed=seed)
+    data["train"].update(epochs=epochs)
     data["rerank"].update(top_k=rerank_top_k)
     if negatives is not None:
         data["negatives"].update(num_negatives=negatives)
     return build(PipelineConfig, data, source="bench/filters.py")
 
 
-def run_condition(source_run: Path, config: PipelineConfig, dataset) -> dict:
+def run_condition(source_run: Path, config: PipelineConfig, seeds: list[int], dataset) -> dict:
     run_dir = config.run_dir
-    if not (run_dir / "generate" / "queries.jsonl").is_file():
-        shutil.copytree(source_run / "generate", run_dir / "generate", dirs_exist_ok=True)
-    result = run_pipeline(config, dataset=dataset)
-    generated = next(s for s in result.stages if s.name == "generate")
-    if not generated.skipped:
+    first = run_dir / f"seed-{seeds[0]}"
+    if not (first / "generate" / "queries.jsonl").is_file():
+        shutil.copytree(source_run / "generate", first / "generate", dirs_exist_ok=True)
+    result = run_seeds(config, seeds, dataset=dataset)
+    generated = [s for s in result.stages if s.name.startswith("generate")]
+    if not all(s.skipped for s in generated):
         raise SystemExit(f"{run_dir}: generation ran again; the source run's generate config must be used unchanged")
-    stages = {s.name: s for s in result.stages}
-    summary = io.read_json(run_dir / "filter" / "summary.json")
+    stages = {s.name: s for s in result.stages if s.name.endswith(f"(seed {seeds[0]})")}
+    stages = {name.split(" (seed")[0]: s for name, s in stages.items()}
+    summary = io.read_json(first / "filter" / "summary.json")
     return {
         "condition": config.name,
         "kept": summary["kept"],
@@ -109,15 +112,17 @@ def run_condition(source_run: Path, config: PipelineConfig, dataset) -> dict:
 
 
 def table(rows: list[dict], reranker: str) -> str:
-    """One row per condition: the reranker's nDCG@10 with its 95% bootstrap interval over the queries, its difference
-    from the first stage and the paired randomization test's p-value against it, then the other measures."""
+    """One row per condition: the reranker's nDCG@10 (mean ± standard deviation over the seeds) with its 95% bootstrap
+    interval over the queries, its difference from the first stage and the paired randomization test's p-value against
+    it, then the other measures."""
     measures = list(rows[0]["metrics"][reranker])
-    head = ["condition", "kept", "train pairs", "nDCG@10 [95%]", "Δ", "p", *measures[1:], "dropped by", "train s"]
+    head = ["condition", "kept", "train pairs", "nDCG@10 ± std [95%]", "Δ", "p", *measures[1:], "dropped by", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def cells(stats: dict) -> str:
         main = stats[measures[0]]
-        interval = f"{main['mean']:.4f} [{main['ci'][0]:.3f}, {main['ci'][1]:.3f}]"
+        spread = f" ± {main['std']:.4f}" if main.get("std") is not None else ""
+        interval = f"{main['mean']:.4f}{spread} [{main['ci'][0]:.3f}, {main['ci'][1]:.3f}]"
         tested = main.get("p_randomization") is not None
         diff = f"{main['diff']:+.4f}" if tested else ""
         p = f"{main['p_randomization']:.3f}" if tested else ""
@@ -141,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--rerank-top-k", type=int, default=20)
     parser.add_argument("--negatives", type=int, help="BM25 negatives per query (default: the source run's)")
+    parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated (default: 0,1,2)")
     args = parser.parse_args(argv)
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "transformers", "sentence_transformers", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -155,11 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[dict] = []
     reranker = source["train"]["reranker"]
 
-    def go(name: str, steps: list[dict], seed: int = 0) -> dict | None:
+    def go(name: str, steps: list[dict]) -> dict | None:
         if only and name not in only:
             return None
-        config = condition_config(source, out, name, steps, args.epochs, args.rerank_top_k, seed, args.negatives)
-        row = run_condition(args.source_run, config, dataset)
+        config = condition_config(source, out, name, steps, args.epochs, args.rerank_top_k, args.negatives)
+        row = run_condition(args.source_run, config, seeds, dataset)
         row["steps"] = steps
         rows.append(row)
         logger.info("%s: kept %d, %s", name, row["kept"], row["metrics"][reranker])
@@ -167,12 +174,11 @@ def main(argv: list[str] | None = None) -> None:
         return row
 
     base = go("none", [])
-    go("none-seed1", [], seed=1)
     singles = {name: go(name, steps) for name, steps in SINGLE.items()}
-    if (out / "none" / "train" / "model").is_dir():
-        go("reranker-self-top250", self_reranker_steps(out, reranker))
+    if (out / "none" / f"seed-{seeds[0]}" / "train" / "model").is_dir():
+        go("reranker-self-top250", self_reranker_steps(out, reranker, seeds[0]))
     if base is not None and not only:
-        baseline = max(r["metrics"][reranker]["nDCG@10"] for r in rows if r["condition"].startswith("none"))  # beat both seeds
+        baseline = base["metrics"][reranker]["nDCG@10"]
         better = [n for n, r in singles.items() if r is not None and r["metrics"][reranker]["nDCG@10"] > baseline]
         # Two top-k selections would compete for the same budget: keep only the best of them.
         selections = [n for n in better if n.startswith(("lm-", "reranker"))]
