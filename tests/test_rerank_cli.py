@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from inpars import io
@@ -57,3 +58,33 @@ def test_too_few_examples_on_the_command_line(tmp_path):
     result = CliRunner().invoke(app, ["train", str(tmp_path / "train.jsonl"), "--batch-size", "4"])
     assert result.exit_code == 2
     assert "2 examples x 1 epoch(s) are fewer than one effective batch of 4" in result.output
+
+
+def test_a_recipe_with_rerank_model_trains_nothing_and_reranks_with_it(tiny_t5, faq_slice, tmp_path):
+    """rerank.model (with rerank.reranker) replaces the trained model: the run has no generation, filtering, mining or
+    training, its reranker is scored under its own kind, and 'inpars rerank -c' takes the model from the recipe."""
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import run_pipeline
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"name: given\noutput_dir: {tmp_path / 'runs'}\nretrieve: {{top_k: 10}}\n"
+        f"rerank: {{reranker: monot5, model: {tiny_t5}, top_k: 3, max_length: 64}}\n"
+    )
+    result = run_pipeline(load_pipeline_config(recipe), dataset=faq_slice)
+    assert [s.name for s in result.stages] == ["retrieve", "rerank", "evaluate"]
+    assert set(result.metrics) == {"bm25", "monot5"}
+    run_dir = tmp_path / "runs" / "given"
+    first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+    io.write_trec_run(tmp_path / "first.trec", {q: first[q] for q in sorted(first)[:5]})
+    folder = tmp_path / "collection"
+    from inpars.datasets import export_beir
+
+    export_beir(faq_slice, folder, {"test": 1.0})
+    out = CliRunner().invoke(app, ["rerank", str(tmp_path / "first.trec"), "-c", str(recipe), "-d", str(folder), "-o",
+                                   str(tmp_path / "out.trec")])
+    assert out.exit_code == 0, out.output
+    reranked, whole = io.read_trec_run(tmp_path / "out.trec"), io.read_trec_run(run_dir / "rerank" / "run.trec")
+    assert all(reranked[q] == pytest.approx(whole[q], abs=1e-6) for q in reranked)
+    missing = CliRunner().invoke(app, ["rerank", str(tmp_path / "first.trec"), "-d", str(folder)])
+    assert missing.exit_code == 2 and "no reranker to rerank with: give --model" in missing.output
