@@ -127,14 +127,20 @@ def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str], 
     return load_pipeline_config(recipe, list(overrides or []) + flags + ([f"dataset={dataset}"] if dataset else []))
 
 
-def _stage(name: str, cfg, folder: Path, *, dataset: bool = True, **fields) -> dict:
+def _stage(
+    name: str, cfg, folder: Path, *, dataset: bool = True, shard: int = 0, num_shards: int = 1, **fields
+) -> dict:
     """Run the library's stage ``name`` (the one ``inpars run`` runs) on the user's files: ``inputs`` and ``outputs``
-    in ``fields`` name them; the recipe's dataset is loaded (with its text repair) unless ``dataset`` is False."""
+    in ``fields`` name them; the recipe's dataset is loaded (with its text repair) unless ``dataset`` is False. A stage
+    that runs in shards runs ``shard`` of ``num_shards``."""
     from inpars.pipeline import stage_objects
     from inpars.stage import Context, load_context
 
     ctx = load_context(cfg, **fields) if dataset else Context(dataset=None, config=cfg, **fields)
-    return stage_objects()[name].run(ctx, cfg, folder)
+    stage = stage_objects()[name]
+    if stage.run_shard is not None:
+        return stage.run_shard(ctx, cfg, folder, shard, num_shards)
+    return stage.run(ctx, cfg, folder)
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -243,8 +249,6 @@ def generate_cmd(
 ) -> None:
     """Write queries for documents with a language model (rerun the same command to resume)."""
     from inpars import io
-    from inpars.pipeline import stage_objects
-    from inpars.stage import load_context
 
     _setup_logging(verbose)
     io.check_output(output)
@@ -259,8 +263,9 @@ def generate_cmd(
         + _flags("generate.openai", api_base=api_base, api_key_env=api_key_env, concurrency=concurrency),
         dataset,
     )
-    ctx = load_context(cfg, outputs={"queries.jsonl": output}, restart=restart)
-    summary = stage_objects()["generate"].run_shard(ctx, cfg, output.parent, shard, num_shards)
+    summary = _stage(
+        "generate", cfg, output.parent, shard=shard, num_shards=num_shards, outputs={"queries.jsonl": output}, restart=restart
+    )
     typer.echo(
         f"{summary['generated']} queries for {summary['documents']} documents -> {output} ({summary['empty']} empty, "
         f"{summary['unfinished']} cut at max_new_tokens, "
@@ -455,9 +460,6 @@ def rerank_cmd(
     """Rerank the top-k of a run; deeper documents keep their first-stage order."""
     from inpars import io
     from inpars.models import check as check_model
-    from inpars.pipeline import stage_objects
-    from inpars.rerank.base import check_run, shard_of_run
-    from inpars.stage import load_context
 
     _setup_logging(verbose)
     io.check_output(output)
@@ -466,14 +468,12 @@ def rerank_cmd(
     )
     if cfg.rerank.model is None:
         raise InparsError("no reranker to rerank with: give --model (a trained reranker folder or a Hugging Face id)")
-    ctx = load_context(
-        cfg, stages=frozenset({"retrieve"}), inputs={"retrieve/run.trec": run}, outputs={"run.trec": output},
-        model=cfg.rerank.model,
-    )
-    # The inputs are read and checked before the model loads: a bad run costs no model time.
-    check_run(shard_of_run(io.read_trec_run(run), shard, num_shards), ctx.dataset.queries, ctx.dataset.docs, source=run)
     check_model(cfg.rerank.model)
-    summary = stage_objects()["rerank"].run_shard(ctx, cfg, output.parent, shard, num_shards)
+    # The stage checks the run against the dataset before the model loads: a bad run costs no model time.
+    summary = _stage(
+        "rerank", cfg, output.parent, shard=shard, num_shards=num_shards, stages=frozenset({"retrieve"}),
+        inputs={"retrieve/run.trec": run}, outputs={"run.trec": output}, model=cfg.rerank.model,
+    )
     typer.echo(f"{summary['queries']} queries -> {output}")
 
 

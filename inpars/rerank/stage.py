@@ -7,7 +7,7 @@ from pathlib import Path
 
 from inpars import io
 from inpars.data import Query, Run
-from inpars.rerank.base import merge_runs, rerank_run, shard_of_run
+from inpars.rerank.base import check_run, merge_runs, rerank_run, shard_of_run
 from inpars.rerank.fusion import candidate_pool, fuse
 from inpars.stage import Stage
 
@@ -28,7 +28,10 @@ def final_run(ctx, first: Run, lexical: Run, queries: dict[str, Query], source: 
 
 
 def _run(ctx, cfg, folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
-    first = shard_of_run(io.read_trec_run(ctx.input("retrieve", "run.trec")), shard, num_shards)
+    source = ctx.input("retrieve", "run.trec")
+    first = shard_of_run(io.read_trec_run(source), shard, num_shards)
+    # Checked before the reranker loads (on first use, below): a run of another dataset costs no model time.
+    check_run(first, ctx.dataset.queries, ctx.dataset.docs, source=source)
     choice = io.read_json(ctx.input("select", "selection.json")) if ctx.has("select") else NO_SELECTION
     weight = float(choice["bm25_weight"])
     lexical = (
