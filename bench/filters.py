@@ -28,9 +28,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from _common import generated_run, setup_logging
+
 from inpars import io
 from inpars.config import PipelineConfig, build
-from inpars.datasets import load_dataset
 from inpars.pipeline import run_seeds
 
 logger = logging.getLogger("bench.filters")
@@ -149,14 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated (default: 0,1,2)")
     args = parser.parse_args(argv)
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("httpx", "urllib3", "filelock", "transformers", "sentence_transformers", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    source = io.read_json(args.source_run / "config.json")
-    if io.read_json(args.source_run / "generate" / "stage.json").get("status") != "done":
-        raise SystemExit(f"{args.source_run}: its generate stage is not done")
-    dataset = load_dataset(source["dataset"])
+    setup_logging()
+    source, dataset = generated_run(args.source_run)
     out = args.output_dir
     only = {c for c in args.only.split(",") if c}
     rows: list[dict] = []

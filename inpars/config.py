@@ -314,10 +314,15 @@ class TrainConfig:
     save_total_limit: int = 2
     resume: str = "auto"
     """auto (continue from the last checkpoint written for the same config and data), never, or a checkpoint folder."""
+    snapshots: int = 0
+    """Also keep the model at this many evenly spaced steps before the end (``train/snapshots/step-N``, each a model
+    the rerankers load): the select stage scores each on the held-out synthetic queries beside the final model."""
 
     presets: ClassVar[dict[str, dict[str, Any]]] = TRAIN_PRESETS
     runtime_only: ClassVar[tuple[str, ...]] = ("resume", "save_steps", "save_total_limit")
     """How training is run or saved, not what it learns: a checkpoint stays resumable across them."""
+    omitted_at_default: ClassVar[tuple[str, ...]] = ("snapshots",)
+    """Fields added after runs were recorded: left out of the fingerprint at their default, so those runs resume."""
 
     @classmethod
     def preset_values(cls, name: str) -> dict[str, Any]:
@@ -342,6 +347,7 @@ class TrainConfig:
         for key in ("batch_size", "gradient_accumulation_steps", "max_length", "save_total_limit"):
             if getattr(self, key) < 1:
                 raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1")
+        check_range(self, ("snapshots",), 0)
         for key in ("max_steps", "effective_batch_size", "save_steps"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1, or left unset")
@@ -477,8 +483,12 @@ def identity(config: Any) -> dict:
     or where it runs, not what it makes), and a nested block without those its own class lists. Stage fingerprints and
     resume checks use this, so a run may continue with another batch size, device or ``generate.openai.concurrency``."""
     skip = getattr(config, "runtime_only", ())
+    later = getattr(config, "omitted_at_default", ())
+    defaults = {f.name: f.default for f in dataclasses.fields(config)} if later else {}
     data = {}
     for key, value in to_dict(config).items():
+        if key in later and getattr(config, key) == defaults[key]:
+            continue
         if key not in skip:
             block = getattr(config, key)  # a nested block (generate.openai) leaves out its own runtime_only fields
             data[key] = identity(block) if dataclasses.is_dataclass(block) else value

@@ -56,7 +56,7 @@ class Context:
     restart: bool = False
     """Discard an interrupted stage's partial output instead of resuming it."""
     _retrievers: dict[str, Any] = field(default_factory=dict, repr=False)
-    _scorer: Any = field(default=None, repr=False)
+    _scorers: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def bm25(self) -> RetrieveConfig:
@@ -97,16 +97,20 @@ class Context:
         return self._retrievers[key]
 
 
-    def scorer(self):
-        """The reranker that reranks (``model`` as ``reranker``), loaded once per run (select and rerank share it)."""
-        if self._scorer is None:
-            from inpars.rerank import rerankers
+    def scorer(self, model: str | Path | None = None):
+        """The reranker that reranks (``model`` as ``reranker``), loaded once per run (select and rerank share it);
+        ``model`` names another folder of the same kind (a snapshot of the training), also loaded once."""
+        from inpars.rerank import rerankers
 
+        if model is None:
             if self.model is None:
                 raise InparsError("no reranker to rerank with: give a model (--model, or rerank.model in the recipe)")
+            model = self.model
+        key = str(model)
+        if key not in self._scorers:
             rerank = self.config.rerank
-            self._scorer = rerankers.get(self.reranker)(self.model, max_length=rerank.max_length, batch_size=rerank.batch_size)
-        return self._scorer
+            self._scorers[key] = rerankers.get(self.reranker)(key, max_length=rerank.max_length, batch_size=rerank.batch_size)
+        return self._scorers[key]
 
 
 def load_context(config: PipelineConfig, dataset: Dataset | None = None, **fields: Any) -> Context:

@@ -122,3 +122,43 @@ def test_selection_on_held_out_synthetic_queries_is_applied_to_the_test_queries(
 
 def ranking(scores: dict[str, float]) -> list[str]:
     return [d for d, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def test_snapshots_of_the_training_are_candidates_of_the_selection(tmp_path, faq_slice):
+    """train.snapshots keeps the model part-way through training; select scores it beside the final model, and a chosen
+    snapshot is what reranks the test queries."""
+    from inpars.rerank.bi_encoder import BiEncoderReranker
+    from inpars.rerank.stage import STAGE as RERANK
+    from inpars.stage import load_context
+
+    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, snapshots: 1, ").replace(
+        "retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}"
+    )
+    overrides = [f"output_dir={tmp_path}", "filter.top_k=20", "rerank.top_k=20", "select.validation=0.25"]
+    config = load_pipeline_config(text=recipe, overrides=overrides)
+    run_pipeline(config, dataset=faq_slice)
+    run_dir = tmp_path / "slice"
+    snapshot = run_dir / "train" / "snapshots" / "step-1"  # 15 training queries in batches of 8: 2 steps
+    assert io.read_json(snapshot / "inpars-reranker.json")["step"] == 1
+    assert sorted(p.name for p in (run_dir / "train" / "snapshots").iterdir()) == ["step-1"]
+    choice = io.read_json(run_dir / "select" / "selection.json")
+    sources = [row["source"] for row in choice["candidates"]]
+    assert sources == [s for s in ("reranker", "reranker@step-1", "first-stage") for _ in config.select.bm25_weights]
+
+    # A snapshot chosen: the rerank stage reranks with that snapshot, not with the final model.
+    io.write_json(run_dir / "select" / "selection.json", {**choice, "source": "reranker@step-1", "bm25_weight": 0.0})
+    ctx = load_context(config, faq_slice, run_dir=run_dir, stages=frozenset({"train", "select", "rerank"}),
+                       model=str(run_dir / "train" / "model"))
+    out = tmp_path / "again"
+    out.mkdir()
+    assert RERANK.run(ctx, config, out)["source"] == "reranker@step-1"
+    reranked = io.read_trec_run(out / "run.trec")
+    first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
+    scorer = BiEncoderReranker(str(snapshot))
+    qid = next(iter(faq_slice.queries))
+    docs = sorted(first[qid])
+    expected = scorer.score([(faq_slice.queries[qid].text, faq_slice.docs[d].full_text) for d in docs])
+    assert [reranked[qid][d] for d in docs] == pytest.approx(expected, abs=1e-5)
+    final = BiEncoderReranker(str(run_dir / "train" / "model"))
+    pair = (faq_slice.queries[qid].text, faq_slice.docs[docs[0]].full_text)
+    assert final.score([pair]) != pytest.approx(expected[:1], abs=1e-7)

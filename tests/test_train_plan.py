@@ -136,3 +136,23 @@ def test_template_override_with_colons_stays_text():
     assert config.template == "Query: {query} Document: {document} Relevant:"
     assert (config.true_token, config.max_steps) == ("▁yes", 3)
     assert load_pipeline_config(overrides=["train.template=Q: {query}"]).train.template == "Q: {query}"
+
+
+def test_snapshot_steps_are_evenly_spaced_inside_the_training():
+    from inpars.rerank.training import snapshot_steps
+
+    assert snapshot_steps(13, 0) == []
+    assert snapshot_steps(12, 2) == [4, 8]
+    assert snapshot_steps(39, 2) == [13, 26]
+    assert snapshot_steps(2, 3) == [1]  # never step 0 nor the last step (that is the final model)
+    with pytest.raises(InvalidValue, match="snapshots"):
+        TrainConfig(snapshots=-1)
+
+
+def test_snapshots_leave_earlier_fingerprints_alone():
+    """A field added later is out of the fingerprint at its default, so runs recorded before it keep theirs."""
+    from inpars.config import fingerprint, identity
+
+    assert "snapshots" not in identity(TrainConfig())
+    assert identity(TrainConfig(snapshots=2))["snapshots"] == 2
+    assert fingerprint(identity(TrainConfig())) != fingerprint(identity(TrainConfig(snapshots=2)))

@@ -115,6 +115,7 @@ def _run(ctx, cfg, folder) -> dict:
     from inpars.errors import InparsError
     from inpars.evaluate import evaluate
     from inpars.rerank.base import rerank_run
+    from inpars.rerank.training import snapshots_of
 
     held = io.read_synthetic(ctx.input("negatives", "validation.jsonl"), allow_empty=True)
     if not held:
@@ -129,8 +130,14 @@ def _run(ctx, cfg, folder) -> dict:
     lexical = first if ctx.first_is_bm25 else ctx.retriever(ctx.bm25).search(queries, ctx.bm25.top_k)
     sources: dict[str, tuple[Run, Run]] = {}
     if "reranker" in cfg.select.sources:
-        pooled = rerank_run(ctx.scorer(), candidate_pool(first, lexical, depth), queries, ctx.dataset.docs, 2 * depth)
-        sources["reranker"] = (restricted(pooled, first, depth), pooled)
+        pool = candidate_pool(first, lexical, depth)
+        # The final model first (it wins ties), then the snapshots training kept (train.snapshots), in step order.
+        models = {"reranker": None}
+        if ctx.has("train"):
+            models.update({f"reranker@{p.name}": p for p in snapshots_of(ctx.input("train", "model").parent)})
+        for name, model in models.items():
+            pooled = rerank_run(ctx.scorer(model), pool, queries, ctx.dataset.docs, 2 * depth)
+            sources[name] = (restricted(pooled, first, depth), pooled)
     if "first-stage" in cfg.select.sources:
         sources["first-stage"] = (first, first)
     choice = choose(

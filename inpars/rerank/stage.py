@@ -7,6 +7,7 @@ from pathlib import Path
 
 from inpars import io
 from inpars.data import Query, Run
+from inpars.errors import InparsError
 from inpars.rerank.base import check_run, merge_runs, rerank_run, shard_of_run
 from inpars.rerank.fusion import candidate_pool, fuse
 from inpars.stage import Stage
@@ -23,8 +24,18 @@ def final_run(ctx, first: Run, lexical: Run, queries: dict[str, Query], source: 
         return fuse(first, lexical, weight), 0
     pool = first if weight == 0 else candidate_pool(first, lexical, depth)
     cut = depth if weight == 0 else 2 * depth
-    run = rerank_run(ctx.scorer(), pool, queries, ctx.dataset.docs, cut)
+    run = rerank_run(ctx.scorer(snapshot(ctx, source)), pool, queries, ctx.dataset.docs, cut)
     return fuse(run, lexical, weight), sum(min(len(v), cut) for v in pool.values())
+
+
+def snapshot(ctx, source: str) -> Path | None:
+    """The model folder of a snapshot the select stage chose (``reranker@step-N``); None for the final model."""
+    if "@" not in source:
+        return None
+    folder = ctx.input("train", "model").parent / "snapshots" / source.split("@", 1)[1]
+    if not folder.is_dir():
+        raise InparsError(f"the select stage chose {source}, and {folder} is missing; run the train stage again (--force)")
+    return folder
 
 
 def _run(ctx, cfg, folder: Path, shard: int = 0, num_shards: int = 1) -> dict:

@@ -252,6 +252,28 @@ def fit(
         enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    snapshot_dir = output_dir / "snapshots"
+    if resume is None and is_main_process():
+        shutil.rmtree(snapshot_dir, ignore_errors=True)  # a fresh start: snapshots of an earlier training are stale
+    points = snapshot_steps(plan.steps, config.snapshots)
+    if points:
+
+        def keep(step: int, trained: Any) -> None:
+            folder = snapshot_dir / f"step-{step}"
+            if folder.is_dir():
+                return  # written before an interruption this training resumed from
+            staging = snapshot_dir / f".step-{step}.partial"
+            shutil.rmtree(staging, ignore_errors=True)
+            if save is not None:
+                save(staging)
+            else:
+                trained.save_pretrained(str(staging))
+                tokenizer.save_pretrained(str(staging))
+            io.write_json(staging / METADATA, {**metadata, "max_length": config.max_length, "step": step, "of_steps": plan.steps})
+            os.replace(staging, folder)
+            logger.info("snapshot of step %d of %d in %s", step, plan.steps, folder)
+
+        trainer.add_callback(_Snapshots(transformers.TrainerCallback, points, keep))
     # The models average their own loss over the batch. Left to guess from their **kwargs, the Trainer takes them for
     # models that normalise by the item count across accumulation steps and processes, and so neither divides the
     # loss by the accumulation steps nor leaves it unmultiplied by the process count: gradients would grow with both.
@@ -307,6 +329,30 @@ def fit(
     # Every process returns once the model is in place, so none reads a missing folder or exits while rank 0 still saves.
     wait_for_every_process()
     return model_dir
+
+
+def snapshot_steps(steps: int, count: int) -> list[int]:
+    """``count`` evenly spaced steps strictly inside ``1..steps`` (the end is the final model itself)."""
+    return sorted({round(steps * k / (count + 1)) for k in range(1, count + 1)} - {0, steps})
+
+
+def snapshots_of(train_folder: Path) -> list[Path]:
+    """The snapshots a training kept (``train.snapshots``), in step order."""
+    folder = Path(train_folder) / "snapshots"
+    found = [p for p in folder.glob("step-*") if p.is_dir() and p.name.split("-")[-1].isdigit()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def _Snapshots(base: type, points: list[int], keep: Callable[[int, Any], None]):
+    """A Trainer callback (built on ``base``, transformers' ``TrainerCallback``) that keeps the model at ``points``."""
+
+    class Snapshots(base):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in points and state.is_world_process_zero:
+                keep(state.global_step, model)
+            return control
+
+    return Snapshots()
 
 
 def wait_for_every_process() -> None:

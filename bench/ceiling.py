@@ -1,0 +1,147 @@
+"""How much could queries help at all? Real questions against synthetic ones, same documents, same training.
+
+The documents are split in two halves by a hash of their id. One half's queries train the recipe's reranker, and the
+other half's real questions, which no condition trains on, score it against the untrained first stage:
+
+- ``real``: the collection's own questions about the first half's documents (what perfect synthetic queries would be);
+- ``synthetic``: the source run's generated queries for the same documents.
+
+Both go through the rest of the recipe unchanged (negatives, training, retrieval, reranking), without a filter and
+without the select stage, once per training seed and per number of epochs. The difference between the two rows is
+what the generator's queries lose against real ones; the ``real`` row is a ceiling for any filter or prompt.
+
+    python bench/ceiling.py runs/demo --output-dir runs/bench-ceiling [--epochs 1,3] [--seeds 0]
+
+Writes ``results.json`` and ``results.md`` (a table) into the output folder. Needs a collection whose queries each
+have one relevant document (as faq-construction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import zlib
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from _common import generated_run, setup_logging
+
+from inpars import io
+from inpars.config import PipelineConfig, build
+from inpars.evaluate import compare
+from inpars.pipeline import run_seeds
+
+logger = logging.getLogger("bench.ceiling")
+
+
+def half(doc_id: str) -> int:
+    """0 for a training document, 1 for a test document: a fixed hash, the same on every machine."""
+    return zlib.crc32(doc_id.encode("utf-8")) % 2
+
+
+def training_queries(kind: str, dataset, generated: list[dict]) -> list[dict]:
+    """Rows in the synthetic-query format for the first half's documents."""
+    if kind == "synthetic":
+        return [row for row in generated if half(row["doc_id"]) == 0]
+    rows = []
+    for qid, query in dataset.queries.items():
+        relevant = [doc for doc, grade in dataset.qrels.get(qid, {}).items() if grade > 0]
+        if len(relevant) == 1 and half(relevant[0]) == 0:
+            rows.append({
+                "query_id": f"{qid}-real", "doc_id": relevant[0], "text": query.text, "log_probs": [0.0],
+                "prompt": "real", "model": "real", "finished": True,
+            })
+    return rows
+
+
+def test_queries(dataset) -> list[str]:
+    """The real questions about the second half's documents: no condition trains on them."""
+    return [
+        qid for qid in dataset.queries
+        if any(half(doc) == 1 for doc, grade in dataset.qrels.get(qid, {}).items() if grade > 0)
+    ]
+
+
+def run_condition(source_run: Path, source: dict, out: Path, kind: str, epochs: float, seeds: list[int], dataset) -> Path:
+    data = json.loads(json.dumps(source))
+    name = f"{kind}-epochs{epochs:g}"
+    data.update(name=name, output_dir=str(out))
+    data["filter"] = {}
+    data["select"] = {}
+    data["train"].update(epochs=epochs)
+    config = build(PipelineConfig, data, source="bench/ceiling.py")
+    first = config.run_dir / f"seed-{seeds[0]}" / "generate"
+    if not (first / "queries.jsonl").is_file():
+        shutil.copytree(source_run / "generate", first, dirs_exist_ok=True)
+        generated = [json.loads(line) for line in (source_run / "generate" / "queries.jsonl").open()]
+        with io.atomic_write(first / "queries.jsonl") as handle:
+            for row in training_queries(kind, dataset, generated):
+                handle.write(json.dumps(row) + "\n")
+    result = run_seeds(config, seeds, dataset=dataset)
+    if not all(s.skipped for s in result.stages if s.name.startswith("generate")):
+        raise SystemExit(f"{config.run_dir}: generation ran again; the source run's generate config must be used unchanged")
+    return config.run_dir
+
+
+def scores_on(run_dir: Path, seeds: list[int], system: str, queries: list[str]) -> list[dict]:
+    """Per-query scores of one system, restricted to ``queries``, one dict per seed."""
+    out = []
+    for seed in seeds:
+        per_query = io.read_json(run_dir / f"seed-{seed}" / "evaluate" / "per_query.json")[system]
+        out.append({measure: {q: values[q] for q in queries} for measure, values in per_query.items()})
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source_run", type=Path, help="a run folder whose generate stage is done")
+    parser.add_argument("--output-dir", type=Path, default=Path("runs/bench-ceiling"))
+    parser.add_argument("--epochs", default="1,3", help="training epochs, comma-separated (default: 1,3)")
+    parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default: 0)")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    epochs = [float(e) for e in args.epochs.split(",") if e.strip()]
+    setup_logging()
+    source, dataset = generated_run(args.source_run)
+    reranker = source["train"]["reranker"]
+    first_stage = "bm25" if source.get("retrieve", {}).get("backend", "bm25s") in ("bm25s", "pyserini") else "dense"
+    held_out = test_queries(dataset)
+    rows = []
+    for n in epochs:
+        systems = {}
+        trained = {}
+        for kind in ("real", "synthetic"):
+            run_dir = run_condition(args.source_run, source, args.output_dir, kind, n, seeds, dataset)
+            systems.setdefault(first_stage, scores_on(run_dir, seeds[:1], first_stage, held_out))
+            systems[kind] = scores_on(run_dir, seeds, reranker, held_out)
+            trained[kind] = sum(1 for _ in (run_dir / f"seed-{seeds[0]}" / "generate" / "queries.jsonl").open())
+        stats = compare(systems, baseline=first_stage)
+        for kind in ("real", "synthetic"):
+            rows.append({"queries": kind, "epochs": n, "trained_on": trained[kind], "test_queries": len(held_out),
+                         "first_stage": stats[first_stage]["nDCG@10"].as_dict(), "trained": stats[kind]["nDCG@10"].as_dict()})
+        io.write_json(args.output_dir / "results.json", rows)
+    lines = [
+        "| queries trained on | epochs | count | first stage nDCG@10 | trained nDCG@10 [95%] | Δ | p |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        t = r["trained"]
+        spread = f" ± {t['std']:.4f}" if t["std"] is not None else ""
+        lines.append(
+            f"| {r['queries']} | {r['epochs']:g} | {r['trained_on']} | {r['first_stage']['mean']:.4f} | "
+            f"{t['mean']:.4f}{spread} [{t['ci'][0]:.3f}, {t['ci'][1]:.3f}] | {t['diff']:+.4f} | {t['p_randomization']:.3g} |"
+        )
+    md = "\n".join(lines)
+    with io.atomic_write(args.output_dir / "results.md") as handle:
+        handle.write(md + "\n")
+    sys.stdout.write(md + "\n")
+
+
+if __name__ == "__main__":
+    main()
