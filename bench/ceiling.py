@@ -35,7 +35,7 @@ from _common import generated_run, setup_logging
 from inpars import io
 from inpars.config import PipelineConfig, build
 from inpars.evaluate import compare
-from inpars.pipeline import run_seeds
+from inpars.pipeline import baseline_system, run_seeds
 
 logger = logging.getLogger("bench.ceiling")
 
@@ -68,7 +68,9 @@ def test_queries(dataset) -> list[str]:
     ]
 
 
-def run_condition(source_run: Path, source: dict, out: Path, kind: str, epochs: float, seeds: list[int], dataset) -> Path:
+def run_condition(
+    source_run: Path, source: dict, out: Path, kind: str, epochs: float, seeds: list[int], dataset
+) -> PipelineConfig:
     data = json.loads(json.dumps(source))
     name = f"{kind}-epochs{epochs:g}"
     data.update(name=name, output_dir=str(out))
@@ -86,7 +88,7 @@ def run_condition(source_run: Path, source: dict, out: Path, kind: str, epochs: 
     result = run_seeds(config, seeds, dataset=dataset)
     if not all(s.skipped for s in result.stages if s.name.startswith("generate")):
         raise SystemExit(f"{config.run_dir}: generation ran again; the source run's generate config must be used unchanged")
-    return config.run_dir
+    return config
 
 
 def scores_on(run_dir: Path, seeds: list[int], system: str, queries: list[str]) -> list[dict]:
@@ -110,14 +112,14 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     source, dataset = generated_run(args.source_run)
     reranker = source["train"]["reranker"]
-    first_stage = "bm25" if source.get("retrieve", {}).get("backend", "bm25s") in ("bm25s", "pyserini") else "dense"
     held_out = test_queries(dataset)
     rows = []
     for n in epochs:
         systems = {}
         trained = {}
         for kind in ("real", "synthetic"):
-            run_dir = run_condition(args.source_run, source, args.output_dir, kind, n, seeds, dataset)
+            config = run_condition(args.source_run, source, args.output_dir, kind, n, seeds, dataset)
+            run_dir, first_stage = config.run_dir, baseline_system(config)  # the system metrics.json tests against
             systems.setdefault(first_stage, scores_on(run_dir, seeds[:1], first_stage, held_out))
             systems[kind] = scores_on(run_dir, seeds, reranker, held_out)
             trained[kind] = sum(1 for _ in (run_dir / f"seed-{seeds[0]}" / "generate" / "queries.jsonl").open())

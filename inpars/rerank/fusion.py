@@ -115,7 +115,7 @@ def _run(ctx, cfg, folder) -> dict:
     from inpars.errors import InparsError
     from inpars.evaluate import evaluate
     from inpars.rerank.base import rerank_run
-    from inpars.rerank.training import snapshots_of
+    from inpars.rerank.training import snapshot_candidates
 
     held = io.read_synthetic(ctx.input("negatives", "validation.jsonl"), allow_empty=True)
     if not held:
@@ -134,7 +134,7 @@ def _run(ctx, cfg, folder) -> dict:
         # The final model first (it wins ties), then the snapshots training kept (train.snapshots), in step order.
         models = {"reranker": None}
         if ctx.has("train"):
-            models.update({f"reranker@{p.name}": p for p in snapshots_of(ctx.input("train", "model").parent)})
+            models.update(snapshot_candidates(ctx.input("train", "model").parent))
         for name, model in models.items():
             pooled = rerank_run(ctx.scorer(model), pool, queries, ctx.dataset.docs, 2 * depth)
             sources[name] = (restricted(pooled, first, depth), pooled)

@@ -30,11 +30,16 @@ def final_run(ctx, first: Run, lexical: Run, queries: dict[str, Query], source: 
 
 def snapshot(ctx, source: str) -> Path | None:
     """The model folder of a snapshot the select stage chose (``reranker@step-N``); None for the final model."""
+    from inpars.rerank.training import SNAPSHOTS, snapshot_candidates
+
     if "@" not in source:
         return None
-    folder = ctx.input("train", "model").parent / "snapshots" / source.split("@", 1)[1]
-    if not folder.is_dir():
-        raise InparsError(f"the select stage chose {source}, and {folder} is missing; run the train stage again (--force)")
+    train = ctx.input("train", "model").parent
+    folder = snapshot_candidates(train).get(source)
+    if folder is None:
+        raise InparsError(
+            f"the select stage chose {source}, and {train / SNAPSHOTS} has no such snapshot; run the train stage again (--force)"
+        )
     return folder
 
 

@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 METADATA = "inpars-reranker.json"
 """Written beside a trained model: the reranker kind, its input format and how it was trained."""
 
+SNAPSHOTS = "snapshots"
+"""The folder beside ``model`` where a training keeps its snapshots (``train.snapshots``), one ``step-N`` each."""
+
 
 def world_size() -> int:
     """Processes training together (set by torchrun or accelerate; 1 otherwise)."""
@@ -252,7 +255,7 @@ def fit(
         enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator)
-    snapshot_dir = output_dir / "snapshots"
+    snapshot_dir = output_dir / SNAPSHOTS
     if resume is None and is_main_process():
         shutil.rmtree(snapshot_dir, ignore_errors=True)  # a fresh start: snapshots of an earlier training are stale
     points = snapshot_steps(plan.steps, config.snapshots)
@@ -336,11 +339,12 @@ def snapshot_steps(steps: int, count: int) -> list[int]:
     return sorted({round(steps * k / (count + 1)) for k in range(1, count + 1)} - {0, steps})
 
 
-def snapshots_of(train_folder: Path) -> list[Path]:
-    """The snapshots a training kept (``train.snapshots``), in step order."""
-    folder = Path(train_folder) / "snapshots"
+def snapshot_candidates(train_folder: Path) -> dict[str, Path]:
+    """The snapshots a training kept (``train.snapshots``) by the name the select stage gives them
+    (``reranker@step-N``), in step order."""
+    folder = Path(train_folder) / SNAPSHOTS
     found = [p for p in folder.glob("step-*") if p.is_dir() and p.name.split("-")[-1].isdigit()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+    return {f"reranker@{p.name}": p for p in sorted(found, key=lambda p: int(p.name.split("-")[-1]))}
 
 
 def _Snapshots(base: type, points: list[int], keep: Callable[[int, Any], None]):
