@@ -17,7 +17,7 @@ def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
     return num_shards == 1 or int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:8], "big") % num_shards == shard
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Doc:
     doc_id: str
     text: str
@@ -29,13 +29,13 @@ class Doc:
         return f"{self.title} {self.text}".strip() if self.title else self.text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Query:
     query_id: str
     text: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SyntheticQuery:
     """A query written by a language model for one source document."""
 
@@ -62,7 +62,7 @@ class SyntheticQuery:
         return float(sum(math.exp(lp) for lp in self.log_probs) / len(self.log_probs)) if self.log_probs else 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TrainingExample:
     """One (query, document, label) pair for reranker training."""
 

@@ -12,7 +12,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -390,13 +390,22 @@ def format_score(score: float) -> str:
     return repr(float(score))
 
 
-def write_trec_run(path: str | os.PathLike, run: Run, tag: str = "inpars") -> None:
-    """TREC format ``qid Q0 docid rank score tag``, ranked by descending score (ties by doc id); scores exact."""
+def write_trec_run(path: str | os.PathLike, run: Run | Iterable[Run], tag: str = "inpars") -> int:
+    """TREC format ``qid Q0 docid rank score tag``, ranked by descending score (ties by doc id); scores exact.
+
+    ``run`` is one run, or runs of disjoint queries written one after the other (a search in chunks, so the whole run
+    is never held). Returns the number of queries written.
+    """
+    count = 0
     with atomic_write(path) as handle:
-        for query_id, scores in run.items():
-            ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-            for rank, (doc_id, score) in enumerate(ranked, start=1):
-                handle.write(f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n")
+        for part in [run] if isinstance(run, Mapping) else run:
+            for query_id, scores in part.items():
+                ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+                handle.writelines(
+                    f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n" for rank, (doc_id, score) in enumerate(ranked, 1)
+                )
+                count += 1
+    return count
 
 
 def read_trec_run(path: str | os.PathLike) -> Run:

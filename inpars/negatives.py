@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from inpars.config import NegativesConfig, RetrieveConfig
 from inpars.data import Doc, Query, Run, SyntheticQuery, TrainingExample
 from inpars.errors import InparsError
+from inpars.retrieve.base import SEARCH_CHUNK
 from inpars.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,20 @@ def pick_negatives(
     ``count`` overrides ``config.num_negatives``; ``stream`` names an independent random stream (dense negatives
     use ``"dense"``); documents in ``exclude[query_id]`` (negatives already picked) are never picked again.
     """
+    picked, short = _pick(run, queries, config, count, stream, exclude)
+    _warn_short(short, config, count)
+    return picked
+
+
+def _pick(
+    run: Run,
+    queries: list[SyntheticQuery],
+    config: NegativesConfig,
+    count: int | None,
+    stream: str,
+    exclude: Mapping[str, list[str]] | None,
+) -> tuple[dict[str, list[str]], int]:
+    """:func:`pick_negatives` and the number of queries that had too few candidates."""
     count = config.num_negatives if count is None else count
     exclude = exclude or {}
     picked: dict[str, list[str]] = {}
@@ -49,9 +64,13 @@ def pick_negatives(
             rng = random.Random(f"{config.seed}:{stream}:{query.query_id}" if stream else f"{config.seed}:{query.query_id}")
             chosen = rng.sample(pool, min(count, len(pool)))
         picked[query.query_id] = chosen
+    return picked, short
+
+
+def _warn_short(short: int, config: NegativesConfig, count: int | None) -> None:
     if short:
+        count = config.num_negatives if count is None else count
         logger.warning("%d queries had fewer than %d candidate negatives in their top %d", short, count, config.depth)
-    return picked
 
 
 def training_examples(
@@ -81,26 +100,43 @@ def dense_retriever(docs: Mapping[str, Doc], model: str):
 
 
 def mine_negatives(
-    queries: list[SyntheticQuery], docs: Mapping[str, Doc], retriever, config: NegativesConfig, dense=None
+    queries: list[SyntheticQuery],
+    docs: Mapping[str, Doc],
+    retriever,
+    config: NegativesConfig,
+    dense=None,
+    chunk: int = SEARCH_CHUNK,
 ) -> list[TrainingExample]:
     """Search each synthetic query with an indexed ``retriever`` (and a bi-encoder, if asked) and build training examples.
 
     ``retriever`` may be None when ``config.num_negatives`` is 0 (dense negatives only); ``dense``: the indexed
-    bi-encoder for dense negatives (built from ``config.dense_model`` when not given).
+    bi-encoder for dense negatives (built from ``config.dense_model`` when not given). Queries are searched
+    ``chunk`` at a time; each query's negatives depend on it alone, so the chunk size changes nothing.
     """
-    as_queries = {q.query_id: Query(q.query_id, q.text) for q in queries}
-    negatives: dict[str, list[str]] = {q.query_id: [] for q in queries}
-    if config.num_negatives:
-        if retriever is None:
-            raise InparsError(
-                "BM25 negatives need an indexed retriever; set negatives.num_negatives=0 to mine dense negatives only"
-            )
-        negatives = pick_negatives(retriever.search(as_queries, top_k=config.depth), queries, config)
-    if config.dense_negatives:
-        run = (dense or dense_retriever(docs, config.dense_model)).search(as_queries, config.depth)
-        dense = pick_negatives(run, queries, config, count=config.dense_negatives, stream="dense", exclude=negatives)
-        negatives = {qid: negatives[qid] + dense[qid] for qid in negatives}
-    return training_examples(queries, negatives, docs)
+    from tqdm.auto import tqdm
+
+    if config.num_negatives and retriever is None:
+        raise InparsError("BM25 negatives need an indexed retriever; set negatives.num_negatives=0 to mine dense negatives only")
+    if config.dense_negatives and dense is None:
+        dense = dense_retriever(docs, config.dense_model)
+    examples: list[TrainingExample] = []
+    short = {"bm25": 0, "dense": 0}
+    chunks = [queries[i : i + chunk] for i in range(0, len(queries), chunk)]
+    for part in tqdm(chunks, desc="negatives", unit="chunk", disable=len(chunks) < 4):
+        as_queries = {q.query_id: Query(q.query_id, q.text) for q in part}
+        negatives: dict[str, list[str]] = {q.query_id: [] for q in part}
+        if config.num_negatives:
+            negatives, missing = _pick(retriever.search(as_queries, top_k=config.depth), part, config, None, "", None)
+            short["bm25"] += missing
+        if config.dense_negatives:
+            run = dense.search(as_queries, config.depth)
+            extra, missing = _pick(run, part, config, config.dense_negatives, "dense", negatives)
+            short["dense"] += missing
+            negatives = {qid: negatives[qid] + extra[qid] for qid in negatives}
+        examples.extend(training_examples(part, negatives, docs))
+    _warn_short(short["bm25"], config, None)
+    _warn_short(short["dense"], config, config.dense_negatives)
+    return examples
 
 
 def hold_out(queries: list[SyntheticQuery], share: float, at_most: int) -> tuple[list[SyntheticQuery], list[SyntheticQuery]]:

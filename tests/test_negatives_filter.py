@@ -64,3 +64,41 @@ def test_filter_by_lm_scores():
         InvalidValue, match="^'method' is 'mean', an unknown LM score; available: sum_log_probs, mean_log_probs, mean_probs$"
     ):
         FilterConfig(method="mean")  # refused as the config is made, before any query is read
+
+
+class _Counting:
+    """A real BM25 retriever that records how many queries each search gets."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.sizes = inner, []
+
+    def search(self, queries, top_k):
+        self.sizes.append(len(queries))
+        return self.inner.search(queries, top_k)
+
+
+def test_mining_in_chunks_changes_nothing():
+    retriever = BM25sRetriever()
+    retriever.index(DOCS.values())
+    texts = ["permit", "roof permit", "deck metre", "fences", "municipality weeks", "one metre permit", "building"]
+    queries = [SyntheticQuery(f"q{i}", f"d{i % 4 + 1}", texts[i % len(texts)]) for i in range(23)]
+    config = NegativesConfig(depth=10, num_negatives=2, seed=3)
+    whole = mine_negatives(queries, DOCS, retriever, config)
+    counting = _Counting(retriever)
+    chunked = mine_negatives(queries, DOCS, counting, config, chunk=5)
+    assert chunked == whole
+    # Never more than a chunk of queries searched (and so held as a run) at once.
+    assert counting.sizes == [5, 5, 5, 5, 3]
+
+
+def test_search_in_chunks_writes_the_same_run(tmp_path):
+    from inpars import io
+    from inpars.data import Query
+    from inpars.retrieve.base import search_in_chunks
+
+    retriever = BM25sRetriever()
+    retriever.index(DOCS.values())
+    queries = {f"q{i}": Query(f"q{i}", text) for i, text in enumerate(["permit", "roof", "metre", "weeks", "fences need"])}
+    io.write_trec_run(tmp_path / "whole.trec", retriever.search(queries, 3))
+    assert io.write_trec_run(tmp_path / "chunks.trec", search_in_chunks(retriever, queries, 3, chunk=2)) == 5
+    assert (tmp_path / "chunks.trec").read_text() == (tmp_path / "whole.trec").read_text()

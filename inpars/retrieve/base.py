@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
 from inpars.config import InvalidValue
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError
 from inpars.registry import Registry
+from inpars.threads import usable_cpus
 
 
 class Retriever(Protocol):
@@ -19,10 +19,10 @@ class Retriever(Protocol):
 
 
 def thread_count(threads: int) -> int:
-    """``retrieve.threads`` as a number of threads: 0 means every core."""
+    """``retrieve.threads`` as a number of threads: 0 means every core this process may use (:func:`usable_cpus`)."""
     if threads < 0:
-        raise InparsError(f"retrieve.threads must be 0 (every core) or a positive number, got {threads}")
-    return threads or os.cpu_count() or 1
+        raise InparsError(f"retrieve.threads must be 0 (every usable core) or a positive number, got {threads}")
+    return threads or usable_cpus()
 
 
 def check_top_k(top_k: int | None) -> None:
@@ -30,6 +30,18 @@ def check_top_k(top_k: int | None) -> None:
     :class:`InvalidValue`, so config loading names the file and line."""
     if top_k is not None and top_k < 1:
         raise InvalidValue("top_k", f"is {top_k}", "it must be at least 1")
+
+
+SEARCH_CHUNK = 1000
+"""Queries searched at once where a stage searches many (the test queries, the negatives' synthetic ones): only one
+chunk's run is held, never a depth-1000 run of every query (100,000 queries would be 100 million scores in dicts)."""
+
+
+def search_in_chunks(retriever: Retriever, queries: Mapping[str, Query], top_k: int, chunk: int = SEARCH_CHUNK) -> Iterator[Run]:
+    """The run of ``queries``, :data:`SEARCH_CHUNK` queries at a time (a query's hits never depend on the others)."""
+    ids = list(queries)
+    for start in range(0, len(ids), chunk):
+        yield retriever.search({qid: queries[qid] for qid in ids[start : start + chunk]}, top_k)
 
 
 def without_query_ids(run: Run) -> Run:

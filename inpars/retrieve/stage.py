@@ -6,17 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from inpars import io
+from inpars.retrieve.base import search_in_chunks
 from inpars.stage import Stage
 
 
 def _run(ctx, cfg, folder: Path) -> dict:
+    # Searched and written a chunk of queries at a time: the whole depth-1000 run is never held in memory.
     queries = ctx.dataset.queries
-    run = ctx.retriever(cfg.retrieve).search(queries, cfg.retrieve.top_k)
-    io.write_trec_run(ctx.output(folder, "run.trec"), run, tag=cfg.retrieve.backend)
+    first = search_in_chunks(ctx.retriever(cfg.retrieve), queries, cfg.retrieve.top_k)
+    count = io.write_trec_run(ctx.output(folder, "run.trec"), first, tag=cfg.retrieve.backend)
     if not ctx.first_is_bm25:
         bm25 = ctx.bm25
-        io.write_trec_run(ctx.output(folder, "bm25.trec"), ctx.retriever(bm25).search(queries, bm25.top_k), tag=bm25.backend)
-    return {"queries": len(run)}
+        io.write_trec_run(
+            ctx.output(folder, "bm25.trec"), search_in_chunks(ctx.retriever(bm25), queries, bm25.top_k), tag=bm25.backend
+        )
+    return {"queries": count}
 
 
 STAGE = Stage("retrieve", ("retrieve",), (), ("run.trec", "bm25.trec"), _run)
