@@ -156,3 +156,24 @@ def test_bm25s_rejects_a_prebuilt_index():
 def test_unknown_backend_suggests_the_closest():
     with pytest.raises(InparsError, match="unknown retriever 'pyserin'; did you mean 'pyserini'"):
         retrievers.get("pyserin")
+
+
+def test_bm25s_cut_breaks_ties_by_document_id(tmp_path, monkeypatch):
+    """Documents tied at the top-k cut are taken in document-id order, the order written runs use; a document sharing
+    no word with the query is never retrieved."""
+    from inpars.config import RetrieveConfig
+    from inpars.data import Doc, Query
+    from inpars.retrieve.bm25s import BM25sRetriever
+
+    monkeypatch.setenv("INPARS_CACHE", str(tmp_path))
+    # Identical documents score identically; ids are in no particular order in the corpus.
+    ids = ["d7", "d2", "d9", "d1", "d5", "d3", "d8", "d4", "d6"]
+    docs = [Doc(i, "roof permit") for i in ids] + [Doc("x1", "roof permit permit application"), Doc("z0", "fence")]
+    retriever = BM25sRetriever(RetrieveConfig(stemmer="", stopwords=""))
+    retriever.index(docs)
+    for k in (1, 3, 5, 20):
+        run = retriever.search({"q": Query("q", "permit")}, k)["q"]
+        assert list(run) == (["x1"] + sorted(ids))[:k]
+        assert "z0" not in run
+    whole = retriever.search({"q": Query("q", "permit")}, 100)["q"]
+    assert list(retriever.search({"q": Query("q", "permit")}, 4)["q"].items()) == list(whole.items())[:4]
