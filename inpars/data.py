@@ -97,8 +97,17 @@ class Dataset:
         document and query: what the InPars reference code does to whatever it loads."""
         import ftfy
 
-        docs = {doc_id: Doc(doc_id, ftfy.fix_text(d.text), ftfy.fix_text(d.title)) for doc_id, d in self.docs.items()}
-        queries = {query_id: Query(query_id, ftfy.fix_text(q.text)) for query_id, q in self.queries.items()}
+        def fixed_doc(doc: Doc) -> Doc:
+            text, title = ftfy.fix_text(doc.text), ftfy.fix_text(doc.title)
+            # A text ftfy leaves as it was keeps its record: no second copy of the corpus for what needed no repair.
+            return doc if (text, title) == (doc.text, doc.title) else Doc(doc.doc_id, text, title)
+
+        def fixed_query(query: Query) -> Query:
+            text = ftfy.fix_text(query.text)
+            return query if text == query.text else Query(query.query_id, text)
+
+        docs = {doc_id: fixed_doc(d) for doc_id, d in self.docs.items()}
+        queries = {query_id: fixed_query(q) for query_id, q in self.queries.items()}
         return Dataset(self.name, docs, queries, self.qrels)
 
     def counts(self) -> dict[str, int]:

@@ -45,7 +45,7 @@ class BM25sRetriever:
         self._rank = None
         self.index_dir: Path | None = None
 
-    def _tokenize(self, texts: list[str]):
+    def _tokenize(self, texts: Iterable[str]):
         return self._bm25s.tokenize(texts, stopwords=self.config.stopwords or None, stemmer=self._stemmer, show_progress=False)
 
     def _params(self) -> dict:
@@ -61,7 +61,9 @@ class BM25sRetriever:
 
     def _build(self, docs: list[Doc], folder: Path) -> None:
         retriever = self._bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
-        retriever.index(self._tokenize([d.full_text for d in docs]), show_progress=False)
+        # The texts one at a time (bm25s tokenizes them so): a list of every title joined to its text would hold a
+        # second copy of most of the corpus while indexing.
+        retriever.index(self._tokenize(d.full_text for d in docs), show_progress=False)
         retriever.save(str(folder), show_progress=False)
         io.write_json(folder / "doc_ids.json", [d.doc_id for d in docs])
 
