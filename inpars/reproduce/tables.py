@@ -153,6 +153,8 @@ class Rate:
     note: str
     upper_bound: bool = False
     where: str = ""
+    backend: str | None = None
+    """The generation backend the rate was measured with (``vllm``, ``hf``); None: any backend (the tables' quoted rates)."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +180,10 @@ class Tables:
     sizes: Mapping[str, Size] = field(default_factory=dict)
     """Download sizes by model or file name, for the plan (the tables files' ``sizes``)."""
 
-    def rate(self, stage: str, model: str | None) -> Rate | None:
-        return next((r for r in self.rates if r.stage == stage and r.model == model), None)
+    def rate(self, stage: str, model: str | None, backend: str | None = None) -> Rate | None:
+        """The first rate of ``stage`` and ``model`` (measured rates come first, see ``inpars.plan``) whose backend is
+        ``backend`` or unstated."""
+        return next((r for r in self.rates if r.stage == stage and r.model == model and r.backend in (None, backend)), None)
 
     def dataset(self, name: str) -> DatasetEntry:
         if name not in self.datasets:

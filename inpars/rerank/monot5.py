@@ -129,6 +129,18 @@ def _token_id(tokenizer, token: str, model: str, what: str) -> int:
     return vocab[token]
 
 
+def true_log_probs(model, input_ids, attention_mask, true_id: int, false_id: int) -> list[float]:
+    """log P(true) of each row of a padded batch: the log-softmax over the true and false logits of the first decoder step.
+
+    Takes any seq2seq model object, so a model built in memory (``bench/gpu_rehearsal.py``) is scored as a loaded one is.
+    """
+    import torch
+
+    decoder = torch.full((input_ids.shape[0], 1), model.config.decoder_start_token_id, dtype=torch.long, device=input_ids.device)
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder).logits
+    return torch.log_softmax(logits[:, 0, [true_id, false_id]].float(), dim=-1)[:, 0].tolist()
+
+
 class MonoT5Reranker:
     """monoT5: ``Query: {query} Document: {document} Relevant:`` answered with ``▁true`` or ``▁false``."""
 
@@ -180,13 +192,9 @@ class MonoT5Reranker:
         return score_in_batches(pairs, self.batch_size, self._score_batch)
 
     def _score_batch(self, pairs: list[tuple[str, str]]) -> list[float]:
-        import torch
-
         ids = encode_prompts(self.tokenizer, self.template, pairs, self.max_length)
         inputs = self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.device)
-        decoder = torch.full((len(pairs), 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=self.device)
-        logits = self.model(**inputs, decoder_input_ids=decoder).logits[:, 0, [self.true_id, self.false_id]]
-        return torch.log_softmax(logits.float(), dim=-1)[:, 0].tolist()
+        return true_log_probs(self.model, inputs["input_ids"], inputs["attention_mask"], self.true_id, self.false_id)
 
     @classmethod
     def train(

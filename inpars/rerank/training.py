@@ -201,15 +201,8 @@ def fit(
     ``save(folder)`` replaces the Trainer's own saving, for a model that is a training wrapper around what is kept.
     """
     import transformers
-    from transformers.trainer_utils import SchedulerType
-    from transformers.training_args import OptimizerNames
 
-    if config.lr_scheduler not in {s.value for s in SchedulerType}:
-        raise InparsError(f"unknown lr_scheduler '{config.lr_scheduler}'; use one of {', '.join(s.value for s in SchedulerType)}")
-    if config.optimizer not in {o.value for o in OptimizerNames}:
-        raise InparsError(
-            f"unknown optimizer '{config.optimizer}'; use one of the Trainer's optim names, e.g. adamw_torch or adafactor"
-        )
+    _check_trainer_names(config)
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
     device = device_of(device)
@@ -218,43 +211,10 @@ def fit(
     resume = resume_point(config, checkpoint_dir, signature)
     if is_main_process():
         io.write_json(checkpoint_dir / "signature.json", {"signature": signature})
-    arguments = transformers.Seq2SeqTrainingArguments if seq2seq else transformers.TrainingArguments
-    args = arguments(
-        output_dir=str(checkpoint_dir),
-        max_steps=plan.steps,
-        per_device_train_batch_size=plan.batch_size,
-        gradient_accumulation_steps=plan.accumulation,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=int(config.warmup_ratio * plan.steps),
-        weight_decay=config.weight_decay,
-        optim=config.optimizer,
-        seed=config.seed,
-        data_seed=config.seed,
-        bf16=bf16,
-        fp16=fp16,
-        use_cpu=not device.startswith("cuda"),
-        logging_steps=max(1, plan.steps // 10),
-        save_strategy="steps" if config.save_steps else "no",
-        save_steps=config.save_steps or 500,
-        save_total_limit=config.save_total_limit,
-        report_to=[],
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        ddp_find_unused_parameters=False if seq2seq else None,
-        disable_tqdm=False,
+    trainer = build_trainer(
+        model=model, dataset=dataset, collator=collator, config=config, plan=plan, checkpoint_dir=checkpoint_dir, device=device,
+        seq2seq=seq2seq, reranker=metadata["reranker"],
     )
-    if config.gradient_checkpointing:
-        enable = getattr(model, "gradient_checkpointing_enable", None)
-        if enable is None:
-            raise InparsError(
-                f"gradient_checkpointing: the {metadata['reranker']} model cannot recompute its activations; set "
-                "train.gradient_checkpointing=false"
-            )
-        # Non-reentrant checkpointing works when the inputs do not require gradients (token ids never do).
-        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
-    trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator)
     snapshot_dir = output_dir / SNAPSHOTS
     if resume is None and is_main_process():
         shutil.rmtree(snapshot_dir, ignore_errors=True)  # a fresh start: snapshots of an earlier training are stale
@@ -277,10 +237,6 @@ def fit(
             logger.info("snapshot of step %d of %d in %s", step, plan.steps, folder)
 
         trainer.add_callback(_Snapshots(transformers.TrainerCallback, points, keep))
-    # The models average their own loss over the batch. Left to guess from their **kwargs, the Trainer takes them for
-    # models that normalise by the item count across accumulation steps and processes, and so neither divides the
-    # loss by the accumulation steps nor leaves it unmultiplied by the process count: gradients would grow with both.
-    trainer.model_accepts_loss_kwargs = False
     logger.info(
         "training %s (%s) on %d examples: %d steps x effective batch %d (%d per device x %d accumulation x %d process(es)) = "
         "%.2f epochs; "
@@ -332,6 +288,81 @@ def fit(
     # Every process returns once the model is in place, so none reads a missing folder or exits while rank 0 still saves.
     wait_for_every_process()
     return model_dir
+
+
+def _check_trainer_names(config: TrainConfig) -> None:
+    from transformers.trainer_utils import SchedulerType
+    from transformers.training_args import OptimizerNames
+
+    if config.lr_scheduler not in {s.value for s in SchedulerType}:
+        raise InparsError(f"unknown lr_scheduler '{config.lr_scheduler}'; use one of {', '.join(s.value for s in SchedulerType)}")
+    if config.optimizer not in {o.value for o in OptimizerNames}:
+        raise InparsError(
+            f"unknown optimizer '{config.optimizer}'; use one of the Trainer's optim names, e.g. adamw_torch or adafactor"
+        )
+
+
+def build_trainer(
+    *,
+    model: Any,
+    dataset: Any,
+    collator: Any,
+    config: TrainConfig,
+    plan: TrainingPlan,
+    checkpoint_dir: str | Path,
+    device: str,
+    seq2seq: bool,
+    reranker: str,
+) -> Any:
+    """The Hugging Face Trainer that :func:`fit` runs: its arguments from ``config`` and ``plan``, gradient checkpointing
+    when asked; the GPU rehearsal (``bench/gpu_rehearsal.py``) times its steps."""
+    import transformers
+
+    _check_trainer_names(config)
+    device = device_of(device)
+    bf16, fp16 = mixed_precision(config.precision, device, seq2seq)
+    arguments = transformers.Seq2SeqTrainingArguments if seq2seq else transformers.TrainingArguments
+    args = arguments(
+        output_dir=str(checkpoint_dir),
+        max_steps=plan.steps,
+        per_device_train_batch_size=plan.batch_size,
+        gradient_accumulation_steps=plan.accumulation,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=int(config.warmup_ratio * plan.steps),
+        weight_decay=config.weight_decay,
+        optim=config.optimizer,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not device.startswith("cuda"),
+        logging_steps=max(1, plan.steps // 10),
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        save_total_limit=config.save_total_limit,
+        report_to=[],
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        ddp_find_unused_parameters=False if seq2seq else None,
+        disable_tqdm=False,
+    )
+    if config.gradient_checkpointing:
+        enable = getattr(model, "gradient_checkpointing_enable", None)
+        if enable is None:
+            raise InparsError(
+                f"gradient_checkpointing: the {reranker} model cannot recompute its activations; set "
+                "train.gradient_checkpointing=false"
+            )
+        # Non-reentrant checkpointing works when the inputs do not require gradients (token ids never do).
+        enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    trainer_class = transformers.Seq2SeqTrainer if seq2seq else transformers.Trainer
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, data_collator=collator)
+    # The models average their own loss over the batch. Left to guess from their **kwargs, the Trainer takes them for
+    # models that normalise by the item count across accumulation steps and processes, and so neither divides the
+    # loss by the accumulation steps nor leaves it unmultiplied by the process count: gradients would grow with both.
+    trainer.model_accepts_loss_kwargs = False
+    return trainer
 
 
 def snapshot_steps(steps: int, count: int) -> list[int]:
