@@ -51,7 +51,7 @@ NO_GPU_HINT = if [ $$status = 125 ] && [ -n "$(GPUS)" ] \
 	&& docker run --rm --gpus $(GPUS) --entrypoint true $(IMAGE) 2>&1 | grep -q 'could not select device driver'; then \
 	echo "no NVIDIA container runtime here for --gpus $(GPUS): GPUS= runs it on the CPU (make $@ DOCKER=1 GPUS=)" >&2; fi
 
-.PHONY: help demo test test-fast test-slow test-vllm test-slurm lint lint-docker lock regression gpu-rehearsal docker-build docker-base docker-test clean
+.PHONY: help demo test test-fast test-slow test-vllm test-slurm lint lint-docker lock regression bench-scale gpu-rehearsal docker-build docker-base docker-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -126,6 +126,13 @@ endif
 
 regression: $(DEMO_SETUP)  ## the offline regression: the demo recipe against its recorded scores (CPU, ~5 min)
 	$(BIN)/inpars reproduce faq-construction --condition demo --output-dir $(REPRODUCE_DIR)
+
+# Every CPU-side stage at 10k, 100k and 1M documents of a synthetic BEIR folder (~15 min on 2 cores; SIZES=... to choose,
+# SCALE_FLAGS=--with-5m to add 5M): wall time, peak memory and growth exponents (bench/scale.py).
+SIZES ?= 10000,100000,1000000
+SCALE_FLAGS ?=
+bench-scale: $(SETUP)  ## time and memory of every CPU-side stage from 10k to 1M documents (~15 min on 2 cores)
+	$(BIN)/python bench/scale.py --sizes $(SIZES) --output runs/bench-scale/results.json $(SCALE_FLAGS)
 
 # GPU rates of our own for the plan (bench/gpu_rehearsal.py): GPT-J-6B (vLLM and the hf backend) and monoT5-3B (reranking,
 # training) with random weights on one GPU, ~8 min, no model hub; vLLM is measured where it is installed (the image has it:

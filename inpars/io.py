@@ -402,7 +402,8 @@ def write_trec_run(path: str | os.PathLike, run: Run | Iterable[Run], tag: str =
             for query_id, scores in part.items():
                 ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
                 handle.writelines(
-                    f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n" for rank, (doc_id, score) in enumerate(ranked, 1)
+                    f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n"
+                    for rank, (doc_id, score) in enumerate(ranked, 1)
                 )
                 count += 1
     return count
