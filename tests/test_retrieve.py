@@ -177,3 +177,22 @@ def test_bm25s_cut_breaks_ties_by_document_id(tmp_path, monkeypatch):
         assert "z0" not in run
     whole = retriever.search({"q": Query("q", "permit")}, 100)["q"]
     assert list(retriever.search({"q": Query("q", "permit")}, 4)["q"].items()) == list(whole.items())[:4]
+
+
+def test_bm25s_threads_give_the_single_thread_run(tmp_path, monkeypatch):
+    """Searching in a thread pool from a freshly loaded index (its tie order built on first use) equals one thread."""
+    from inpars.config import RetrieveConfig
+    from inpars.data import Doc, Query
+    from inpars.retrieve.bm25s import BM25sRetriever
+
+    monkeypatch.setenv("INPARS_CACHE", str(tmp_path))
+    words = ["roof", "permit", "fence", "deck", "metre", "weeks", "house", "wall"]
+    docs = [Doc(f"d{(i * 7919) % 600}", " ".join(words[j % 8] for j in range(i % 5, i % 5 + 3))) for i in range(600)]
+    queries = {f"q{i}": Query(f"q{i}", f"{words[i % 8]} {words[(i * 3) % 8]}") for i in range(64)}
+    runs = []
+    for threads in (1, 2, 2):
+        retriever = BM25sRetriever(RetrieveConfig(stemmer="", stopwords="", threads=threads))
+        retriever.index(docs)
+        runs.append(retriever.search(queries, 50))
+    assert runs[1] == runs[0] and runs[2] == runs[0]
+    assert all(list(hits) == sorted(hits, key=lambda d: (-hits[d], d)) for hits in runs[0].values())

@@ -89,20 +89,21 @@ class BM25sRetriever:
         words = tokens.vocab
         inverse = {i: w for w, i in words.items()}
         query_ids = [self._retriever.get_tokens_ids([inverse[t] for t in row]) for row in tokens.ids]
+        rank = self._id_rank  # built here, once, before any thread reads it
         if self._threads > 1 and len(ids) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(self._threads) as pool:
-                found = list(pool.map(lambda token_ids: self._top(token_ids, k), query_ids, chunksize=16))
+                found = list(pool.map(lambda token_ids: self._top(token_ids, k, rank), query_ids, chunksize=16))
         else:
-            found = [self._top(token_ids, k) for token_ids in query_ids]
+            found = [self._top(token_ids, k, rank) for token_ids in query_ids]
         doc_ids = self._doc_ids
         run: Run = {qid: {doc_ids[i]: s for i, s in zip(rows, values)} for qid, (rows, values) in zip(ids, found)}
         return without_query_ids(run) if self.config.remove_query else run
 
-    def _top(self, token_ids: list[int], k: int) -> tuple[list[int], list[float]]:
+    def _top(self, token_ids: list[int], k: int, rank) -> tuple[list[int], list[float]]:
         """The ``k`` best documents with a positive score (documents sharing no term with the query score 0 and are not
-        retrieved), best first, ties by document id, at the cut too.
+        retrieved), best first, ties by document id (``rank``: each document's place in that order), at the cut too.
 
         bm25s's own top-k runs ``numpy.argpartition`` over every score, which slows down 15 to 20 times on the
         corpus's zeros (most documents share no term with a query): 167 ms a query at a million documents. Selecting
@@ -119,10 +120,10 @@ class BM25sRetriever:
             kth = np.partition(values, hits.size - k)[hits.size - k]
             above = np.flatnonzero(values > kth)
             tied = np.flatnonzero(values == kth)
-            tied = tied[np.argsort(self._id_rank[hits[tied]], kind="stable")[: k - above.size]]
+            tied = tied[np.argsort(rank[hits[tied]], kind="stable")[: k - above.size]]
             keep = np.concatenate([above, tied])
             hits, values = hits[keep], values[keep]
-        order = np.lexsort((self._id_rank[hits], -values))
+        order = np.lexsort((rank[hits], -values))
         return hits[order].tolist(), values[order].astype(float).tolist()
 
     @property
@@ -132,6 +133,7 @@ class BM25sRetriever:
             import numpy as np
 
             order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__)
-            self._rank = np.empty(len(order), dtype=np.int64)
-            self._rank[order] = np.arange(len(order))
+            rank = np.empty(len(order), dtype=np.int64)
+            rank[order] = np.arange(len(order))
+            self._rank = rank  # only once whole: a reader never sees a half-filled array
         return self._rank
