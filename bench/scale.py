@@ -245,7 +245,6 @@ def child(stage: str, folder: Path, run_dir: Path, generated: int, mine: int) ->
     logging.basicConfig(level=logging.WARNING)
     base = rss_kb()
     cfg = _config(folder, generated, run_dir)
-    setup: dict = {}
     stages = frozenset({"generate", "filter", "negatives", "retrieve", "rerank", "evaluate"})
     if stage != "load":
         data = load_dataset(str(folder))
@@ -263,8 +262,7 @@ def child(stage: str, folder: Path, run_dir: Path, generated: int, mine: int) ->
     elif stage == "lucene-search":
         import dataclasses
 
-        setup["lucene"] = dataclasses.replace(cfg.retrieve, backend="pyserini")
-        ctx.retriever(setup["lucene"])
+        ctx.retriever(dataclasses.replace(cfg.retrieve, backend="pyserini"))
     elif stage == "rerank":
         ctx.scorer(cfg.rerank.model)
         ctx.model = cfg.rerank.model

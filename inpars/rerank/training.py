@@ -202,19 +202,18 @@ def fit(
     """
     import transformers
 
-    _check_trainer_names(config)
     output_dir = Path(output_dir)
     checkpoint_dir = output_dir / "checkpoints"
-    device = device_of(device)
-    bf16, fp16 = mixed_precision(config.precision, device, seq2seq)
-    signature = _signature(config, examples, plan)
-    resume = resume_point(config, checkpoint_dir, signature)
-    if is_main_process():
-        io.write_json(checkpoint_dir / "signature.json", {"signature": signature})
+    # Built first: its checks (optimizer, scheduler, precision, checkpointing) fail before anything is written.
     trainer = build_trainer(
         model=model, dataset=dataset, collator=collator, config=config, plan=plan, checkpoint_dir=checkpoint_dir, device=device,
         seq2seq=seq2seq, reranker=metadata["reranker"],
     )
+    precision = "bf16" if trainer.args.bf16 else "fp16" if trainer.args.fp16 else "fp32"
+    signature = _signature(config, examples, plan)
+    resume = resume_point(config, checkpoint_dir, signature)
+    if is_main_process():
+        io.write_json(checkpoint_dir / "signature.json", {"signature": signature})
     snapshot_dir = output_dir / SNAPSHOTS
     if resume is None and is_main_process():
         shutil.rmtree(snapshot_dir, ignore_errors=True)  # a fresh start: snapshots of an earlier training are stale
@@ -253,7 +252,7 @@ def fit(
         config.learning_rate,
         config.lr_scheduler,
         config.optimizer,
-        "bf16" if bf16 else "fp16" if fp16 else "fp32",
+        precision,
         f", resuming from {resume}" if resume else "",
     )
     started = time.perf_counter()
@@ -276,7 +275,7 @@ def fit(
             "training": {
                 "config": to_dict(config),
                 "plan": dataclasses.asdict(plan),
-                "precision": "bf16" if bf16 else "fp16" if fp16 else "fp32",
+                "precision": precision,
                 "train_loss": result.training_loss,
                 "resumed_from": resume.name if resume else None,
                 "seconds": round(time.perf_counter() - started, 3),

@@ -43,10 +43,14 @@ class BM25sRetriever:
         self._retriever = None
         self._doc_ids: list[str] = []
         self._rank = None
+        """Each indexed document's place in the order of the document ids: the tie order of written runs."""
         self.index_dir: Path | None = None
 
-    def _tokenize(self, texts: Iterable[str]):
-        return self._bm25s.tokenize(texts, stopwords=self.config.stopwords or None, stemmer=self._stemmer, show_progress=False)
+    def _tokenize(self, texts: Iterable[str], ids: bool = True):
+        """bm25s's tokens of ``texts``: ids and their vocabulary, or (``ids=False``) each text's stemmed words."""
+        return self._bm25s.tokenize(
+            texts, stopwords=self.config.stopwords or None, stemmer=self._stemmer, return_ids=ids, show_progress=False
+        )
 
     def _params(self) -> dict:
         # bm25s stores scores already weighted by k1 and b, so both belong to the index.
@@ -74,7 +78,11 @@ class BM25sRetriever:
         self.index_dir = cached_index(self.name, docs, self._params(), lambda folder: self._build(docs, folder))
         self._retriever = self._bm25s.BM25.load(str(self.index_dir), show_progress=False)
         self._doc_ids = io.read_json(self.index_dir / "doc_ids.json")
-        self._rank = None
+        import numpy as np
+
+        order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__)
+        self._rank = np.empty(len(order), dtype=np.int64)
+        self._rank[order] = np.arange(len(order))
 
     def search(self, queries: Mapping[str, Query], top_k: int) -> Run:
         if self._retriever is None:
@@ -84,26 +92,23 @@ class BM25sRetriever:
         if not ids:
             return {}
         k = min(top_k, len(self._doc_ids))
-        tokens = self._tokenize([queries[q].text for q in ids])
-        # The query's tokens as ids of the index's vocabulary; words the corpus lacks are left out.
-        words = tokens.vocab
-        inverse = {i: w for w, i in words.items()}
-        query_ids = [self._retriever.get_tokens_ids([inverse[t] for t in row]) for row in tokens.ids]
-        rank = self._id_rank  # built here, once, before any thread reads it
+        # Each query's words as ids of the index's vocabulary; words the corpus lacks are left out.
+        words = self._tokenize([queries[q].text for q in ids], ids=False)
+        query_ids = [self._retriever.get_tokens_ids(row) for row in words]
         if self._threads > 1 and len(ids) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(self._threads) as pool:
-                found = list(pool.map(lambda token_ids: self._top(token_ids, k, rank), query_ids, chunksize=16))
+                found = list(pool.map(lambda token_ids: self._top(token_ids, k), query_ids, chunksize=16))
         else:
-            found = [self._top(token_ids, k, rank) for token_ids in query_ids]
+            found = [self._top(token_ids, k) for token_ids in query_ids]
         doc_ids = self._doc_ids
         run: Run = {qid: {doc_ids[i]: s for i, s in zip(rows, values)} for qid, (rows, values) in zip(ids, found)}
         return without_query_ids(run) if self.config.remove_query else run
 
-    def _top(self, token_ids: list[int], k: int, rank) -> tuple[list[int], list[float]]:
+    def _top(self, token_ids: list[int], k: int) -> tuple[list[int], list[float]]:
         """The ``k`` best documents with a positive score (documents sharing no term with the query score 0 and are not
-        retrieved), best first, ties by document id (``rank``: each document's place in that order), at the cut too.
+        retrieved), best first, ties by document id, at the cut too.
 
         bm25s's own top-k runs ``numpy.argpartition`` over every score, which slows down 15 to 20 times on the
         corpus's zeros (most documents share no term with a query): 167 ms a query at a million documents. Selecting
@@ -113,6 +118,7 @@ class BM25sRetriever:
 
         if not token_ids:
             return [], []
+        rank = self._rank
         scores = self._retriever.get_scores_from_ids(token_ids)
         hits = np.flatnonzero(scores > 0)
         values = scores[hits]
@@ -125,15 +131,3 @@ class BM25sRetriever:
             hits, values = hits[keep], values[keep]
         order = np.lexsort((rank[hits], -values))
         return hits[order].tolist(), values[order].astype(float).tolist()
-
-    @property
-    def _id_rank(self):
-        """Each indexed document's place in the order of the document ids: the tie order of written runs."""
-        if self._rank is None:
-            import numpy as np
-
-            order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__)
-            rank = np.empty(len(order), dtype=np.int64)
-            rank[order] = np.arange(len(order))
-            self._rank = rank  # only once whole: a reader never sees a half-filled array
-        return self._rank
