@@ -5,6 +5,8 @@ Each command builds a config and calls the library; failures print one line and 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import logging
 from collections.abc import Iterable
@@ -14,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from inpars import __version__, threads
+from inpars import __version__, io, threads
 from inpars.config import NEGATIVE_STRATEGIES, TRAIN_PRESETS
 from inpars.errors import InparsError, InputError
 from inpars.evaluate import format_stats
@@ -79,8 +81,43 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+# What to do about the operating system's refusals that a user's setup causes (no bug of inpars): by errno name.
+OS_ERROR_HINTS = {
+    "EACCES": "check the permissions of the path and its folders, or choose another path",
+    "EPERM": "check the permissions of the path and its folders, or choose another path",
+    "EROFS": "the file system is read-only: choose a path on a writable one",
+    "ENOSPC": "the disk is full: free some space, or choose a path on another disk",
+    "EDQUOT": "the disk quota is used up: free some space, or choose a path on another disk",
+    "EFBIG": "the file is larger than this system allows: free space, raise the limit (ulimit -f) or use another disk",
+    "ENOTDIR": "a part of the path is a file where a folder is needed: choose another path",
+    "EISDIR": "it is a folder where a file is needed: choose another path",
+    "ENOENT": "check the path",
+    "EEXIST": "something is already there: remove it or choose another path",
+    "ENAMETOOLONG": "choose a shorter path",
+    "EXDEV": "the two paths lie on different file systems: keep them on one",
+}
+"""An OSError without a file name is explained only for these, which can only come from the disk; any other is a bug
+and keeps its traceback."""
+DISK_ERRNOS = ("ENOSPC", "EDQUOT", "EFBIG", "EROFS")
+
+
+def os_error_line(exc: OSError) -> str | None:
+    """One line for an OSError the user's files or disk caused: the path, the reason and what to do; None for any other
+    (a bug, whose traceback must not be hidden)."""
+    code = errno.errorcode.get(exc.errno or 0, "")
+    if exc.filename is None and code not in DISK_ERRNOS:
+        return None
+    reason = exc.strerror or str(exc)
+    hint = OS_ERROR_HINTS.get(code, "check the path")
+    if exc.filename is None:
+        return f"cannot write the output: {reason} ({code}); {hint}"
+    where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else f"{exc.filename}"
+    return f"{where}: {reason} ({code or type(exc).__name__}); {hint}"
+
+
 def command(name: str | None = None, **kwargs):
-    """Register a command whose InparsError becomes one red line and exit code 2."""
+    """Register a command whose InparsError, or OSError from the user's files or disk, becomes one red line and exit
+    code 2 (with --verbose the OSError's traceback is logged too)."""
 
     def decorate(func):
         @functools.wraps(func)
@@ -89,6 +126,12 @@ def command(name: str | None = None, **kwargs):
                 return func(*args, **kw)
             except InparsError as exc:
                 _fail(str(exc))
+            except OSError as exc:
+                line = os_error_line(exc)
+                if line is None:
+                    raise
+                logging.getLogger(__name__).debug("where the error below was raised", exc_info=exc)
+                _fail(line)
             except KeyboardInterrupt:
                 typer.secho("interrupted; rerun the same command to resume", err=True)
                 raise typer.Exit(130) from None
@@ -123,7 +166,10 @@ def _flags(section: str, **values) -> list[str]:
 
 def _config(recipe: Path | None, overrides: list[str] | None, flags: list[str], dataset: str | None = None):
     from inpars.config import load_pipeline_config
+    from inpars.datasets import check_dataset_name
 
+    if dataset is not None:  # an empty --dataset is refused, not taken for the recipe's dataset
+        check_dataset_name(dataset)
     return load_pipeline_config(recipe, list(overrides or []) + flags + ([f"dataset={dataset}"] if dataset else []))
 
 
@@ -136,11 +182,15 @@ def _stage(
     from inpars.pipeline import stage_objects
     from inpars.stage import Context, load_context
 
-    ctx = load_context(cfg, **fields) if dataset else Context(dataset=None, config=cfg, **fields)
-    stage = stage_objects()[name]
-    if stage.run_shard is not None:
-        return stage.run_shard(ctx, cfg, folder, shard, num_shards)
-    return stage.run(ctx, cfg, folder)
+    with contextlib.ExitStack() as held:
+        # Each file the command writes is held until it is written: a second command writing it is refused at once.
+        for path in dict(fields.get("outputs") or {}).values():
+            held.enter_context(io.exclusive(path, "this output"))
+        ctx = load_context(cfg, **fields) if dataset else Context(dataset=None, config=cfg, **fields)
+        stage = stage_objects()[name]
+        if stage.run_shard is not None:
+            return stage.run_shard(ctx, cfg, folder, shard, num_shards)
+        return stage.run(ctx, cfg, folder)
 
 
 # ---------------------------------------------------------------------------------------------- datasets
@@ -181,25 +231,36 @@ def export_cmd(
     max_docs: Annotated[
         int | None,
         typer.Option(
-            help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit."
+            min=1,
+            help="Keep at most this many documents (a miniature): judged queries are kept while their relevant documents fit.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the query order.")] = 0,
+    force: Annotated[
+        bool, typer.Option(help="Replace FOLDER if it holds anything (the new folder is written first, then swapped in).")
+    ] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write a dataset as a BEIR folder, its judged queries divided into splits; with --max-docs, a miniature of it."""
-    from inpars.datasets import export_beir, load_dataset
+    from inpars.datasets import check_export_target, check_splits, export_beir, load_dataset
 
     _setup_logging(verbose)
 
     shares: dict[str, float] = {}
     for item in split or ["test=1"]:
-        name, _, share = item.partition("=")
+        name, equals, share = item.partition("=")
         try:
-            shares[name.strip()] = float(share)
+            value = float(share)
         except ValueError:
-            _fail(f"--split {item}: write NAME=SHARE, e.g. --split train=0.5")
-    counts = export_beir(load_dataset(dataset), folder, shares, max_docs=max_docs, seed=seed)
+            value = None
+        if not equals or value is None:
+            raise InparsError(f"--split {item}: write NAME=SHARE, e.g. --split train=0.5")
+        if name.strip() in shares:
+            raise InparsError(f"--split {item}: the split '{name.strip()}' is given twice; give each split once")
+        shares[name.strip()] = value
+    check_splits(shares)
+    check_export_target(folder, force)  # before loading, which may download the dataset
+    counts = export_beir(load_dataset(dataset), folder, shares, max_docs=max_docs, seed=seed, force=force)
     typer.echo(f"{folder}: " + ", ".join(f"{count} {what}" for what, count in counts.items()))
 
 
@@ -519,7 +580,7 @@ def evaluate_cmd(
         io.check_output(output)
     if baseline is not None and baseline not in runs:
         raise InparsError(f"--baseline {baseline} is not one of the runs given; add it to the runs or name one of them")
-    judgements = io.read_qrels(qrels) if qrels else load_dataset(dataset or "faq-construction").qrels
+    judgements = io.read_qrels(qrels) if qrels else load_dataset("faq-construction" if dataset is None else dataset).qrels
     if exclude_fewshot:
         from inpars.generate.fewshot import without_fewshot_queries
 
@@ -842,9 +903,27 @@ def _plan_or_submit(
 
 
 def main() -> None:
+    import sys
+
+    from typer.exceptions import TyperException
+
     # Before any command imports torch: its OpenMP reads the wait policy once, when it loads.
     threads.configure()
-    app()
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except TyperException as exc:  # click's errors, as typer vendors them: a usage error or a bad option value
+        if type(exc).__name__ == "NoArgsIsHelpError":  # 'inpars' alone: the help, as click prints it
+            typer.echo(exc.format_message())
+            sys.exit(exc.exit_code)
+        # A bad option or argument is one line too, as every other bad input is (click prints three).
+        context = getattr(exc, "ctx", None)
+        where = f"; see '{context.command_path} --help'" if context is not None else ""
+        typer.secho(f"error: {exc.format_message()}{where}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

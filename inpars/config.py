@@ -14,41 +14,33 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from inpars.errors import InparsError, InputError
+from inpars.checks import InvalidValue, check_float_fields, check_name, check_range
+from inpars.errors import InputError
 from inpars.io import parse_yaml, read_text, show
-from inpars.models import DTYPES
-from inpars.registry import Registry, did_you_mean, suggest
+from inpars.models import DTYPES, check_device
+from inpars.registry import did_you_mean, suggest
 
 if TYPE_CHECKING:
     from inpars.generate.openai import OpenAIOptions
 
 
-class InvalidValue(InparsError):
-    """A config field holds a value it cannot take; ``build`` adds the file and line."""
-
-    def __init__(self, key: str, problem: str, hint: str = "") -> None:
-        super().__init__(f"'{key}' {problem}" + (f"; {hint}" if hint else ""))
-        self.key = key
-        self.problem = problem
-        self.hint = hint
+MAX_SEED = 2**32 - 1
+"""numpy's and torch's seeds are unsigned 32-bit numbers."""
 
 
-def check_range(config: Any, keys: tuple[str, ...], low: float, *, strict: bool = False, high: float | None = None) -> None:
-    """Each of ``keys`` is None (when its field allows it) or lies in [low, high] ((low, high] when ``strict``)."""
-    for key in keys:
-        value = getattr(config, key)
-        if value is None:
-            continue
-        below = value <= low if strict else value < low
-        if below or (high is not None and value > high):
-            bound = f"{'above' if strict else 'at least'} {low:g}" + (f" and at most {high:g}" if high is not None else "")
-            raise InvalidValue(key, f"is {value}", f"it must be {bound}")
+def check_seed(config: Any, key: str = "seed") -> None:
+    check_range(config, (key,), 0, high=MAX_SEED)
 
 
-def check_name(registry: Registry, key: str, name: str) -> None:
-    """A field that names a registered backend (a generator, retriever, reranker) holds one of the registry's names."""
-    if name not in registry:
-        raise InvalidValue(key, f"is '{name}', an unknown {registry.kind}", suggest(name, registry.names()))
+def _check_measures(key: str, names: tuple[str, ...]) -> None:
+    """Measure names are checked as the recipe loads, not when evaluation starts after hours of training."""
+    from inpars.errors import InparsError
+    from inpars.evaluate import parse_measures  # the evaluate stage's module, which imports this one
+
+    try:
+        parse_measures(names)
+    except InparsError as exc:
+        raise InvalidValue(key, f"is {list(names) if len(names) > 1 else names[0]}", str(exc)) from None
 
 
 def _check_dtype(config: Any, key: str) -> None:
@@ -114,6 +106,7 @@ class GenerateConfig:
     """Keys that moved, and where to: a recipe that still has them is told the new place."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         from inpars.generate.base import generators
 
         check_name(generators, "backend", self.backend)
@@ -131,8 +124,10 @@ class GenerateConfig:
             1,
         )
         check_range(self, ("temperature",), 0)
+        check_seed(self)
         check_range(self, ("top_p",), 0, strict=True, high=1)
         _check_dtype(self, "dtype")
+        check_device(self.device)
         for name in generators.names():  # a backend's own block (generate.openai) is for that backend alone
             block = getattr(self, name, None)
             if block is not None and name != self.backend and block != type(block)():
@@ -177,6 +172,7 @@ class FilterConfig:
     """Filters applied in order, each a mapping with a ``name`` (see ``inpars.filter``); replaces method/top_k."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         if self.steps and (self.method is not None or self.top_k is not None):
             raise ValueError(
                 "give either filter.method/top_k or filter.steps, not both; "
@@ -207,6 +203,7 @@ class RetrieveConfig:
     """dense only: the sentence-transformers bi-encoder (default embedded:minilm-l6)."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         from inpars.retrieve.base import retrievers
 
         check_name(retrievers, "backend", self.backend)
@@ -232,7 +229,9 @@ class NegativesConfig:
     """The sentence-transformers bi-encoder for dense negatives (an embedded name, Hugging Face id or folder)."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         check_range(self, ("depth",), 1)
+        check_seed(self)
         check_range(self, ("num_negatives", "dense_negatives"), 0)
         if self.num_negatives + self.dense_negatives < 1:
             raise InvalidValue("num_negatives", "(BM25) plus 'dense_negatives' is 0", "mine at least one negative per query")
@@ -338,6 +337,7 @@ class TrainConfig:
         return cls(**{**cls.preset_values(name), **fields_, "preset": name})
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         from inpars.rerank.base import rerankers
 
         if self.preset is not None:
@@ -350,6 +350,7 @@ class TrainConfig:
             if getattr(self, key) < 1:
                 raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1")
         check_range(self, ("snapshots",), 0)
+        check_seed(self)
         for key in ("max_steps", "effective_batch_size", "save_steps"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise InvalidValue(key, f"is {getattr(self, key)}", "it must be at least 1, or left unset")
@@ -377,6 +378,7 @@ class RerankConfig:
     runtime_only: ClassVar[tuple[str, ...]] = ("batch_size",)
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         check_range(self, ("top_k", "batch_size", "max_length"), 1)
         if self.reranker is not None:
             from inpars.rerank.base import rerankers
@@ -412,6 +414,7 @@ class SelectConfig:
     queries: synthetic queries share their document's words and so overrate lexical matching."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         check_range(self, ("validation",), 0, high=0.5)
         check_range(self, ("max_validation",), 1)
         try:
@@ -423,6 +426,7 @@ class SelectConfig:
         if not weights or any(not 0 <= w <= 1 for w in weights):
             raise InvalidValue("bm25_weights", f"is {list(self.bm25_weights)}", "give one or more numbers between 0 and 1")
         object.__setattr__(self, "bm25_weights", weights)
+        _check_measures("measure", (self.measure,))
         unknown = [s for s in self.sources if s not in SELECT_SOURCES]
         if not self.sources or unknown:
             raise InvalidValue("sources", f"is {list(self.sources)}", f"use one or both of {', '.join(SELECT_SOURCES)}")
@@ -446,9 +450,12 @@ class EvaluateConfig:
     """Seed of the resampling (the same seed gives the same p-values and intervals)."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         if not self.measures:
             raise InvalidValue("measures", "is empty", "name at least one ir_measures measure, e.g. nDCG@10")
+        _check_measures("measures", self.measures)
         check_range(self, ("resamples",), 100)
+        check_seed(self)
         check_range(self, ("confidence",), 0, strict=True, high=0.999)
 
 
@@ -469,6 +476,14 @@ class PipelineConfig:
     rerank: RerankConfig = field(default_factory=RerankConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("name", "dataset", "output_dir"):
+            if not getattr(self, key).strip():
+                raise InvalidValue(key, "is empty", "give it a value")
+        name = self.name
+        if name in (".", "..") or any(c in name for c in "/\\") or any(not c.isprintable() for c in name):
+            raise InvalidValue("name", f"is {name!r}, not a folder name", "name the run with letters, digits, '-', '_' or '.'")
 
     @property
     def run_dir(self) -> Path:
@@ -509,11 +524,15 @@ def fingerprint(*parts: Any) -> str:
 def _coerce(value: Any, annotation: Any, where: str, source: str, line: int | None) -> Any:
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
     optional = "None" in text
+    if isinstance(value, _Override) and value.value is None:
+        value = None
     if value is None:
         if optional:
             return None
         raise InputError(source, line, f"'{where}' cannot be empty", "give it a value")
     base = text.replace(" | None", "").strip()
+    if isinstance(value, _Override) and base != "str":
+        value = value.value
     try:
         if base == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -524,9 +543,15 @@ def _coerce(value: Any, annotation: Any, where: str, source: str, line: int | No
                 raise ValueError
             return float(value)
         if base == "str":
-            if isinstance(value, (dict, list)):
-                raise ValueError
-            return str(value)
+            if isinstance(value, _Override):
+                return value.text
+            if not isinstance(value, str):
+                kind = "a boolean" if isinstance(value, bool) else "a number" if isinstance(value, (int, float)) else "not text"
+                raise InputError(
+                    source, line, f"'{where}' should be text, got {show(value)} ({kind}: YAML reads yes/no/on/off and bare "
+                    "numbers so)", f"quote the value ({where.rsplit('.', 1)[-1]}: '...') to keep it as text"
+                )
+            return value
         if base == "bool":
             if isinstance(value, str):
                 if value.lower() in ("true", "1", "yes"):
@@ -574,9 +599,11 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
         )
     kwargs = {}
     presets = getattr(cls, "presets", None)
-    if presets is not None and isinstance(data.get("preset"), str):
+    preset = data.get("preset")
+    preset = preset.text if isinstance(preset, _Override) else preset
+    if presets is not None and isinstance(preset, str):
         try:
-            data = {**cls.preset_values(data["preset"]), **data}
+            data = {**cls.preset_values(preset), **data}
         except InvalidValue as exc:
             raise InputError(source, lines.get(f"{prefix}preset"), f"'{prefix}preset' {exc.problem}", exc.hint) from None
     for key, value in data.items():
@@ -590,8 +617,9 @@ def build(cls: type, data: dict, source: str = "<config>", lines: dict[str, int]
         nested = _nested_class(known[key])
         builder = _field_builder(cls, key)
         if builder is not None:
-            kwargs[key] = builder(value, source, lines, where)
+            kwargs[key] = builder(_unwrap(value), source, lines, where)
         elif nested is not None:
+            value = value.value if isinstance(value, _Override) else value
             kwargs[key] = build(nested, value or {}, source, lines, prefix=f"{where}.")
         else:
             kwargs[key] = _coerce(value, annotation, where, source, lines.get(where))
@@ -616,6 +644,25 @@ def _nested_class(item: dataclasses.Field) -> type | None:
     return type(default) if dataclasses.is_dataclass(default) else None
 
 
+@dataclass(frozen=True)
+class _Override:
+    """A ``--set`` scalar: YAML's reading of it, and the text as typed, which a text field takes as it is (``--set
+    name=no`` names the run ``no``, not ``False``)."""
+
+    text: str
+    value: Any
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, _Override):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
 def _override_value(raw: str) -> Any:
     """A YAML scalar or list; text that YAML reads otherwise (``Query: {query} ...``) stays the text it is."""
     if not raw.strip():
@@ -637,6 +684,8 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict:
             raise InputError("--set", None, f"override '{item}' has no '='", "write key=value, e.g. generate.num_docs=50")
         key, _, raw = item.partition("=")
         value = _override_value(raw)
+        if not isinstance(value, (dict, list)):
+            value = _Override(raw.strip(), value)
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -669,7 +718,10 @@ def load_pipeline_config(
                 raise InputError(p, None, "recipe not found", "check the path, or use a bundled recipe (see 'inpars run --help')")
             text = read_text(p, "recipe")
         data, lines = parse_yaml(text, source, "fix the recipe")
-        data = data or {}
+        if data is None or data == {}:
+            raise InputError(
+                source, None, "the recipe is empty", "give it the keys to set (see recipes/demo.yaml), or run without a recipe"
+            )
         if not isinstance(data, dict):
             raise InputError(source, 1, "a recipe must be a mapping of keys", "see recipes/demo.yaml")
     data = _merge(data, parse_overrides(overrides))

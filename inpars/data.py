@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 Qrels = dict[str, dict[str, int]]
 """query_id -> doc_id -> relevance grade."""
 
 Run = dict[str, dict[str, float]]
 """query_id -> doc_id -> score (what ir_measures takes)."""
+
+
+def ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
+    """A query's ``(doc_id, score)`` pairs in the one order every part of inpars uses, trec_eval's: by score, highest
+    first, and equal scores by document id, the greater id first (string order: ``d9`` before ``d10``). Written ranks,
+    reranking and fusion cuts, mined negatives and every measure see the same ranking."""
+    return sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)
 
 
 def in_shard(item_id: str, shard: int, num_shards: int) -> bool:
@@ -91,6 +99,10 @@ class Dataset:
     docs: dict[str, Doc]
     queries: dict[str, Query]
     qrels: Qrels
+    origin: dict[str, Any] = field(default_factory=dict)
+    """What the records were read from, for the collection's fingerprint: role -> a file (``corpus``, ``queries``,
+    ``qrels``; hashed) or a value that names the content (``ir_datasets`` -> its version). Empty: the records are
+    hashed themselves."""
 
     def with_fixed_text(self) -> Dataset:
         """The same collection with mojibake and broken Unicode repaired by ``ftfy.fix_text`` in every title,
@@ -108,7 +120,7 @@ class Dataset:
 
         docs = {doc_id: fixed_doc(d) for doc_id, d in self.docs.items()}
         queries = {query_id: fixed_query(q) for query_id, q in self.queries.items()}
-        return Dataset(self.name, docs, queries, self.qrels)
+        return Dataset(self.name, docs, queries, self.qrels, dict(self.origin))
 
     def counts(self) -> dict[str, int]:
         return {

@@ -16,15 +16,32 @@ To add a source: write one subclass of ``DatasetSource`` (``claims``, ``load`` a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
 import random
-from collections.abc import Mapping
+import re
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
+from inpars.checks import is_number
 from inpars.data import Dataset, Doc, FewShotPool, Qrels, Query
-from inpars.errors import InparsError, InputError, MissingDependencyError
-from inpars.io import atomic_directory, read_beir_corpus, read_beir_queries, read_qrels_tsv, write_beir_folder, write_qrels_tsv
+from inpars.errors import InparsError, InputError, MissingDependencyError, require
+from inpars.io import (
+    atomic_directory,
+    check_output,
+    read_beir_corpus,
+    read_beir_queries,
+    read_qrels_tsv,
+    write_beir_folder,
+    write_qrels_tsv,
+)
 from inpars.registry import Registry, UnknownNameError, suggest
 
 logger = logging.getLogger(__name__)
@@ -52,6 +69,17 @@ BEIR_TEST_IDS = {
         )
     },
 }
+
+_BEIR_MORE_SPLITS = {
+    "dbpedia-entity": ("dev",), "fever": ("train", "dev"), "fiqa": ("train", "dev"), "hotpotqa": ("train", "dev"),
+    "nfcorpus": ("train", "dev"), "quora": ("dev",), "scifact": ("train",), "webis-touche2020": ("v2",),
+}
+BEIR_SPLITS = {
+    name: {"test": test_id, **{split: f"beir/{name}/{split}" for split in _BEIR_MORE_SPLITS.get(name, ())}}
+    for name, test_id in BEIR_TEST_IDS.items()
+}
+"""BEIR dataset -> split -> its ir_datasets id: what ``beir/<name>/<split>`` may name (``test`` is the one scores are
+reported on; ``beir/<name>`` alone means it)."""
 
 SPLIT_ORDER = ("train", "dev", "test")
 """The splits few-shot examples are drawn from, in order of preference: the first one a dataset has."""
@@ -100,8 +128,26 @@ def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
             "first use and needs a network"
         ) from None
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
+    check_corpus_text(docs, dataset_id)
     check_judged_docs(qrels, docs, dataset_id, strict=False)
-    return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels)
+    return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels, origin=_irds_origin(ds, dataset_id))
+
+
+def _irds_origin(ds, dataset_id: str) -> dict:
+    """ir_datasets' version and the id, and the files it keeps for the collection (where it says which)."""
+    import importlib.metadata
+
+    origin: dict = {"ir_datasets": importlib.metadata.version("ir_datasets"), "id": dataset_id}
+    for role, method in (("docs", "docs_path"), ("queries", "queries_path"), ("qrels", "qrels_path")):
+        handler = getattr(ds, f"{role}_handler", None)
+        try:
+            path = getattr(handler() if handler else ds, method)()
+        except Exception as exc:  # noqa: BLE001 - not every handler can name a single file; the version and id still count
+            logger.debug("ir_datasets names no %s file for %s (%s)", role, dataset_id, exc)
+            continue
+        if path and Path(path).is_file():
+            origin[role] = Path(path)
+    return origin
 
 
 def load_beir(name: str, split: str | None = None) -> Dataset:
@@ -110,8 +156,24 @@ def load_beir(name: str, split: str | None = None) -> Dataset:
         raise InparsError(
             f"unknown BEIR dataset 'beir/{name}'; {suggest(f'beir/{name}', (f'beir/{n}' for n in sorted(BEIR_TEST_IDS)))}"
         )
-    dataset_id = BEIR_TEST_IDS[name] if split is None else f"beir/{name}/{split}"
-    return load_ir_datasets(dataset_id, name=f"beir/{name}" + (f"/{split}" if split else ""))
+    label = f"beir/{name}" + (f"/{split}" if split else "")
+    return load_ir_datasets(beir_dataset_id(name, split, label), name=label)
+
+
+def beir_dataset_id(name: str, split: str | None, label: str) -> str:
+    """The ir_datasets id of the BEIR dataset ``name``'s ``split`` (None: test); a split it lacks is refused, naming
+    ``label`` (the name as the user wrote it) and the splits it has."""
+    splits = BEIR_SPLITS[name]
+    if split is None:
+        return splits["test"]
+    if split not in splits:
+        shown = f"'{split}'" if split else "'' (the name ends with '/')"
+        if len(splits) == 1:
+            hint = f"its only split is test: write beir/{name}"
+        else:
+            hint = f"its splits are {', '.join(sorted(splits))}: write beir/{name}/<split>, or beir/{name} for test"
+        raise UnknownNameError(f"unknown dataset '{label}': beir/{name} has no split {shown}; {hint}")
+    return splits[split]
 
 
 def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
@@ -128,6 +190,7 @@ def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
         present = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
         raise InputError(qrels_path, None, f"no qrels for split '{split}'", f"splits present: {', '.join(present) or 'none'}")
     docs = read_beir_corpus(folder / "corpus.jsonl")
+    check_corpus_text(docs, folder / "corpus.jsonl")
     queries = read_beir_queries(folder / "queries.jsonl")
     qrels = read_qrels_tsv(qrels_path)
     unknown = sorted(set(qrels) - set(queries))
@@ -138,7 +201,59 @@ def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
         )
     queries = {qid: q for qid, q in queries.items() if qid in qrels}
     check_judged_docs(qrels, docs, qrels_path, strict=True)
-    return Dataset(name=str(folder), docs=docs, queries=queries, qrels=qrels)
+    origin = {"corpus": folder / "corpus.jsonl", "queries": folder / "queries.jsonl", "qrels": qrels_path}
+    return Dataset(name=str(folder), docs=docs, queries=queries, qrels=qrels, origin=origin)
+
+
+def content_fingerprint(dataset: Dataset) -> str:
+    """What a run's stages depend on in a collection: the bytes it was read from, not its name or counts.
+
+    Files (a local folder's corpus, queries and split qrels) count by their sha256, remembered by path, size and
+    modification time so that a large corpus is hashed once; ir_datasets collections by ir_datasets' version and id
+    (it checks its downloads against its own hashes) and the hashes of the files it keeps; anything else (an embedded
+    or in-memory collection) by a hash of its records.
+    """
+    import hashlib
+    import json
+
+    from inpars.io import cached_sha256
+
+    parts: dict[str, str] = {}
+    for role, value in sorted(dataset.origin.items()):
+        parts[role] = cached_sha256(value) if isinstance(value, Path) else str(value)
+    if not dataset.origin:
+        digest = hashlib.sha256()
+        for doc in dataset.docs.values():
+            digest.update(json.dumps(["d", doc.doc_id, doc.title, doc.text], ensure_ascii=False).encode())
+        for query in dataset.queries.values():
+            digest.update(json.dumps(["q", query.query_id, query.text], ensure_ascii=False).encode())
+        for query_id, judged in dataset.qrels.items():
+            digest.update(json.dumps(["j", query_id, judged], ensure_ascii=False).encode())
+        parts["records"] = digest.hexdigest()
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_WORD = re.compile(r"[^\W_]")
+"""A letter or a digit, in any script: what a document needs for a retriever to index it or a model to read it."""
+
+
+def check_corpus_text(docs: Mapping[str, Doc], source: object) -> None:
+    """Refuse a corpus in which no document has a letter or digit in its title or text (all empty, all whitespace or
+    punctuation): there is nothing to index or generate from, and the indexers fail deep inside on it. A corpus where
+    only some documents are empty loads (a retriever skips or never ranks them)."""
+    for doc in docs.values():
+        if _WORD.search(doc.text) or _WORD.search(doc.title):
+            return
+    blank = sum(1 for doc in docs.values() if not doc.text.strip() and not doc.title.strip())
+    what = (
+        "all are empty or whitespace" if blank == len(docs)
+        else f"{blank} are empty or whitespace, the others punctuation" if blank
+        else "all are punctuation or symbols"
+    )
+    raise InputError(
+        source, None, f"none of the {len(docs)} documents has a letter or digit in its title or text ({what})",
+        "there is nothing to index or generate queries from: check that the corpus fills 'text' (or 'title')",
+    )
 
 
 MAX_UNKNOWN_JUDGED = 0.1
@@ -213,17 +328,28 @@ class BeirSource(DatasetSource):
 
     @staticmethod
     def parse(name: str) -> tuple[str, str | None] | None:
-        """``(BEIR name, split or None)``, or None when ``name`` is no known BEIR dataset."""
+        """``(BEIR name, split or None)``, or None when ``name`` is no known BEIR dataset; a known dataset followed by a
+        split it lacks (``beir/scifact/bogus``, ``beir/scifact/test/x``) is refused with the splits it has."""
+        found = BeirSource._known(name)
+        if found is not None and found[1] is not None:
+            beir_dataset_id(*found, name)
+        return found
+
+    @staticmethod
+    def _known(name: str) -> tuple[str, str | None] | None:
+        """``(BEIR name, whatever follows it or None)`` for ``beir/<a listed BEIR name>[/<anything>]``."""
         if not name.startswith("beir/"):
             return None
         rest = name[len("beir/"):]
         if rest in BEIR_TEST_IDS:
             return rest, None
-        base, _, split = rest.rpartition("/")
-        return (base, split) if base in BEIR_TEST_IDS else None
+        for base in BEIR_TEST_IDS:  # no BEIR name is another one followed by '/', so at most one matches
+            if rest.startswith(f"{base}/"):
+                return base, rest[len(base) + 1:]
+        return None
 
     def claims(self, name: str) -> bool:
-        return self.parse(name) is not None
+        return self._known(name) is not None
 
     def load(self, name: str, split: str | None) -> Dataset:
         base, named = self.parse(name)
@@ -234,10 +360,10 @@ class BeirSource(DatasetSource):
 
     def counts(self, name: str) -> dict[str, int | None]:
         """From ir_datasets' metadata, without downloading."""
-        import ir_datasets
+        ir_datasets = require("ir_datasets", "demo")
 
         base, split = self.parse(name)
-        ds = ir_datasets.load(BEIR_TEST_IDS[base] if split is None else f"beir/{base}/{split}")
+        ds = ir_datasets.load(beir_dataset_id(base, split, name))
         counts: dict[str, int | None] = {}
         for key, method in (("docs", "docs_count"), ("queries", "queries_count"), ("qrels", "qrels_count")):
             try:
@@ -276,7 +402,8 @@ class FolderSource(DatasetSource):
         folder = Path(name).expanduser()
         if not folder.is_dir():
             raise InputError(
-                folder, None, "dataset folder not found", "give a BEIR folder with corpus.jsonl, queries.jsonl and qrels/"
+                folder, None, "is a file, not a dataset folder" if folder.exists() else "dataset folder not found",
+                "give a BEIR folder with corpus.jsonl, queries.jsonl and qrels/",
             )
         return folder
 
@@ -305,13 +432,25 @@ def listing() -> list[DatasetInfo]:
     return [info for kind in sources for info in sources.get(kind)().listing()]
 
 
+def check_dataset_name(name: str) -> None:
+    """Refuse an empty or blank dataset name, which pathlib would take for the current folder."""
+    if not name.strip():
+        raise InparsError(
+            f"the dataset name is {'empty' if not name else 'blank'}; give faq-construction, beir/<name>[/<split>] or the "
+            "path of a BEIR folder (see 'inpars datasets')"
+        )
+
+
 def source_for(name: str) -> DatasetSource:
     """The first registered source that claims ``name``; a name none claims is refused with the closest listed names."""
+    check_dataset_name(name)
     for kind in sources:
         source = sources.get(kind)()
         if source.claims(name):
             return source
-    raise UnknownNameError(f"unknown dataset '{name}'; {suggest(name, sorted(info.name for info in listing()))}")
+    looks_like_path = ("/" in name or os.sep in name) and not name.startswith("beir/")
+    folder = f"; and there is no folder '{name}' here" if looks_like_path else ""
+    raise UnknownNameError(f"unknown dataset '{name}'; {suggest(name, sorted(info.name for info in listing()))}{folder}")
 
 
 def load_dataset(name: str, split: str | None = None) -> Dataset:
@@ -324,51 +463,158 @@ def dataset_counts(name: str) -> dict[str, int | None]:
     return source_for(name).counts(name)
 
 
+SPLIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""What a split of an exported folder may be called: its judgements go to ``qrels/<name>.tsv``."""
+
+
+def check_splits(splits: Mapping[str, float]) -> None:
+    """Each split has a name that can name its qrels file and a positive, finite share."""
+    if not splits:
+        raise InparsError("give at least one split and its share, e.g. test=1 or train=0.5 dev=0.25 test=0.25")
+    for name, share in splits.items():
+        if not isinstance(name, str) or not SPLIT_NAME.fullmatch(name):
+            raise InparsError(
+                f"split name {name!r} cannot name the file qrels/<name>.tsv; use letters, digits, '-', '_' and '.', "
+                "e.g. train, dev, test"
+            )
+        if not is_number(share) or share <= 0:
+            raise InparsError(
+                f"split '{name}' has the share {share!r}; give each split a positive share, e.g. train=0.5 dev=0.25 test=0.25"
+            )
+
+
+def queries_needed(splits: Mapping[str, float]) -> int:
+    """The fewest judged queries that give each split at least one whole query's worth of its share."""
+    shares = [Fraction(share) for share in splits.values()]
+    return math.ceil(sum(shares) / min(shares))
+
+
+def split_queries(query_ids: list[str], splits: Mapping[str, float]) -> dict[str, list[str]]:
+    """``query_ids`` cut, in order, into consecutive runs whose sizes follow the shares of ``splits``.
+
+    Each cut is the cumulative share rounded half up (in exact arithmetic), so sizes differ from the shares by less
+    than one query and a split whose share is worth one query or more is never empty.
+    """
+    total = sum(Fraction(share) for share in splits.values())
+    cuts, start, cumulative = {}, 0, Fraction(0)
+    for name, share in splits.items():
+        cumulative += Fraction(share)
+        end = math.floor(len(query_ids) * cumulative / total + Fraction(1, 2))
+        cuts[name] = query_ids[start:end]
+        start = end
+    return cuts
+
+
+def check_export_target(folder: str | Path, force: bool = False, source: str | None = None) -> Path:
+    """Refuse to write an exported dataset over a folder that holds anything, unless ``force``; even then, refuse a
+    folder that holds the current working directory or ``source`` (the folder the dataset was read from)."""
+    folder = check_output(folder, folder=True)
+    if not folder.is_dir():
+        return folder
+    entries = sorted(entry.name for entry in folder.iterdir())
+    if not entries:
+        return folder
+    if not force:
+        raise InputError(
+            folder, None, f"is not empty (it holds {len(entries)} {'entry' if len(entries) == 1 else 'entries'}, "
+            f"e.g. '{entries[0]}')",
+            "give a new or empty folder, or --force to replace it",
+        )
+    target = folder.resolve()
+    spared = {"the current working folder": Path.cwd(), "the dataset being exported": Path(source) if source else None}
+    for what, path in spared.items():
+        if path is not None and path.exists() and (path.resolve() == target or target in path.resolve().parents):
+            raise InputError(folder, None, f"holds {what}, which --force would delete", "export to another folder")
+    return folder
+
+
+@contextlib.contextmanager
+def replacing_directory(folder: Path) -> Iterator[Path]:
+    """A new folder, filled beside ``folder``, that takes its place when the block succeeds; on failure ``folder``
+    stays as it was.
+
+    The old folder is renamed aside, the new one renamed in and the old one deleted; should the second rename fail,
+    the old folder is renamed back. Readers see the old content or the new, never a mixture (for the instant between
+    the two renames, no folder).
+    """
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        staging.chmod(stat.S_IMODE(folder.stat().st_mode))
+        yield staging
+        old = staging.with_suffix(".old")
+        os.rename(folder, old)
+        try:
+            os.rename(staging, folder)
+        except BaseException:
+            os.rename(old, folder)
+            raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        logger.warning("%s is in place; its old content, moved to %s, could not be deleted", folder, old)
+
+
 def export_beir(
-    dataset: Dataset, folder: str | Path, splits: Mapping[str, float], max_docs: int | None = None, seed: int = 0
+    dataset: Dataset, folder: str | Path, splits: Mapping[str, float], max_docs: int | None = None, seed: int = 0,
+    force: bool = False,
 ) -> dict[str, int]:
     """Write ``dataset`` as a BEIR folder whose judged queries are divided among ``splits`` (name -> share).
 
     With ``max_docs`` the folder is a miniature: queries are taken in a seeded order while all of their relevant
-    documents still fit, so every kept judgement points into the kept corpus. Returns the counts written.
+    documents still fit, so every kept judgement points into the kept corpus. A folder that holds anything is refused
+    unless ``force``, which replaces it whole once the new one is written; a split that would get no query is refused
+    with the number of queries (or documents) it needs. Returns the counts written.
     """
-    if not splits or any(share <= 0 for share in splits.values()):
-        raise InparsError("give each split a positive share, e.g. train=0.5 dev=0.25 test=0.25")
-    if max_docs is not None and max_docs < 1:
-        raise InparsError(f"max_docs must be at least 1, not {max_docs}")
+    check_splits(splits)
+    if max_docs is not None and (not isinstance(max_docs, int) or isinstance(max_docs, bool) or max_docs < 1):
+        raise InparsError(f"max_docs must be a whole number of at least 1, not {max_docs!r}")
+    source = dataset.name if Path(dataset.name).is_dir() else None
+    folder = check_export_target(folder, force, source)
     rng = random.Random(seed)
     order = sorted(dataset.qrels)
     rng.shuffle(order)
+    relevant = {
+        query_id: {doc_id for doc_id in dataset.qrels[query_id] if doc_id in dataset.docs}
+        for query_id in order if query_id in dataset.queries
+    }
+    usable = [query_id for query_id in order if relevant.get(query_id)]
     kept_docs: set[str] = set()
     kept_queries: list[str] = []
-    for query_id in order:
-        relevant = {doc_id for doc_id in dataset.qrels[query_id] if doc_id in dataset.docs}
-        if query_id not in dataset.queries or not relevant:
+    for query_id in usable:
+        if max_docs is not None and len(kept_docs | relevant[query_id]) > max_docs:
             continue
-        if max_docs is not None and len(kept_docs | relevant) > max_docs:
-            continue
-        kept_docs |= relevant
+        kept_docs |= relevant[query_id]
         kept_queries.append(query_id)
     if max_docs is None:
         kept_docs = set(dataset.docs)
-    if len(kept_queries) < len(splits):
+    needed = queries_needed(splits)
+    if len(kept_queries) < needed:
+        smallest = min(splits, key=splits.get)
+        if len(splits) == 1:
+            why, fix = "an export needs at least one", "check that the qrels judge documents of the corpus"
+        else:
+            share = splits[smallest] / sum(splits.values())
+            why = f"the {len(splits)} splits need at least {needed}, so that '{smallest}' (share {share:.3g}) gets one"
+            fix = f"use fewer splits or give '{smallest}' a larger share"
+        if len(usable) < needed:
+            raise InparsError(
+                f"{dataset.name}: {len(usable)} judged queries have a relevant document in the corpus; {why}: {fix}"
+            )
+        docs_needed = len(set().union(*(relevant[query_id] for query_id in usable[:needed])))
         raise InparsError(
-            f"{dataset.name}: {len(kept_queries)} judged queries fit in {max_docs} documents, fewer than the {len(splits)} "
-            "splits; raise max_docs"
+            f"{dataset.name}: {len(kept_queries)} judged queries fit in max_docs={max_docs} documents; {why}: raise "
+            f"max_docs (--max-docs) to {docs_needed} or more"
         )
-    total = sum(splits.values())
-    bounds, start = {}, 0
-    for position, (name, share) in enumerate(splits.items()):
-        end = len(kept_queries) if position == len(splits) - 1 else start + max(1, round(len(kept_queries) * share / total))
-        bounds[name] = kept_queries[start:end]
-        start = end
+    cuts = split_queries(kept_queries, splits)
     counts = {"docs": len(kept_docs), "queries": len(kept_queries)}
-    with atomic_directory(folder) as staging:
+    with replacing_directory(folder) if folder.is_dir() and force else atomic_directory(folder) as staging:
         docs = [dataset.docs[doc_id] for doc_id in dataset.docs if doc_id in kept_docs]
         queries = [dataset.queries[query_id] for query_id in sorted(kept_queries)]
-        first, *rest = bounds
-        write_beir_folder(staging, docs, queries, {q: dict(dataset.qrels[q]) for q in bounds[first]}, split=first)
+        first, *rest = cuts
+        write_beir_folder(staging, docs, queries, {q: dict(dataset.qrels[q]) for q in cuts[first]}, split=first)
         for name in rest:
-            write_qrels_tsv(staging / "qrels" / f"{name}.tsv", {q: dict(dataset.qrels[q]) for q in bounds[name]})
-    counts.update({f"qrels/{name}": sum(len(dataset.qrels[q]) for q in ids) for name, ids in bounds.items()})
+            write_qrels_tsv(staging / "qrels" / f"{name}.tsv", {q: dict(dataset.qrels[q]) for q in cuts[name]})
+    counts.update({f"qrels/{name}": sum(len(dataset.qrels[q]) for q in ids) for name, ids in cuts.items()})
     return counts

@@ -1,5 +1,19 @@
 """Evaluation in-process with ir_measures (pytrec_eval underneath). A query missing from a run scores zero.
 
+One ranking for every measure: ir_measures hands each measure to a backend, and the backends order tied scores
+differently (trec_eval, inside pytrec_eval, puts the tied document with the greater id first; the msmarco backend that
+computes RR@k and the judged backend that computes Judged@k put the smaller id first), so on a run with ties, as a
+reranker in bf16 writes, nDCG@10 and RR@10 could place the same relevant document at different ranks. Before any
+measure sees a run, each query's documents are sorted once in trec_eval's order, by score, highest first, and among equal
+scores by document id, the greater id first (Python's string order, which is the byte order of UTF-8 that trec_eval's
+``strcmp`` uses), and their scores are replaced by strictly decreasing ranks. A run whose scores are all distinct scores
+exactly as before. Only the score decides the order: a TREC run's rank column is not used.
+
+Measure names are checked before any backend sees them (the C backend aborts the interpreter on a cutoff of 0): a name
+is refused, with one line saying what is accepted, unless one of the backends used here (pytrec_eval, msmarco, judged,
+compat) computes it with the parameters given. Grades below 0 in the qrels count as 0 (judged, not relevant): pytrec_eval
+can crash the interpreter on them, and where it does not, it scores them as 0.
+
 How sure a difference is: per measure, each system's per-query scores are compared with a named baseline's on the
 same queries (scipy's paired t-test and paired randomization test, Holm-corrected over the systems compared), and
 each system's mean gets a bootstrap confidence interval over the queries. When a recipe runs with several seeds,
@@ -10,12 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from inpars.data import Qrels, Run
 from inpars.errors import InparsError
+from inpars.registry import did_you_mean
 from inpars.stage import Stage
 
 DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100")
@@ -23,30 +40,167 @@ DEFAULT_MEASURES = ("nDCG@10", "RR@10", "R@100")
 PerQuery = dict[str, dict[str, float]]
 """measure -> query_id -> score, for every judged query (zero where the run lacks it)."""
 
+PROVIDERS = ("pytrec_eval", "compat", "judged", "msmarco")
+"""The ir_measures backends used, in ir_measures' own order of preference. gdeval (ERR@k, nDCG(dcg='exp-log2')@k) is
+left out: its perl script takes numeric query ids only and cuts every id at its last '-'. accuracy is left out: it
+divides by zero on a query whose retrieved documents are all relevant."""
 
-def _parse(measures: Iterable[str]):
+_C_INT_MAX = 2**31 - 1  # pytrec_eval reads cutoffs, relevance levels, gains and grades into C ints
+_EXAMPLES = "e.g. nDCG@10, RR@10, R@100, P@5, AP, Judged@10"
+
+
+def _whole(low: int):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= _C_INT_MAX
+
+
+def _fraction(low: float, high: float, *, open_low: bool = False, open_high: bool = False):
+    def check(v) -> bool:
+        if not isinstance(v, float) or not math.isfinite(v):
+            return False
+        return (v > low if open_low else v >= low) and (v < high if open_high else v <= high)
+
+    return check
+
+
+def _gains(v) -> bool:
+    return isinstance(v, dict) and all(_whole(0)(k) and _whole(0)(g) for k, g in v.items())
+
+
+_BOOLEAN = (lambda v: isinstance(v, bool), "True or False")
+_PARAMETERS = {
+    "cutoff": (_whole(1), f"a whole number from 1 to {_C_INT_MAX}"),
+    "rel": (_whole(1), f"a whole number from 1 to {_C_INT_MAX} (the lowest grade that counts as relevant)"),
+    "judged_only": _BOOLEAN,
+    "relative": _BOOLEAN,
+    "normalize": _BOOLEAN,
+    "beta": (_fraction(0.0, math.inf, open_low=True, open_high=True), "a positive number with a decimal point, e.g. 0.5"),
+    "recall": (_fraction(0.0, 1.0), "a number from 0.0 to 1.0 with a decimal point, e.g. IPrec@0.5"),
+    "p": (_fraction(0.0, 1.0, open_low=True, open_high=True), "a number between 0 and 1 (both excluded), e.g. 0.8"),
+    "gains": (_gains, f"a map of whole-number grades to whole-number gains from 0 to {_C_INT_MAX}, e.g. {{0: 0, 1: 1, 2: 3}}"),
+}
+"""Each parameter's check and the line that says what it takes; ``dcg`` is left to the backends' own support check."""
+
+
+def _pipeline():
     import ir_measures
 
-    parsed = []
-    for name in measures:
+    return ir_measures.providers.FallbackProvider([ir_measures.providers.registry[name] for name in PROVIDERS])
+
+
+def accepted_families() -> list[str]:
+    """The measure names the backends used here compute (``nDCG``, ``P``, ``RR`` ...), sorted case-insensitively."""
+    import ir_measures
+
+    names = {
+        m.NAME for name in PROVIDERS for m in ir_measures.providers.registry[name].SUPPORTED_MEASURES
+        if ir_measures.providers.registry[name].is_available()
+    }
+    return sorted(names, key=str.lower)
+
+
+def _refuse(name: str, problem: str, lead: str = "measure '{name}': ") -> InparsError:
+    return InparsError(
+        f"{lead.format(name=name)}{problem}; accepted: {', '.join(accepted_families())} ({_EXAMPLES}; a cutoff after @ "
+        "is a whole number of at least 1)"
+    )
+
+
+def parse_measures(names: Iterable[str]) -> list:
+    """The ir_measures measure of each name, or one :class:`InparsError` naming the first name no backend used here can
+    compute as written (unknown, a cutoff below 1 or not whole, a parameter out of range, a backend left out)."""
+    import ir_measures
+
+    pipeline = _pipeline()
+    families = accepted_families()
+    parsed, seen = [], set()
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise _refuse(str(name), "is empty; name a measure")
+        if name in seen:
+            raise _refuse(name, "is given twice; name each measure once")
+        seen.add(name)
         try:
-            parsed.append(ir_measures.parse_measure(name))
-        except (NameError, ValueError, SyntaxError) as exc:
-            raise InparsError(f"unknown measure '{name}' ({exc}); examples: nDCG@10, RR@10, R@100, P@5, AP, Judged@10") from None
+            measure = ir_measures.parse_measure(name)
+        except NameError:
+            family = re.split(r"[@(]", name, maxsplit=1)[0].strip()
+            hint = did_you_mean(family, families)
+            raise _refuse(name, f" ({hint})" if hint else "", lead="unknown measure '{name}'") from None
+        except Exception as exc:  # noqa: BLE001 - parse_measure raises several types; all mean "cannot be read"
+            if re.search(r"@\s*-", name):
+                raise _refuse(name, f"the cutoff after @ is below 1; it must be a whole number from 1 to {_C_INT_MAX}") from None
+            raise _refuse(name, f"cannot be read ({exc})") from None
+        family = measure.NAME
+        if family not in families:
+            raise _refuse(name, f"{family} is not computed by the backends inpars uses ({', '.join(PROVIDERS)})")
+        spec = type(measure).SUPPORTED_PARAMS
+        unknown = sorted(set(measure.params) - set(spec))
+        if unknown:
+            raise _refuse(name, f"{family} has no parameter {', '.join(unknown)}; it takes {', '.join(spec) or 'none'}")
+        for key, info in spec.items():
+            if info.required and key not in measure.params:
+                what = f"a cutoff, e.g. {family}@10" if key == "cutoff" else f"the parameter {key}"
+                raise _refuse(name, f"{family} needs {what}")
+        for key, value in measure.params.items():
+            check, rule = _PARAMETERS.get(key, (None, ""))
+            if check is not None and not check(value):
+                what = {"cutoff": "the cutoff after @", "recall": "the recall level after @"}.get(key, f"the parameter {key}")
+                example = f", e.g. {family}@10" if key == "cutoff" else ""
+                raise _refuse(name, f"{what} is {value!r}; it must be {rule}{example}")
+        try:
+            supported = pipeline.supports(measure)
+        except AssertionError as exc:  # ir_measures' own parameter check
+            raise _refuse(name, str(exc)) from None
+        if not supported:
+            raise _refuse(name, f"no backend inpars uses ({', '.join(PROVIDERS)}) computes {family} with these parameters")
+        parsed.append(measure)
     return parsed
 
 
-def per_query(run: Run, qrels: Qrels, measures: Iterable[str] = DEFAULT_MEASURES) -> PerQuery:
-    """Each measure's score on every judged query; queries absent from the run score zero."""
-    import ir_measures
+def tie_broken(run: Run) -> Run:
+    """``run`` with each query's scores replaced by strictly decreasing ranks in trec_eval's order: score highest first,
+    equal scores by document id, the greater id first. Queries with no document are dropped (they score zero)."""
+    ranked: Run = {}
+    for query_id, docs in run.items():
+        scores = {}
+        for doc_id, score in docs.items():
+            value = float(score) if isinstance(score, numbers.Real) and not isinstance(score, bool) else math.nan
+            if not math.isfinite(value):
+                raise InparsError(
+                    f"the run gives query {query_id!r} document {doc_id!r} the score {score!r}, not a finite number; "
+                    "give every document a finite score"
+                )
+            scores[doc_id] = value
+        order = sorted(scores, key=lambda doc_id: (scores[doc_id], doc_id), reverse=True)
+        if order:
+            ranked[query_id] = {doc_id: float(len(order) - i) for i, doc_id in enumerate(order)}
+    return ranked
 
+
+def _graded(qrels: Qrels) -> Qrels:
+    """The qrels pytrec_eval can take: grades below 0 as 0 (judged, not relevant), grades beyond a C int refused."""
+    graded: Qrels = {}
+    for query_id, docs in qrels.items():
+        graded[query_id] = {}
+        for doc_id, grade in docs.items():
+            if not isinstance(grade, numbers.Integral) or isinstance(grade, bool) or abs(int(grade)) > _C_INT_MAX:
+                raise InparsError(
+                    f"the qrels give query {query_id!r} document {doc_id!r} the grade {grade!r}; a grade is a whole number "
+                    f"from -{_C_INT_MAX} to {_C_INT_MAX}"
+                )
+            graded[query_id][doc_id] = max(int(grade), 0)
+    return graded
+
+
+def per_query(run: Run, qrels: Qrels, measures: Iterable[str] = DEFAULT_MEASURES) -> PerQuery:
+    """Each measure's score on every judged query; queries absent from the run score zero. Every measure sees the
+    same ranking (:func:`tie_broken`)."""
     names = list(measures)
-    parsed = _parse(names)
+    parsed = parse_measures(names)
     judged = sorted(qid for qid, docs in qrels.items() if docs)
     if not judged:
         raise InparsError("the qrels judge no query")
     found: dict[str, dict[str, float]] = {str(m): {} for m in parsed}
-    for metric in ir_measures.iter_calc(parsed, qrels, run):
+    for metric in _pipeline().iter_calc(parsed, _graded(qrels), tie_broken(run)):
         found[str(metric.measure)][metric.query_id] = float(metric.value)
     return {name: {qid: found[str(m)].get(qid, 0.0) for qid in judged} for name, m in zip(names, parsed)}
 
@@ -132,7 +286,8 @@ def compare(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, dict[str, MeasureStats]]:
-    """``scores``: system -> one ``per_query`` result per seed (one or more), all on the same queries and measures.
+    """``scores``: system -> one ``per_query`` result per seed (one or more), all on the same queries and measures
+    (from :func:`per_query`, so that every system was ranked by the same tie rule).
 
     Returns system -> measure -> :class:`MeasureStats`, every system tested against ``baseline``.
     """

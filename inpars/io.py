@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from inpars.data import Doc, Qrels, Query, Run, SyntheticQuery, TrainingExample
-from inpars.errors import InputError
+from inpars.checks import finite
+from inpars.data import Doc, Qrels, Query, Run, SyntheticQuery, TrainingExample, ranked
+from inpars.errors import InparsError, InputError
 
 # ---------------------------------------------------------------------------------------------- writing
 
@@ -64,6 +65,64 @@ def _mkdir(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(path, None, f"cannot create the folder ({exc.strerror})", "choose another output path") from None
+
+
+_HELD: dict[str, list] = {}
+"""Locks this process holds: path -> [lock, depth] (a stage inside a run takes its folder's lock again)."""
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    """The lock file of ``target`` (a file or a folder, existing or not): ``.<name>.lock`` beside it, so that a folder
+    replaced whole (a model written atomically) keeps its lock."""
+    target = Path(target).absolute()
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive(target: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an advisory lock on ``target`` (a run folder, a stage folder, an output being written) while the block runs.
+
+    A second process that asks for it is refused at once with one line naming the holder's pid: two writers of one
+    output (or two runs of one folder) would otherwise interleave their rows. The lock is ``filelock``'s (``flock``),
+    released by the system when its holder dies, so a killed run never leaves a stale lock behind.
+    """
+    from filelock import FileLock, Timeout
+
+    path = lock_path(target)
+    key = str(path.resolve())
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    _mkdir(path.parent)
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = path.read_text(encoding="utf-8").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise InparsError(
+            f"{target}: {what} is in use by another inpars process (pid {holder}); wait for it to finish, or stop it"
+        ) from None
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except OSError:
+        pass  # the lock holds without its note
+    _HELD[key] = [lock, 1]
+    try:
+        yield
+    finally:
+        _HELD.pop(key, None)
+        # Unlinked while still held: a process that opened the file meanwhile finds its lock guards no name, and retries.
+        with contextlib.suppress(OSError):
+            path.unlink()
+        lock.release()
 
 
 @contextlib.contextmanager
@@ -229,10 +288,12 @@ def parse_yaml(text: str, source: object, fix: str) -> tuple[Any, dict[str, int]
         ) from None
     finally:
         loader.dispose()
-    return data, (_yaml_key_lines(node) if node is not None else {})
+    return data, (_yaml_key_lines(node, source=source) if node is not None else {})
 
 
-def _yaml_key_lines(node: Any, prefix: str = "", seen: set[int] | None = None) -> dict[str, int]:
+def _yaml_key_lines(node: Any, prefix: str = "", seen: set[int] | None = None, source: object = "<yaml>") -> dict[str, int]:
+    """The line of each key, dotted; a key given twice in one mapping is refused (YAML would keep the last one
+    silently, and a recipe with a section twice would lose the first)."""
     import yaml
 
     out: dict[str, int] = {}
@@ -242,15 +303,23 @@ def _yaml_key_lines(node: Any, prefix: str = "", seen: set[int] | None = None) -
         return out
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = f"{prefix}{key_node.value}"
-            out[key] = key_node.start_mark.line + 1
-            out.update(_yaml_key_lines(value_node, f"{key}.", seen))
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key in first:
+                    raise InputError(
+                        source, line, f"'{key}' is given twice (first on line {first[key]})", "keep one and merge the two"
+                    )
+                first[key] = line
+            out[key] = line
+            out.update(_yaml_key_lines(value_node, f"{key}.", seen, source))
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             key = f"{prefix}{index}"
             out[key] = item.start_mark.line + 1
-            out.update(_yaml_key_lines(item, f"{key}.", seen))
+            out.update(_yaml_key_lines(item, f"{key}.", seen, source))
     return out
 
 
@@ -286,6 +355,18 @@ def _as_id(value: Any, path: Path, lineno: int, key: str) -> str:
     return text
 
 
+def _as_text(value: Any, path: Path, lineno: int, key: str, *, optional: bool = False) -> str:
+    """A text field as the string it is: null (unless ``optional``, where it reads as empty), a number, a list or an
+    object is refused rather than turned into ``"None"`` or its repr."""
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__.replace("dict", "an object").replace("list", "a list")
+        kind = {"int": "a number", "float": "a number", "bool": "a boolean"}.get(kind, kind)
+        raise InputError(path, lineno, f"{key} is {kind}, not a string ({show(value)})", f"give every record's {key} as text")
+    return value
+
+
 def _require_rows(path: Path, count: int, what: str, hint: str) -> None:
     if count == 0:
         raise InputError(path, None, f"holds no {what}", hint)
@@ -301,7 +382,11 @@ def read_beir_corpus(path: str | os.PathLike) -> dict[str, Doc]:
         doc_id = _as_id(obj["_id"], path, lineno, "_id")
         if doc_id in docs:
             raise InputError(path, lineno, f"duplicate document id {show(doc_id)}", "document ids must be unique")
-        docs[doc_id] = Doc(doc_id=doc_id, text=str(obj.get("text") or ""), title=str(obj.get("title") or ""))
+        docs[doc_id] = Doc(
+            doc_id=doc_id,
+            text=_as_text(obj["text"], path, lineno, "text"),
+            title=_as_text(obj.get("title"), path, lineno, "title", optional=True),
+        )
     _require_rows(path, len(docs), "documents", "a corpus has one JSON object per line with _id and text")
     return docs
 
@@ -313,7 +398,7 @@ def read_beir_queries(path: str | os.PathLike) -> dict[str, Query]:
         query_id = _as_id(obj["_id"], path, lineno, "_id")
         if query_id in queries:
             raise InputError(path, lineno, f"duplicate query id {show(query_id)}", "query ids must be unique")
-        queries[query_id] = Query(query_id=query_id, text=str(obj["text"]))
+        queries[query_id] = Query(query_id=query_id, text=_as_text(obj["text"], path, lineno, "text"))
     _require_rows(path, len(queries), "queries", "a queries file has one JSON object per line with _id and text")
     return queries
 
@@ -391,7 +476,7 @@ def format_score(score: float) -> str:
 
 
 def write_trec_run(path: str | os.PathLike, run: Run | Iterable[Run], tag: str = "inpars") -> int:
-    """TREC format ``qid Q0 docid rank score tag``, ranked by descending score (ties by doc id); scores exact.
+    """TREC format ``qid Q0 docid rank score tag``, in :func:`inpars.data.ranked`'s order (trec_eval's); scores exact.
 
     ``run`` is one run, or runs of disjoint queries written one after the other (a search in chunks, so the whole run
     is never held). Returns the number of queries written.
@@ -400,10 +485,15 @@ def write_trec_run(path: str | os.PathLike, run: Run | Iterable[Run], tag: str =
     with atomic_write(path) as handle:
         for part in [run] if isinstance(run, Mapping) else run:
             for query_id, scores in part.items():
-                ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+                bad = [doc_id for doc_id, score in scores.items() if not math.isfinite(score)]
+                if bad:  # a model's NaN (an fp16 overflow, say) would rank anywhere and score as anything
+                    raise InparsError(
+                        f"{path}: query {show(query_id)} has {len(bad)} document(s) scored {scores[bad[0]]} "
+                        f"(e.g. {show(bad[0])}); a run takes finite scores only: check the model's precision (try fp32)"
+                    )
                 handle.writelines(
                     f"{query_id} Q0 {doc_id} {rank} {format_score(score)} {tag}\n"
-                    for rank, (doc_id, score) in enumerate(ranked, 1)
+                    for rank, (doc_id, score) in enumerate(ranked(scores), 1)
                 )
                 count += 1
     return count
@@ -422,12 +512,7 @@ def read_trec_run(path: str | os.PathLike) -> Run:
             raise InputError(
                 path, lineno, f"expected 6 fields (qid Q0 docid rank score tag), found {len(parts)}", "write runs in TREC format"
             )
-        try:
-            score = float(parts[4])
-        except ValueError:
-            raise InputError(path, lineno, f"score {show(parts[4])} is not a number", "the fifth field is the score") from None
-        if not math.isfinite(score):
-            raise InputError(path, lineno, f"score '{parts[4]}' is not a finite number", "give every document a finite score")
+        score = finite(parts[4], "score", path, lineno, "the fifth field is the score: give every document a finite number")
         key = (parts[0], parts[2])
         if key in first_line:
             raise InputError(
@@ -471,6 +556,11 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
 
 
 def synthetic_to_row(query: SyntheticQuery) -> dict:
+    if not all(math.isfinite(lp) for lp in query.log_probs):
+        raise InparsError(
+            f"the generator gave query {show(query.query_id)} a log-probability that is not finite ({list(query.log_probs)}); "
+            "check the model's precision (try fp32) before filtering on it"
+        )
     row = {
         "query_id": query.query_id,
         "doc_id": query.doc_id,
@@ -488,19 +578,19 @@ _SYNTHETIC_KEYS = {"query_id", "doc_id", "text", "log_probs", "prompt", "model"}
 
 def _log_probs(obj: dict, path: Path, lineno: int, hint: str) -> tuple[float, ...]:
     log_probs = obj.get("log_probs") or []
-    if not isinstance(log_probs, list) or not all(isinstance(x, (int, float)) for x in log_probs):
+    if not isinstance(log_probs, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in log_probs):
         raise InputError(path, lineno, "log_probs must be a list of numbers", hint)
-    return tuple(float(x) for x in log_probs)
+    return tuple(finite(x, f"log_probs[{i}]", path, lineno, hint) for i, x in enumerate(log_probs))
 
 
 def synthetic_from_row(obj: dict, path: Path, lineno: int) -> SyntheticQuery:
     return SyntheticQuery(
         query_id=_as_id(obj["query_id"], path, lineno, "query_id"),
         doc_id=_as_id(obj["doc_id"], path, lineno, "doc_id"),
-        text=str(obj["text"]),
+        text=_as_text(obj["text"], path, lineno, "text"),
         log_probs=_log_probs(obj, path, lineno, "regenerate the file with 'inpars generate'"),
-        prompt=str(obj.get("prompt", "")),
-        model=str(obj.get("model", "")),
+        prompt=_as_text(obj.get("prompt"), path, lineno, "prompt", optional=True),
+        model=_as_text(obj.get("model"), path, lineno, "model", optional=True),
         extra={k: v for k, v in obj.items() if k not in _SYNTHETIC_KEYS},
     )
 
@@ -550,9 +640,9 @@ def read_training(path: str | os.PathLike) -> list[TrainingExample]:
         examples.append(
             TrainingExample(
                 query_id=str(obj.get("query_id", "")),
-                query=str(obj["query"]),
+                query=_as_text(obj["query"], path, lineno, "query"),
                 doc_id=str(obj.get("doc_id", "")),
-                doc=str(obj["doc"]),
+                doc=_as_text(obj["doc"], path, lineno, "doc"),
                 label=int(label),
             )
         )
@@ -630,6 +720,47 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def cached_sha256(path: str | os.PathLike) -> str:
+    """:func:`file_sha256`, remembered in the cache folder by the file's path, size, modification time and inode, so a
+    collection of millions of documents is hashed once, not on every run; any change to the file hashes it again."""
+    import hashlib
+
+    from inpars.models import cache_dir
+
+    path = Path(path).resolve()
+    _require_file(path, "file")
+    stat = path.stat()
+    key = {"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+    record = cache_dir() / "hashes" / f"{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
+    try:
+        cached = json.loads(record.read_text(encoding="utf-8"))
+        if isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("sha256"), str):
+            return cached["sha256"]
+    except (OSError, ValueError):
+        pass  # no record, or a torn one: hash again
+    digest = file_sha256(path)
+    if path.stat().st_mtime_ns == stat.st_mtime_ns:  # not changed while it was read
+        try:
+            write_json(record, {"key": key, "sha256": digest})
+        except OSError:
+            pass  # a read-only cache only costs the next run another read
+    return digest
+
+
+def tree_sha256(path: str | os.PathLike) -> str:
+    """A file's :func:`cached_sha256`; for a folder, the sha256 of its files' relative paths and hashes (hidden lock
+    files left out)."""
+    import hashlib
+
+    path = Path(path)
+    if not path.is_dir():
+        return cached_sha256(path)
+    digest = hashlib.sha256()
+    for item in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.endswith(".lock")):
+        digest.update(f"{item.relative_to(path).as_posix()}\0{cached_sha256(item)}\n".encode())
+    return digest.hexdigest()
+
+
 def read_released_synthetic(path: str | os.PathLike, model: str = "EleutherAI/gpt-j-6b") -> list[SyntheticQuery]:
     """The InPars papers' released synthetic queries (JSONL rows with ``doc_id``, ``question``, ``log_probs``).
 
@@ -640,7 +771,7 @@ def read_released_synthetic(path: str | os.PathLike, model: str = "EleutherAI/gp
     for lineno, obj in iter_jsonl(path, required=("doc_id", "question")):
         log_probs = _log_probs(obj, path, lineno, "is this a released InPars synthetic-queries file?")
         doc_id = _as_id(obj["doc_id"], path, lineno, "doc_id")
-        text = " ".join(str(obj["question"]).split())
+        text = " ".join(_as_text(obj["question"], path, lineno, "question").split())
         queries.append(SyntheticQuery(query_id=f"released-{lineno}", doc_id=doc_id, text=text, log_probs=log_probs, model=model))
     _require_rows(path, len(queries), "synthetic queries", "is it a released InPars synthetic-queries file?")
     return queries

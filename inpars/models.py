@@ -17,13 +17,16 @@ import importlib.metadata
 import logging
 import math
 import os
+import re
 import shutil
 import socket
 import urllib.parse
 from pathlib import Path
 
+from inpars.checks import InvalidValue
 from inpars.errors import InparsError, MissingDependencyError
 from inpars.io import atomic_directory
+from inpars.registry import did_you_mean
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +57,46 @@ def dtype_name(dtype: str) -> str:
     return DTYPES[dtype]
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""The devices a ``device`` setting takes, besides ``cuda:N``, the GPU with index N (``cuda:0``, ``cuda:1``, ...)."""
+
+_CUDA_INDEX = re.compile(r"cuda:[0-9]+")
+_MEANT = {"gpu": "cuda", "cuda0": "cuda:0", "metal": "mps"}
+
+
+def check_device(value: str) -> None:
+    """Refuse a device no model can be put on (``tpu9``, ``cuda:x``, ``GPU``) before any model is loaded."""
+    if isinstance(value, str) and (value in DEVICES or _CUDA_INDEX.fullmatch(value)):
+        return
+    use = "use auto, cpu, cuda, cuda:N (the GPU with index N) or mps"
+    if not isinstance(value, str):
+        raise InvalidValue("device", f"is {value!r}, not a device name", use)
+    if value.startswith("cuda:"):
+        raise InvalidValue("device", f"is '{value}'", "after 'cuda:' comes the index of one GPU, e.g. cuda:0 or cuda:1")
+    typed = value.strip().lower()
+    meant = typed if typed in DEVICES else _MEANT.get(typed)
+    hint = f"did you mean '{meant}'?" if meant else did_you_mean(value, DEVICES)
+    raise InvalidValue("device", f"is '{value}', not a device inpars can use", f"{hint} {use}".strip())
+
+
 def device_of(device: str) -> str:
-    """``auto`` becomes ``cuda`` where a GPU is visible, else ``cpu``; any other device is kept."""
-    if device != "auto":
+    """``auto`` becomes ``cuda`` where a GPU is visible, else ``cpu``; any other device is kept once it is known to
+    exist, so that a missing GPU is reported before a model is loaded rather than after."""
+    check_device(device)
+    if device == "cpu":
         return device
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidValue(
+            "device", f"is '{device}', but torch {torch.__version__} sees no CUDA GPU here",
+            "use cpu or auto (auto takes a GPU where one is visible)",
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidValue("device", "is 'mps', but torch sees no Apple GPU here", "use cpu or auto")
+    return device
 
 
 def pick_dtype(dtype: str, device: str, half: bool = True) -> str:

@@ -11,7 +11,7 @@ import random
 from collections.abc import Mapping
 
 from inpars.config import NegativesConfig, RetrieveConfig
-from inpars.data import Doc, Query, Run, SyntheticQuery, TrainingExample
+from inpars.data import Doc, Query, Run, SyntheticQuery, TrainingExample, ranked
 from inpars.errors import InparsError
 from inpars.retrieve.base import SEARCH_CHUNK
 from inpars.stage import Stage
@@ -53,9 +53,9 @@ def _pick(
     picked: dict[str, list[str]] = {}
     short = 0
     for query in queries:
-        ranked = sorted(run.get(query.query_id, {}).items(), key=lambda item: (-item[1], item[0]))[: config.depth]
+        candidates = ranked(run.get(query.query_id, {}))[: config.depth]
         taken = set(exclude.get(query.query_id, ()))
-        pool = [doc_id for doc_id, _ in ranked if doc_id != query.doc_id and doc_id not in taken]
+        pool = [doc_id for doc_id, _ in candidates if doc_id != query.doc_id and doc_id not in taken]
         if len(pool) < count:
             short += 1
         if config.strategy == "hardest":

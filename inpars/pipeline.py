@@ -8,6 +8,7 @@ downstream (their fingerprints include it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -20,7 +21,7 @@ from typing import Any
 from inpars import io
 from inpars.config import PipelineConfig, fingerprint, identity, to_dict
 from inpars.data import Dataset
-from inpars.datasets import load_dataset
+from inpars.datasets import content_fingerprint, load_dataset
 from inpars.errors import InparsError
 from inpars.evaluate import MeasureStats
 from inpars.models import MINILM
@@ -141,16 +142,49 @@ class PipelineResult:
     seeds: list[int] = field(default_factory=list)
 
 
-def stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
-    """The manifest of a finished stage with fingerprint ``fp`` whose outputs exist, else None."""
+def read_manifest(folder: Path) -> dict | None:
+    """A stage folder's ``stage.json``; None when there is none, or when it is torn or of another shape (a killed
+    write, an edit): such a stage counts as not done, and its next run (``--force`` or not) writes a whole one."""
     manifest = folder / "stage.json"
     if not manifest.is_file():
         return None
-    data = io.read_json(manifest)
-    if data.get("fingerprint") != fp or data.get("status") != "done":
+    try:
+        data = io.read_json(manifest)
+    except InparsError as exc:
+        logger.warning("%s is unreadable (%s): the stage counts as not done", manifest, exc)
         return None
-    if not all((folder / name).exists() for name in outputs):
+    if not isinstance(data, dict) or not isinstance(data.get("fingerprint"), str) or not isinstance(data.get("status"), str):
+        logger.warning("%s is not a stage record (no fingerprint and status): the stage counts as not done", manifest)
         return None
+    return data
+
+
+def output_hashes(folder: Path, outputs: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The sha256 of each output a stage wrote (a folder's over its files), as ``stage.json`` records them."""
+    return {name: io.tree_sha256(folder / name) for name in outputs if (folder / name).exists()}
+
+
+def stage_done(folder: Path, fp: str, outputs: list[str]) -> dict | None:
+    """The manifest of a finished stage with fingerprint ``fp`` whose outputs are the ones it wrote, else None.
+
+    An output that is missing, or whose hash is no longer the one recorded (a truncated model, an edited run file),
+    makes the stage not done, with one line saying which.
+    """
+    data = read_manifest(folder)
+    if data is None or data.get("fingerprint") != fp or data.get("status") != "done":
+        return None
+    recorded = data.get("outputs")
+    if not isinstance(recorded, dict):
+        logger.warning("stage %s: its stage.json records no output hashes; recomputing", folder.name)
+        return None
+    for name in outputs:
+        path = folder / name
+        if not path.exists():
+            logger.warning("stage %s: %s is missing; recomputing", folder.name, path)
+            return None
+        if recorded.get(name) != io.tree_sha256(path):
+            logger.warning("stage %s: %s changed since the stage wrote it (its sha256 differs); recomputing", folder.name, path)
+            return None
     return data
 
 
@@ -172,8 +206,17 @@ def run_stage(
         logger.info("stage %s: up to date (%s), skipped", name, fp)
         return StageRecord(name, fp, True, float(done.get("seconds", 0.0)), done.get("summary", {}))
     folder.mkdir(parents=True, exist_ok=True)
+    with io.exclusive(folder, f"stage '{name}'"):
+        return _run_locked(folder, name, fp, config, upstream, outputs, body, seed)
+
+
+def _run_locked(
+    folder: Path, name: str, fp: str, config: Any, upstream: list[str], outputs: list[str], body: Callable[[Path], dict],
+    seed: int | None,
+) -> StageRecord:
     manifest = folder / "stage.json"
-    if manifest.is_file() and io.read_json(manifest).get("fingerprint") != fp:
+    previous = read_manifest(folder)
+    if manifest.is_file() and (previous is None or previous.get("fingerprint") != fp):
         # Leftovers of another config (a partial generation, say) must not be resumed into this one.
         for leftover in folder.glob("*.partial"):
             leftover.unlink()
@@ -203,7 +246,7 @@ def run_stage(
         io.write_json(manifest, record)
         raise
     seconds = time.perf_counter() - started
-    record.update(status="done", seconds=round(seconds, 3), summary=summary)
+    record.update(status="done", seconds=round(seconds, 3), summary=summary, outputs=output_hashes(folder, outputs))
     io.write_json(manifest, record)
     return StageRecord(name, fp, False, seconds, summary)
 
@@ -246,9 +289,26 @@ class StageSpec:
         return fingerprint(self.config, list(self.upstream))
 
 
-def data_fingerprint(dataset: str, counts: dict[str, int]) -> str:
-    """What every stage that reads the collection depends on: its name and its counts."""
-    return fingerprint({"dataset": dataset, **counts})
+def data_fingerprint(dataset: str, content: str, fix_text: bool) -> str:
+    """What every stage that reads the collection depends on: its name, its content's fingerprint (the bytes it was
+    read from, :func:`inpars.datasets.content_fingerprint`) and whether its text is repaired."""
+    return fingerprint({"dataset": dataset, "content": content, "fix_text": fix_text})
+
+
+DATASET_RECORD = "dataset.json"
+"""What a run folder records of its collection: name, counts and fingerprint (the cluster plan reads it)."""
+
+
+def recorded_data_fingerprint(run_dir: Path, dataset: str, counts: dict[str, int]) -> str:
+    """The collection fingerprint a run folder recorded for ``dataset`` with these counts, for a plan that does not load
+    the collection; when there is none, one that matches no stage (everything is still to do)."""
+    try:
+        data = io.read_json(run_dir / DATASET_RECORD)
+    except InparsError:
+        data = None
+    if isinstance(data, dict) and data.get("dataset") == dataset and data.get("counts") == dict(counts):
+        return str(data.get("fingerprint"))
+    return "not loaded yet"
 
 
 def stage_specs(
@@ -430,6 +490,23 @@ def run_pipeline(
         check_model(name)
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
+    # A whole run holds its folder; a cluster job (one stage or shard) holds only that stage's folder, so shards run side
+    # by side.
+    with io.exclusive(run_dir, "this run folder") if only is None else contextlib.nullcontext():
+        return _run_pipeline(config, run_dir, dataset, queries=queries, model=model, rerank=rerank, only=only, force=force)
+
+
+def _run_pipeline(
+    config: PipelineConfig,
+    run_dir: Path,
+    dataset: Dataset | None,
+    *,
+    queries: str | Path | None,
+    model: str | None,
+    rerank: bool,
+    only: Selection | None,
+    force: bool,
+) -> PipelineResult:
     io.write_json(run_dir / "config.json", to_dict(config))
     ctx = load_context(
         config,
@@ -442,7 +519,8 @@ def run_pipeline(
     counts = ctx.dataset.counts()
     if not ctx.dataset.docs:
         raise InparsError(f"dataset '{config.dataset}' has no documents")
-    data_fp = data_fingerprint(config.dataset, counts)
+    data_fp = data_fingerprint(config.dataset, content_fingerprint(ctx.dataset), config.fix_text)
+    io.write_json(run_dir / DATASET_RECORD, {"dataset": config.dataset, "counts": counts, "fingerprint": data_fp})
     queries_fp = io.file_sha256(queries) if queries is not None else None
     specs = stage_specs(config, data_fp, queries_fp=queries_fp, model=model, rerank=rerank)
     if only is not None and only.stage not in specs:

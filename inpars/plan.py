@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from inpars.errors import InparsError, InputError
-from inpars.pipeline import NEEDS, SHARDED, StageSpec, data_fingerprint, shard_fingerprint, shard_folder, stage_done, stage_specs
+from inpars.pipeline import (
+    NEEDS,
+    SHARDED,
+    StageSpec,
+    read_manifest,
+    recorded_data_fingerprint,
+    shard_fingerprint,
+    shard_folder,
+    stage_done,
+    stage_specs,
+)
 from inpars.reproduce import Tables, condition_config, runnable_cell
 from inpars.reproduce import plan as conditions_to_run
 from inpars.reproduce.tables import RATE_UNITS, Rate
@@ -262,7 +272,7 @@ def _condition_steps(
         queries_fp = file_sha256(converted) if converted.is_file() else "not downloaded yet"
         downloads.append(Download(url, "released data", None, None, None, converted.is_file(), (f"{dataset}/{run}/generate",)))
     specs = stage_specs(
-        config, data_fingerprint(entry.dataset, dict(entry.counts)), queries_fp=queries_fp, model=model,
+        config, recorded_data_fingerprint(run_dir, entry.dataset, dict(entry.counts)), queries_fp=queries_fp, model=model,
         rerank=cond.kind != "retrieval",
     )
     base = _base_argv(dataset, condition, mode, options)
@@ -335,16 +345,13 @@ def _shards(stage: str, spec: StageSpec, options: PlanOptions, mode: str) -> int
 
 def _status(run_dir: Path, spec: StageSpec) -> tuple[str, float | None]:
     """What the stage's manifest says for this fingerprint, and the seconds it took when done (measured here)."""
-    from inpars import io
-
     done = stage_done(run_dir / spec.name, spec.fingerprint, list(spec.outputs))
     if done is not None:
         return "done", float(done.get("seconds", 0.0))
-    manifest = run_dir / spec.name / "stage.json"
-    if manifest.is_file():
-        data = io.read_json(manifest)
-        if data.get("fingerprint") == spec.fingerprint and data.get("status") in ("running", "failed", "interrupted"):
-            return str(data["status"]), None
+    data = read_manifest(run_dir / spec.name)
+    unfinished = ("running", "failed", "interrupted")
+    if data is not None and data.get("fingerprint") == spec.fingerprint and data.get("status") in unfinished:
+        return str(data["status"]), None
     return "todo", None
 
 

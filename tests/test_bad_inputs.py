@@ -34,6 +34,9 @@ DATASET_DEFECTS = {
     "qrels-bad-grade": "test.tsv:8: relevance 'high' is not an integer",
     "qrels-empty": "test.tsv: holds no judgements",
     "qrels-unknown-docs": "test.tsv: 6 of 12 judgements name documents that are not in the corpus (6 ids: 'missing0'",
+    "queries-text-null": "queries.jsonl:7: text is null, not a string (None)",
+    "corpus-text-number": "corpus.jsonl:7: text is a number, not a string (42)",
+    "corpus-title-list": "corpus.jsonl:7: title is a list, not a string (['a'])",
 }
 
 RUN_DEFECTS = {
@@ -50,6 +53,11 @@ SYNTHETIC_DEFECTS = {
     "duplicate-id": "duplicate-id.jsonl:7: duplicate query_id 'd0-q' (first on line 1)",
     "log-probs-text": "log-probs-text.jsonl:7: log_probs must be a list of numbers",
     "not-an-object": "not-an-object.jsonl:7: expected a JSON object",
+    "log-probs-nan": "log-probs-nan.jsonl:7: log_probs[1] nan is not a finite number",
+    "log-probs-infinity": "log-probs-infinity.jsonl:7: log_probs[0] -inf is not a finite number",
+    "log-probs-bool": "log-probs-bool.jsonl:7: log_probs must be a list of numbers",
+    "text-null": "text-null.jsonl:7: text is null, not a string (None)",
+    "text-list": "text-list.jsonl:7: text is a list, not a string (['what', 'is'])",
 }
 
 RECIPE_DEFECTS = {
@@ -65,6 +73,14 @@ RECIPE_DEFECTS = {
     "alias-bomb": "alias-bomb.yaml:3: 'evaluate.measures' should be tuple[str, ...]",
     "model-offline": "model 'no-such-org/no-such-model' is no folder here and not in the Hugging Face cache",
     "negatives-zero": "negatives-zero.yaml:2: 'negatives.num_negatives' (BM25) plus 'dense_negatives' is 0",
+    "duplicate-section": "duplicate-section.yaml:6: 'generate' is given twice (first on line 2)",
+    "duplicate-key": "duplicate-key.yaml:5: 'retrieve.top_k' is given twice (first on line 3)",
+    "empty": "empty.yaml: the recipe is empty",
+    "name-boolean": "name-boolean.yaml:1: 'name' should be text, got False (a boolean",
+    "name-path": "name-path.yaml:1: 'name' is '../elsewhere', not a folder name",
+    "k1-nan": "k1-nan.yaml:3: 'retrieve.k1' is nan; it must be a finite number",
+    "epochs-infinite": "epochs-infinite.yaml:3: 'train.epochs' is inf; it must be a finite number",
+    "seed-negative": "seed-negative.yaml:3: 'train.seed' is -1; it must be at least 0",
 }
 
 

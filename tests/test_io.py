@@ -67,10 +67,10 @@ def test_trec_run_round_trip_and_ranking(tmp_path):
     path = tmp_path / "run.trec"
     io.write_trec_run(path, run, tag="t")
     lines = path.read_text().splitlines()
-    assert lines == ["q1 Q0 d2 1 2.0 t", "q1 Q0 d1 2 0.5 t", "q1 Q0 d3 3 0.5 t"]
+    assert lines == ["q1 Q0 d2 1 2.0 t", "q1 Q0 d3 2 0.5 t", "q1 Q0 d1 3 0.5 t"]  # ties: greater id first, as trec_eval
     assert io.read_trec_run(path) == run
     path.write_text("q1 Q0 d1 1 x t\n")
-    with pytest.raises(InputError, match=r"run.trec:1: score 'x' is not a number"):
+    with pytest.raises(InputError, match=r"run.trec:1: score 'x' is not a finite number"):
         io.read_trec_run(path)
 
 

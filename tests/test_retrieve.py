@@ -159,8 +159,8 @@ def test_unknown_backend_suggests_the_closest():
 
 
 def test_bm25s_cut_breaks_ties_by_document_id(tmp_path, monkeypatch):
-    """Documents tied at the top-k cut are taken in document-id order, the order written runs use; a document sharing
-    no word with the query is never retrieved."""
+    """Documents tied at the top-k cut are taken greater id first (trec_eval's order, the order written runs and every
+    measure use); a document sharing no word with the query is never retrieved."""
     from inpars.config import RetrieveConfig
     from inpars.data import Doc, Query
     from inpars.retrieve.bm25s import BM25sRetriever
@@ -173,7 +173,7 @@ def test_bm25s_cut_breaks_ties_by_document_id(tmp_path, monkeypatch):
     retriever.index(docs)
     for k in (1, 3, 5, 20):
         run = retriever.search({"q": Query("q", "permit")}, k)["q"]
-        assert list(run) == (["x1"] + sorted(ids))[:k]
+        assert list(run) == (["x1"] + sorted(ids, reverse=True))[:k]
         assert "z0" not in run
     whole = retriever.search({"q": Query("q", "permit")}, 100)["q"]
     assert list(retriever.search({"q": Query("q", "permit")}, 4)["q"].items()) == list(whole.items())[:4]
@@ -182,7 +182,7 @@ def test_bm25s_cut_breaks_ties_by_document_id(tmp_path, monkeypatch):
 def test_bm25s_threads_give_the_single_thread_run(tmp_path, monkeypatch):
     """Searching in a thread pool from a freshly loaded index (its tie order built on first use) equals one thread."""
     from inpars.config import RetrieveConfig
-    from inpars.data import Doc, Query
+    from inpars.data import Doc, Query, ranked
     from inpars.retrieve.bm25s import BM25sRetriever
 
     monkeypatch.setenv("INPARS_CACHE", str(tmp_path))
@@ -195,4 +195,4 @@ def test_bm25s_threads_give_the_single_thread_run(tmp_path, monkeypatch):
         retriever.index(docs)
         runs.append(retriever.search(queries, 50))
     assert runs[1] == runs[0] and runs[2] == runs[0]
-    assert all(list(hits) == sorted(hits, key=lambda d: (-hits[d], d)) for hits in runs[0].values())
+    assert all(list(hits) == [d for d, _ in ranked(hits)] for hits in runs[0].values())

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inpars.config import check_name, to_dict
+from inpars.checks import check_float_fields, check_name
+from inpars.config import to_dict
 from inpars.data import Query, Run, SyntheticQuery
 from inpars.filter.base import Filter, FilterContext, StepOutcome
 
@@ -33,6 +34,10 @@ class ConsistencyConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
+        from inpars.models import check_device
+
+        check_device(self.device)
         from inpars.rerank import rerankers
         from inpars.retrieve import retrievers
 

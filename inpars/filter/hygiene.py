@@ -6,6 +6,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
+from inpars.checks import check_float_fields
 from inpars.data import SyntheticQuery
 from inpars.errors import InparsError
 from inpars.filter.base import Filter, FilterContext, StepOutcome
@@ -58,6 +59,7 @@ class DedupConfig:
     """``all``: one query per text over the whole set; ``document``: one per text for each source document."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         if self.scope not in ("all", "document"):
             raise ValueError(f"dedup scope must be 'all' or 'document', got '{self.scope}'")
 
@@ -133,6 +135,7 @@ class MinLengthConfig:
     """Count tokens with this model's tokenizer instead of the generator's tokens."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         _check_bounds(self.min_words, self.min_tokens, "min")
 
 
@@ -145,6 +148,7 @@ class MaxLengthConfig:
     """Count tokens with this model's tokenizer instead of the generator's tokens."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         _check_bounds(self.max_words, self.max_tokens, "max")
 
 
@@ -201,6 +205,7 @@ class CopiedConfig:
     """Drop a query when more than this share of its n-grams occur in its source document."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         if self.n < 1:
             raise ValueError(f"n must be at least 1, got {self.n}")
         if not 0.0 <= self.max_overlap <= 1.0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inpars.config import InvalidValue
+from inpars.checks import InvalidValue, check_float_fields
 from inpars.data import SyntheticQuery
 from inpars.filter.base import Filter, FilterContext, StepOutcome, select
 from inpars.registry import suggest
@@ -28,6 +28,7 @@ class LMScoreConfig:
     """Keep only queries scoring at least this."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         if self.method not in SCORES:
             raise InvalidValue("method", f"is '{self.method}', an unknown LM score", suggest(self.method, SCORES))
         check_top_k(self.top_k)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from inpars.config import check_name
+from inpars.checks import check_float_fields, check_name
 from inpars.data import SyntheticQuery
 from inpars.filter.base import Filter, FilterContext, StepOutcome, select
 from inpars.retrieve.base import check_top_k
@@ -25,6 +25,10 @@ class RerankerFilterConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
+        from inpars.models import check_device
+
+        check_device(self.device)
         from inpars.rerank import rerankers
 
         check_name(rerankers, "reranker", self.reranker)

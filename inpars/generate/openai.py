@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
 
-from inpars.config import check_range
+from inpars.checks import check_float_fields, check_range
 from inpars.errors import InparsError, require
 from inpars.generate.base import Generation, GenerationRequest, TokenizerOps, from_completion_choice, truncate_words
 from inpars.models import resolve
@@ -57,6 +57,7 @@ class OpenAIOptions:
     """Where and how fast queries come, not what they are (the tokenizer decides truncation, so it is not here)."""
 
     def __post_init__(self) -> None:
+        check_float_fields(self)
         check_range(self, ("concurrency",), 1)
         check_range(self, ("max_retries", "retry_wait"), 0)
         check_range(self, ("request_timeout",), 0, strict=True)

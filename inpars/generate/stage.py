@@ -27,6 +27,7 @@ from inpars.generate.base import GenerationRequest, generators, request_seed
 from inpars.io import (
     check_output,
     drop_torn_tail,
+    exclusive,
     file_sha256,
     read_json,
     read_synthetic,
@@ -192,8 +193,26 @@ def generate_queries(
     ``dataset`` (a dataset name or folder) is needed by prompts that draw their examples from it. Rows are
     appended to ``<output>.partial`` after every batch; the final file appears when all documents are done.
     """
-    started = time.perf_counter()
     output = check_output(output)
+    # Two processes appending to one .partial would interleave their rows: the second is refused before any model loads.
+    with exclusive(output, "this output"):
+        return _generate_locked(
+            docs, config, output, generator, dataset=dataset, shard=shard, num_shards=num_shards, restart=restart
+        )
+
+
+def _generate_locked(
+    docs: Iterable[Doc],
+    config: GenerateConfig,
+    output: Path,
+    generator,
+    *,
+    dataset: str | None,
+    shard: int,
+    num_shards: int,
+    restart: bool,
+) -> GenerateSummary:
+    started = time.perf_counter()
     _check_options(shard, num_shards)
     corpus = {d.doc_id: d for d in docs}
     if not corpus:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from inpars.data import Doc, Query, Run, in_shard
+from inpars.data import Doc, Query, Run, in_shard, ranked
 from inpars.errors import InparsError, InputError
 from inpars.registry import Registry
 
@@ -84,12 +84,12 @@ def rerank_run(reranker: Reranker, run: Run, queries: Mapping[str, Query], docs:
     for qid, scores in run.items():
         if qid not in queries:
             continue
-        ranked = [doc_id for doc_id, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
-        head = ranked[:top_k]
+        order = [doc_id for doc_id, _ in ranked(scores)]
+        head = order[:top_k]
         values = reranker.score([(queries[qid].text, docs[doc_id].full_text) for doc_id in head]) if head else []
         out[qid] = {doc_id: float(value) for doc_id, value in zip(head, values)}
         floor = min(out[qid].values(), default=0.0) - 1.0
-        for position, doc_id in enumerate(ranked[top_k:]):
+        for position, doc_id in enumerate(order[top_k:]):
             out[qid][doc_id] = floor - position
     return out
 

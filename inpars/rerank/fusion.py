@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-from inpars.data import Qrels, Run
+from inpars.data import Qrels, Run, ranked
 from inpars.stage import Stage
 
 logger = logging.getLogger(__name__)
@@ -40,9 +40,9 @@ def candidate_pool(first: Run, bm25: Run, depth: int) -> Run:
     """Each query's first-stage top ``depth`` with BM25's top ``depth`` below it (first-stage scores, then BM25's order)."""
     pool: Run = {}
     for qid, scores in first.items():
-        head = dict(sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth])
+        head = dict(ranked(scores)[:depth])
         floor = min(head.values(), default=0.0) - 1.0
-        extra = [d for d, _ in sorted(bm25.get(qid, {}).items(), key=lambda item: (-item[1], item[0]))[:depth] if d not in head]
+        extra = [d for d, _ in ranked(bm25.get(qid, {}))[:depth] if d not in head]
         pool[qid] = {**head, **{doc_id: floor - position for position, doc_id in enumerate(extra)}}
     return pool
 
@@ -51,7 +51,7 @@ def restricted(run: Run, to: Run, depth: int) -> Run:
     """``run``'s scores of the documents in each query's top ``depth`` of ``to`` (a reranking of the first stage alone)."""
     out: Run = {}
     for qid, scores in to.items():
-        head = [d for d, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:depth]]
+        head = [d for d, _ in ranked(scores)[:depth]]
         out[qid] = {doc_id: run[qid][doc_id] for doc_id in head if doc_id in run.get(qid, {})}
     return out
 

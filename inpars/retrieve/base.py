@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol
 
-from inpars.config import InvalidValue
+from inpars.checks import InvalidValue
 from inpars.data import Doc, Query, Run
 from inpars.errors import InparsError
 from inpars.registry import Registry

@@ -40,10 +40,18 @@ class BM25sRetriever:
                     "or '' for none"
                 )
             self._stemmer = stemmer_module.Stemmer(self.config.stemmer)
+        if self.config.stopwords:
+            try:  # bm25s names its lists by language and code (en, english, de, german, ...), and refuses the rest
+                self._bm25s.tokenization._infer_stopwords(self.config.stopwords)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise InparsError(
+                    f"retrieve.stopwords is '{self.config.stopwords}', a list bm25s does not have ({exc}); use a language "
+                    "such as en, de, fr, es (or its name), or '' for none"
+                ) from None
         self._retriever = None
         self._doc_ids: list[str] = []
         self._rank = None
-        """Each indexed document's place in the order of the document ids: the tie order of written runs."""
+        """Each indexed document's place in the tie order of written runs (greater ids first, as trec_eval)."""
         self.index_dir: Path | None = None
 
     def _tokenize(self, texts: Iterable[str], ids: bool = True):
@@ -67,7 +75,13 @@ class BM25sRetriever:
         retriever = self._bm25s.BM25(k1=self.config.k1, b=self.config.b, method="lucene")
         # The texts one at a time (bm25s tokenizes them so): a list of every title joined to its text would hold a
         # second copy of most of the corpus while indexing.
-        retriever.index(self._tokenize(d.full_text for d in docs), show_progress=False)
+        tokens = self._tokenize(d.full_text for d in docs)
+        if not tokens.vocab:
+            raise InparsError(
+                f"none of the {len(docs)} documents has a word bm25s can index (two or more letters or digits, less the "
+                "stopwords); check the corpus, or set retrieve.stopwords=''"
+            )
+        retriever.index(tokens, show_progress=False)
         retriever.save(str(folder), show_progress=False)
         io.write_json(folder / "doc_ids.json", [d.doc_id for d in docs])
 
@@ -80,7 +94,8 @@ class BM25sRetriever:
         self._doc_ids = io.read_json(self.index_dir / "doc_ids.json")
         import numpy as np
 
-        order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__)
+        # Rank 0 is the greatest id: equal scores go greater id first, trec_eval's order (inpars.data.ranked).
+        order = sorted(range(len(self._doc_ids)), key=self._doc_ids.__getitem__, reverse=True)
         self._rank = np.empty(len(order), dtype=np.int64)
         self._rank[order] = np.arange(len(order))
 
@@ -108,7 +123,7 @@ class BM25sRetriever:
 
     def _top(self, token_ids: list[int], k: int) -> tuple[list[int], list[float]]:
         """The ``k`` best documents with a positive score (documents sharing no term with the query score 0 and are not
-        retrieved), best first, ties by document id, at the cut too.
+        retrieved), best first, ties greater document id first (trec_eval's order), at the cut too.
 
         bm25s's own top-k runs ``numpy.argpartition`` over every score, which slows down 15 to 20 times on the
         corpus's zeros (most documents share no term with a query): 167 ms a query at a million documents. Selecting
