@@ -60,8 +60,9 @@ DatasetOpt = Annotated[
         "--dataset",
         "-d",
         help=(
-            "faq-construction, beir/<name>[/<split>], or a local BEIR folder (see 'inpars datasets'); default: the recipe's "
-            "dataset, else faq-construction."
+            "faq-construction, beir/<name>[/<split>], irds:<ir_datasets id>, or a path: a BEIR folder (queries and qrels "
+            "optional), a folder of .txt/.md files, or a .jsonl, .csv or .tsv file of documents (see 'inpars datasets'); "
+            "default: the recipe's dataset, else faq-construction."
         ),
     ),
 ]
@@ -198,24 +199,53 @@ def _stage(
 
 @command("datasets")
 def datasets_cmd(
-    counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True, verbose: VerboseOpt = False
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Collections to describe instead of the list (a path, irds:<id>, ...); a path is read to count it."),
+    ] = None,
+    counts: Annotated[bool, typer.Option(help="Show document, query and judgement counts.")] = True,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """List the datasets inpars can load, with their counts."""
+    """List the datasets inpars can load, or describe the ones named: their counts and which parts they have (a
+    collection of documents alone can generate, filter, mine negatives and train; testing needs queries and qrels)."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    from inpars.datasets import dataset_counts, listing
+    from inpars.datasets import PARTS, dataset_counts, dataset_info, describe_parts, listing
 
     _setup_logging(verbose)
 
-    table = Table("dataset", "docs", "queries", "qrels", "source")
-    for info in listing():
-        c = dataset_counts(info.name) if counts else {}
-        table.add_row(
-            info.name, *(f"{c[k]:,}" if c.get(k) is not None else "?" for k in ("docs", "queries", "qrels")), info.source
-        )
+    infos = [dataset_info(name) for name in names] if names else listing()
+    rows = [(info, dataset_counts(info.name) if counts else {}) for info in infos]
+    # Names and counts stay whole on a narrow terminal (a name is what a user copies); the source wraps instead.
+    headers = ("dataset", *PARTS)
+    cells = [[info.name, *(f"{c[part]:,}" if c.get(part) is not None else "?" for part in PARTS)] for info, c in rows]
+    widths = [max(len(row[i]) for row in [list(headers), *cells]) for i in range(len(headers))]
+    table = Table(
+        *(
+            Column(header, no_wrap=True, min_width=width, justify="left" if header == "dataset" else "right")
+            for header, width in zip(headers, widths, strict=True)
+        ),
+        "source",
+    )
+    for row, (info, _) in zip(cells, rows, strict=True):
+        table.add_row(*row, info.source)
     Console().print(table)
-    typer.echo("Any local BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) works as --dataset PATH.")
+    for info, c in rows:
+        if c and not all(c.get(part) for part in PARTS):
+            typer.echo(
+                f"{info.name}: {describe_parts(c)}; generate, filter, negatives and train need only documents; retrieve "
+                "and rerank need queries; evaluate needs qrels"
+            )
+    if not names:
+        typer.echo(
+            "A path works as --dataset PATH: a BEIR folder (corpus.jsonl; queries.jsonl and qrels/<split>.tsv optional), a "
+            "folder of .txt/.md files, or a .jsonl, .csv or .tsv file of documents (id, title, text)."
+        )
+        typer.echo(
+            "irds:<id> loads any ir_datasets collection, e.g. irds:msmarco-passage/trec-dl-2020/judged (downloaded on "
+            "first use; 'inpars datasets irds:<id>' counts it from ir_datasets' metadata)."
+        )
 
 
 @command("export")
@@ -580,7 +610,14 @@ def evaluate_cmd(
         io.check_output(output)
     if baseline is not None and baseline not in runs:
         raise InparsError(f"--baseline {baseline} is not one of the runs given; add it to the runs or name one of them")
-    judgements = io.read_qrels(qrels) if qrels else load_dataset("faq-construction" if dataset is None else dataset).qrels
+    if qrels:
+        judgements = io.read_qrels(qrels)
+    else:
+        from inpars.datasets import require_part
+
+        data = load_dataset("faq-construction" if dataset is None else dataset)
+        require_part(data, "qrels", "evaluate")
+        judgements = data.qrels
     if exclude_fewshot:
         from inpars.generate.fewshot import without_fewshot_queries
 
@@ -634,17 +671,80 @@ def evaluate_cmd(
 # ---------------------------------------------------------------------------------------------- recipes
 
 
+@command("search")
+def search_cmd(
+    target: Annotated[
+        str, typer.Argument(metavar="RUN_OR_MODEL", help="A run folder (runs/<name>), or a model folder with --dataset.")
+    ],
+    question: Annotated[str | None, typer.Argument(help="The question to search for.")] = None,
+    queries: Annotated[
+        Path | None, typer.Option(help="A file of questions instead: one a line, or BEIR queries (.jsonl, _id and text).")
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="Hits shown per question.")] = 10,
+    dataset: DatasetOpt = None,
+    reranker: RerankerOpt = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Search a collection with a run's final system (its first stage, then the reranker it trained, as its select stage
+    chose), or with a model folder over BM25's candidates (--dataset, and --reranker unless inpars trained it)."""
+    import json
+    import sys
+
+    from rich.console import Console
+    from rich.logging import RichHandler
+
+    from inpars.search import load_queries, search
+
+    _setup_logging(verbose)
+    # stdout holds the hits alone (JSON, or lines to pipe on): the log goes to stderr.
+    logging.getLogger().handlers = [RichHandler(console=Console(stderr=True), show_path=False, show_time=False)]
+    result = search(target, load_queries(question, queries), top_k=top_k, dataset=dataset, reranker=reranker)
+    if json_:
+        typer.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        _print_hits(result, table=sys.stdout.isatty())
+
+
+def _print_hits(result, table: bool) -> None:
+    """Each question's hits: a table on a terminal, else tab-separated lines (rank, doc_id, score, snippet) under it."""
+    from rich.console import Console
+    from rich.table import Table
+
+    for qid, query in result.queries.items():
+        hits = result.hits[qid]
+        if not table:
+            typer.echo(f"# {qid}\t{query.text}")
+            for hit in hits:
+                typer.echo(f"{hit.rank}\t{hit.doc_id}\t{hit.score:.4f}\t{hit.snippet}")
+            continue
+        shown = Table("#", "doc_id", "score", "document", title=query.text, title_justify="left")
+        for hit in hits:
+            text = f"{hit.title}: {hit.snippet}" if hit.title else hit.snippet
+            shown.add_row(str(hit.rank), hit.doc_id, f"{hit.score:.4f}", text)
+        Console().print(shown)
+
+
 def _print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
+    if not result.metrics:
+        _print_stages(console, result)
+        reranked = result.run_dir / "rerank" / "run.trec"
+        console.print(f"nothing scored (the queries have no judgements); reranked run -> {reranked}")
+        return
     measures = list(next(iter(result.metrics.values())))
     seeds = f"seeds {', '.join(map(str, result.seeds))}; " if len(result.seeds) > 1 else ""
+    if result.judged_on == "select":
+        scored = f"{io.read_json(result.run_dir / 'metrics.json')['queries']} held-out synthetic queries"
+    else:
+        scored = f"{result.counts['queries']} test queries"
     table = Table(
         "system",
         *measures,
-        title=f"{result.run_dir}  ({result.counts['queries']} test queries, {result.counts['docs']} documents)",
+        title=f"{result.run_dir}  ({scored}, {result.counts['docs']} documents)",
         caption=(
             f"{seeds}mean{' ± std over seeds' if seeds else ''} [95% bootstrap interval] p: randomization test against the "
             "first stage, Holm-corrected"
@@ -653,6 +753,13 @@ def _print_result(result) -> None:
     for system, by_measure in result.statistics.items():
         table.add_row(system, *(format_stats(by_measure[m]) for m in measures))
     console.print(table)
+    _print_stages(console, result)
+    console.print(f"metrics -> {result.run_dir / 'metrics.json'}")
+
+
+def _print_stages(console, result) -> None:
+    from rich.table import Table
+
     stages = Table("stage", "seconds", "summary", title="stages")
     for stage in result.stages:
         summary = (
@@ -662,7 +769,6 @@ def _print_result(result) -> None:
         )
         stages.add_row(stage.name + (" (cached)" if stage.skipped else ""), f"{stage.seconds:.1f}", summary)
     console.print(stages)
-    console.print(f"metrics -> {result.run_dir / 'metrics.json'}")
 
 
 SeedsOpt = Annotated[

@@ -128,3 +128,8 @@ class Dataset:
             "queries": len(self.queries),
             "qrels": sum(len(v) for v in self.qrels.values()),
         }
+
+    def parts(self) -> tuple[str, ...]:
+        """The parts the collection has, named as in :meth:`counts`: ``("docs", "queries", "qrels")`` for a test
+        collection, ``("docs",)`` for documents alone, ``("docs", "queries")`` for queries without judgements."""
+        return tuple(part for part, count in self.counts().items() if count)

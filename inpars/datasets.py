@@ -1,8 +1,14 @@
-"""Test collections behind one registry of sources: the embedded faq-construction, BEIR through ir_datasets, local BEIR folders.
+"""Test collections behind one registry of sources: the embedded faq-construction, BEIR and any other collection
+through ir_datasets, and collections on disk.
 
-A dataset name is ``faq-construction``, ``beir/<name>[/<split>]`` (downloaded by ir_datasets, so it needs a
-network the first time) or the path of a local BEIR folder (``corpus.jsonl``, ``queries.jsonl``,
-``qrels/<split>.tsv``).
+A dataset name is ``faq-construction``, ``beir/<name>[/<split>]`` or ``irds:<id>`` (any ir_datasets id; both are
+downloaded by ir_datasets, so they need a network the first time), or the path of a collection on disk (see
+:func:`load_local`): a BEIR folder (``corpus.jsonl``, and optionally ``queries.jsonl`` and ``qrels/<split>.tsv``), a
+folder of ``.txt`` and ``.md`` files, or a ``.jsonl``, ``.csv`` or ``.tsv`` file of documents.
+
+A collection need not have queries or judgements: generating, filtering, mining negatives and training need only its
+documents, and :meth:`Dataset.parts` says which parts it has. The stages that search, rerank or score its test
+queries refuse a collection without them in one line (:func:`require_part`).
 
 Each kind of name is a :class:`DatasetSource`, which claims its names, loads and counts them, gives their few-shot
 pool and lists them for ``inpars datasets``. ``load_dataset``, ``dataset_counts``, ``listing`` and
@@ -38,11 +44,14 @@ from inpars.io import (
     check_output,
     read_beir_corpus,
     read_beir_queries,
+    read_delimited_corpus,
+    read_jsonl_corpus,
     read_qrels_tsv,
+    read_text_folder,
     write_beir_folder,
     write_qrels_tsv,
 )
-from inpars.registry import Registry, UnknownNameError, suggest
+from inpars.registry import Registry, UnknownNameError, did_you_mean, suggest
 
 logger = logging.getLogger(__name__)
 
@@ -108,26 +117,35 @@ def load_faq_construction(split: str = "test") -> Dataset:
 
 
 def load_ir_datasets(dataset_id: str, name: str | None = None) -> Dataset:
-    """Any ir_datasets collection with docs, queries and qrels (downloads on first use)."""
+    """Any ir_datasets collection with documents, and its queries and qrels where it has them (downloads on first use).
+    Where it has qrels, only the judged queries are kept."""
     try:
         import ir_datasets
     except ImportError as exc:
         raise MissingDependencyError("ir_datasets", "demo") from exc
     ds = ir_datasets.load(dataset_id)
+    if not ds.has_docs():
+        raise InparsError(
+            f"'{name or dataset_id}': ir_datasets' '{dataset_id}' has no documents; give the id of a collection with documents"
+        )
     docs = {}
+    queries: dict[str, Query] = {}
     qrels: Qrels = {}
     try:
         for d in ds.docs_iter():
             docs[d.doc_id] = Doc(doc_id=d.doc_id, text=getattr(d, "text", "") or "", title=getattr(d, "title", "") or "")
-        queries = {q.query_id: Query(query_id=q.query_id, text=q.text) for q in ds.queries_iter()}
-        for qrel in ds.qrels_iter():
-            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+        if ds.has_queries():
+            queries = {q.query_id: Query(query_id=q.query_id, text=q.text) for q in ds.queries_iter()}
+        if ds.has_qrels():
+            for qrel in ds.qrels_iter():
+                qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
     except (OSError, RuntimeError) as exc:  # ir_datasets reports a failed download as either
         raise InparsError(
             f"could not load '{dataset_id}' through ir_datasets ({type(exc).__name__}: {str(exc)[:200]}); it downloads on "
             "first use and needs a network"
         ) from None
-    queries = {qid: q for qid, q in queries.items() if qid in qrels}
+    if qrels:
+        queries = {qid: q for qid, q in queries.items() if qid in qrels}
     check_corpus_text(docs, dataset_id)
     check_judged_docs(qrels, docs, dataset_id, strict=False)
     return Dataset(name=name or dataset_id, docs=docs, queries=queries, qrels=qrels, origin=_irds_origin(ds, dataset_id))
@@ -203,6 +221,116 @@ def load_beir_folder(folder: str | Path, split: str = "test") -> Dataset:
     check_judged_docs(qrels, docs, qrels_path, strict=True)
     origin = {"corpus": folder / "corpus.jsonl", "queries": folder / "queries.jsonl", "qrels": qrels_path}
     return Dataset(name=str(folder), docs=docs, queries=queries, qrels=qrels, origin=origin)
+
+
+DOCUMENT_FILES = {".jsonl": read_jsonl_corpus, ".csv": read_delimited_corpus, ".tsv": read_delimited_corpus}
+"""The files of documents a dataset may be, by suffix (any case), and their readers."""
+
+LOCAL_KINDS = (
+    "a BEIR folder (corpus.jsonl; queries.jsonl and qrels/<split>.tsv optional), a folder of .txt or .md files, or a "
+    ".jsonl, .csv or .tsv file of documents"
+)
+"""What a collection on disk may be, as messages name it."""
+
+
+def load_local(path: str | Path, split: str | None = None) -> Dataset:
+    """A collection on disk; only a BEIR folder can have queries and qrels (``split``: the judgements of
+    ``qrels/<split>.tsv``; None: ``test``, or none where the folder has no qrels at all).
+
+    - A BEIR folder: ``corpus.jsonl`` (``_id``, ``text``, ``title``); ``queries.jsonl`` and ``qrels/<split>.tsv``
+      when it has them (see :func:`load_beir_folder`). Without qrels, its queries, if any, load without judgements.
+    - A folder without ``corpus.jsonl``: its ``.txt`` and ``.md`` files (:func:`inpars.io.read_text_folder`).
+    - A ``.jsonl`` file (:func:`inpars.io.read_jsonl_corpus`), or a ``.csv`` or ``.tsv`` file with a header row
+      (:func:`inpars.io.read_delimited_corpus`): documents alone.
+
+    Every file read is in the dataset's ``origin``, so that a changed file changes its fingerprint.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return _load_document_file(path, split)
+    corpus, queries_path, qrels_folder = path / "corpus.jsonl", path / "queries.jsonl", path / "qrels"
+    if not corpus.is_file():
+        if queries_path.is_file() or qrels_folder.is_dir():  # a BEIR folder that lacks its corpus: say so
+            return load_beir_folder(path, split or "test")
+        docs, files = read_text_folder(path)
+        check_corpus_text(docs, path)
+        return Dataset(
+            name=str(path), docs=docs, queries={}, qrels={}, origin={f"corpus:{doc_id}": file for doc_id, file in files.items()}
+        )
+    if split is not None or (qrels_folder.is_dir() and any(qrels_folder.glob("*.tsv"))):
+        return load_beir_folder(path, split or "test")
+    docs = read_beir_corpus(corpus)
+    check_corpus_text(docs, corpus)
+    origin: dict = {"corpus": corpus}
+    queries: dict[str, Query] = {}
+    if queries_path.is_file():
+        queries = read_beir_queries(queries_path)
+        origin["queries"] = queries_path
+    return Dataset(name=str(path), docs=docs, queries=queries, qrels={}, origin=origin)
+
+
+def _load_document_file(path: Path, split: str | None) -> Dataset:
+    reader = DOCUMENT_FILES.get(path.suffix.lower())
+    if reader is None:
+        raise InputError(path, None, "is not a dataset", f"give {LOCAL_KINDS}")
+    if split is not None:
+        raise InputError(path, None, f"a file of documents has no splits (split '{split}' asked for)", "leave the split out")
+    docs = reader(path)
+    check_corpus_text(docs, path)
+    return Dataset(name=str(path), docs=docs, queries={}, qrels={}, origin={"corpus": path})
+
+
+PARTS = {"docs": "documents", "queries": "queries", "qrels": "qrels"}
+"""The parts of a collection, as :meth:`Dataset.counts` names them and as messages do."""
+
+
+def describe_parts(counts: Mapping[str, int | None]) -> str:
+    """Which parts a collection has, from its counts (None: unknown): ``documents, queries and qrels``, ``documents
+    only``, ``documents and queries, no qrels``."""
+
+    def joined(words: list[str]) -> str:
+        return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+    have = [word for part, word in PARTS.items() if counts.get(part)]
+    missing = [word for part, word in PARTS.items() if counts.get(part) == 0]
+    unknown = [word for part, word in PARTS.items() if counts.get(part) is None]
+    if have == ["documents"] and not unknown:
+        return "documents only"
+    text = joined(have) or "nothing"
+    if missing:
+        text += f", no {' or '.join(missing)}"
+    return text + (f" ({joined(unknown)} unknown)" if unknown else "")
+
+
+_NEEDS = {
+    "queries": (
+        "works on the test queries",
+        "give a collection with queries, e.g. a BEIR folder with queries.jsonl (and qrels/test.tsv) beside corpus.jsonl",
+    ),
+    "qrels": (
+        "scores runs against the qrels (relevance judgements)",
+        (
+            "give a collection with judged queries (a BEIR folder with queries.jsonl and qrels/test.tsv), or give "
+            "'inpars evaluate' a qrels file (--qrels FILE)"
+        ),
+    ),
+}
+
+
+def require_part(dataset: Dataset, part: str, stage: str) -> None:
+    """Refuse ``stage`` on a collection without ``part`` (``queries`` or ``qrels``) in one line: what the collection
+    has, and what to do; the stages that need only documents are named, as they still run on it."""
+    if part not in _NEEDS:
+        raise ValueError(f"part must be one of {', '.join(_NEEDS)}, not {part!r}")
+    counts = dataset.counts()
+    if counts[part]:
+        return
+    does, fix = _NEEDS[part]
+    sizes = ", ".join(f"{counts[p]:,} {PARTS[p]}" for p in PARTS if counts[p])
+    raise InparsError(
+        f"{stage} {does}, and '{dataset.name}' has {describe_parts(counts)} ({sizes or 'empty'}): {fix}; generate, "
+        "filter, negatives and train need only documents"
+    )
 
 
 def content_fingerprint(dataset: Dataset) -> str:
@@ -284,6 +412,9 @@ def check_judged_docs(qrels: Qrels, docs: dict[str, Doc], source: object, strict
 class DatasetSource:
     """One kind of dataset name; the methods other than ``claims`` and ``listing`` get only names it claims."""
 
+    label = ""
+    """What ``inpars datasets NAME`` says a name it claims but does not list comes from (empty: the registered kind)."""
+
     def claims(self, name: str) -> bool:
         raise NotImplementedError
 
@@ -360,18 +491,8 @@ class BeirSource(DatasetSource):
 
     def counts(self, name: str) -> dict[str, int | None]:
         """From ir_datasets' metadata, without downloading."""
-        ir_datasets = require("ir_datasets", "demo")
-
         base, split = self.parse(name)
-        ds = ir_datasets.load(beir_dataset_id(base, split, name))
-        counts: dict[str, int | None] = {}
-        for key, method in (("docs", "docs_count"), ("queries", "queries_count"), ("qrels", "qrels_count")):
-            try:
-                counts[key] = getattr(ds, method)()
-            except Exception as exc:  # noqa: BLE001 - metadata may be absent for some datasets; the count is then unknown
-                logger.debug("no %s count for %s: %s", key, name, exc)
-                counts[key] = None
-        return counts
+        return irds_counts(beir_dataset_id(base, split, name))
 
     def fewshot_pool(self, name: str) -> FewShotPool:
         """The train split where BEIR has one, else dev, else the test split (whatever split ``name`` names)."""
@@ -392,10 +513,23 @@ class BeirSource(DatasetSource):
 
 
 class FolderSource(DatasetSource):
-    """A local BEIR folder; it also claims any name written as a path, to say when the folder is missing."""
+    """A collection on disk (see :func:`load_local`); it also claims any name written as a path (``./``, ``/``, ``~``)
+    or ending in the suffix of a file of documents, to say when it is missing."""
+
+    label = "on disk"
 
     def claims(self, name: str) -> bool:
-        return Path(name).expanduser().is_dir() or name.startswith((".", "/", "~"))
+        path = Path(name).expanduser()
+        return path.is_dir() or name.startswith((".", "/", "~")) or path.suffix.lower() in DOCUMENT_FILES
+
+    @staticmethod
+    def path(name: str) -> Path:
+        """The folder or file ``name`` names; a missing one is refused."""
+        path = Path(name).expanduser()
+        if not path.exists():
+            missing = "file of documents not found" if path.suffix.lower() in DOCUMENT_FILES else "dataset folder not found"
+            raise InputError(path, None, missing, f"give {LOCAL_KINDS}")
+        return path
 
     @staticmethod
     def folder(name: str) -> Path:
@@ -408,10 +542,16 @@ class FolderSource(DatasetSource):
         return folder
 
     def load(self, name: str, split: str | None) -> Dataset:
-        return load_beir_folder(self.folder(name), split or "test")
+        return load_local(self.path(name), split)
 
     def fewshot_pool(self, name: str) -> FewShotPool:
         """Every query of queries.jsonl, and the judgements of the first of train, dev and test that the folder has."""
+        path = self.path(name)
+        if path.is_file():
+            raise InparsError(
+                f"{path}: a file of documents has no judged queries to draw few-shot examples from; use a prompt whose "
+                "examples are written in it (e.g. --prompt inpars), or a BEIR folder with qrels/train.tsv"
+            )
         folder = self.folder(name)
         for split in SPLIT_ORDER:
             path = folder / "qrels" / f"{split}.tsv"
@@ -420,11 +560,85 @@ class FolderSource(DatasetSource):
         raise InparsError(f"{folder / 'qrels'}: no train.tsv, dev.tsv or test.tsv to draw few-shot examples from")
 
 
+class IrdsSource(DatasetSource):
+    """``irds:<id>``: any collection ir_datasets knows (its catalogue: https://ir-datasets.com), downloaded by
+    ir_datasets on first use; the id names the split (``irds:beir/scifact/train``). Counts come from ir_datasets'
+    metadata, without a download."""
+
+    PREFIX = "irds:"
+    label = "ir_datasets; downloads on first use"
+
+    def claims(self, name: str) -> bool:
+        return name.startswith(self.PREFIX)
+
+    @classmethod
+    def dataset_id(cls, name: str) -> str:
+        """The ir_datasets id ``name`` gives; an id ir_datasets does not know (it knows its ids offline) is refused."""
+        ir_datasets = require("ir_datasets", "demo")
+        dataset_id = name[len(cls.PREFIX):]
+        if not dataset_id.strip():
+            raise UnknownNameError(f"'{name}' names no ir_datasets id; write irds:<id>, e.g. irds:beir/scifact/test")
+        if dataset_id not in ir_datasets.registry:
+            close = did_you_mean(name, (f"{cls.PREFIX}{known}" for known in ir_datasets.registry))
+            raise UnknownNameError(
+                f"unknown dataset '{name}': ir_datasets has no id '{dataset_id}'; {close + ' ' if close else ''}"
+                "its ids are listed at https://ir-datasets.com"
+            )
+        return dataset_id
+
+    def load(self, name: str, split: str | None) -> Dataset:
+        dataset_id = self.dataset_id(name)
+        if split is not None:
+            raise InparsError(
+                f"'{name}': an ir_datasets id names its split itself (e.g. irds:beir/scifact/train); give the split's id "
+                f"instead of the split '{split}'"
+            )
+        return load_ir_datasets(dataset_id, name=name)
+
+    def counts(self, name: str) -> dict[str, int | None]:
+        """From ir_datasets' metadata, without downloading."""
+        return irds_counts(self.dataset_id(name))
+
+    def fewshot_pool(self, name: str) -> FewShotPool:
+        """The id's own judged queries (its documents are not loaded for it)."""
+        ir_datasets = require("ir_datasets", "demo")
+        ds = ir_datasets.load(self.dataset_id(name))
+        if not (ds.has_queries() and ds.has_qrels()):
+            raise InparsError(
+                f"'{name}' has no judged queries to draw few-shot examples from; use a prompt whose examples are written "
+                "in it (e.g. --prompt inpars), or name an ir_datasets id with queries and qrels"
+            )
+        queries = {q.query_id: Query(q.query_id, q.text) for q in ds.queries_iter()}
+        qrels: Qrels = {}
+        for qrel in ds.qrels_iter():
+            qrels.setdefault(qrel.query_id, {})[qrel.doc_id] = int(qrel.relevance)
+        return FewShotPool(name, "test", queries, qrels)
+
+
+def irds_counts(dataset_id: str) -> dict[str, int | None]:
+    """Documents, queries and judgements of an ir_datasets id from the metadata ir_datasets ships, without downloading:
+    0 for a part the id lacks, None for a count the metadata does not record."""
+    ir_datasets = require("ir_datasets", "demo")
+    ds = ir_datasets.load(dataset_id)
+    counts: dict[str, int | None] = {}
+    for part in PARTS:
+        if not ds.has(part):
+            counts[part] = 0
+            continue
+        try:
+            counts[part] = getattr(ds, f"{part}_metadata")().get("count")
+        except Exception as exc:  # noqa: BLE001 - metadata may be absent for some datasets; the count is then unknown
+            logger.debug("no %s count for %s: %s", part, dataset_id, exc)
+            counts[part] = None
+    return counts
+
+
 # The order decides which source claims a name: a folder on disk wins over a registered name.
 sources = Registry("dataset source")
 sources.register("folder", "inpars.datasets:FolderSource")
 sources.register("embedded", "inpars.datasets:EmbeddedSource")
 sources.register("beir", "inpars.datasets:BeirSource")
+sources.register("irds", "inpars.datasets:IrdsSource")
 
 
 def listing() -> list[DatasetInfo]:
@@ -437,7 +651,8 @@ def check_dataset_name(name: str) -> None:
     if not name.strip():
         raise InparsError(
             f"the dataset name is {'empty' if not name else 'blank'}; give faq-construction, beir/<name>[/<split>] or the "
-            "path of a BEIR folder (see 'inpars datasets')"
+            "path of a BEIR folder or of your documents (a folder of .txt or .md files, a .jsonl, .csv or .tsv file), or "
+            "irds:<ir_datasets id> (see 'inpars datasets')"
         )
 
 
@@ -453,13 +668,25 @@ def source_for(name: str) -> DatasetSource:
     raise UnknownNameError(f"unknown dataset '{name}'; {suggest(name, sorted(info.name for info in listing()))}{folder}")
 
 
+def dataset_info(name: str) -> DatasetInfo:
+    """The row of ``inpars datasets NAME``: the listed row of ``name``, else its source's label; an unknown name is
+    refused as :func:`source_for` refuses it."""
+    source = source_for(name)
+    listed = {info.name: info for info in source.listing()}
+    if name in listed:
+        return listed[name]
+    kind = next(kind for kind in sources if type(source) is sources.get(kind))
+    return DatasetInfo(name, source.label or kind, "")
+
+
 def load_dataset(name: str, split: str | None = None) -> Dataset:
-    """Load a dataset by listed name, ``beir/<name>/<split>``, or local BEIR folder path."""
+    """Load a dataset by listed name, ``beir/<name>/<split>``, ``irds:<id>``, or the path of a collection on disk."""
     return source_for(name).load(name, split)
 
 
 def dataset_counts(name: str) -> dict[str, int | None]:
-    """Counts without downloading: embedded data is counted, BEIR counts come from ir_datasets' metadata."""
+    """Counts without downloading: embedded and local data is counted, BEIR and irds: counts come from ir_datasets'
+    metadata."""
     return source_for(name).counts(name)
 
 

@@ -358,8 +358,10 @@ def run_systems(ctx) -> dict[str, Path]:
 
 def _run(ctx, cfg, folder: Path) -> dict:
     from inpars import io
+    from inpars.datasets import require_part
     from inpars.generate.fewshot import FEWSHOT_FILE, without_fewshot_queries
 
+    require_part(ctx.dataset, "qrels", "evaluate")
     qrels = ctx.dataset.qrels
     if ctx.has("generate"):
         # Queries shown to the generator as few-shot examples are not test queries any more.

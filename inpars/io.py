@@ -463,6 +463,187 @@ def write_beir_folder(
     write_qrels_tsv(folder / "qrels" / f"{split}.tsv", qrels)
 
 
+# ---------------------------------------------------------------------------------------------- documents alone
+
+ID_NAMES = ("_id", "id", "doc_id", "docid")
+"""What the document id may be called in a JSONL, CSV or TSV file of documents: BEIR's name and the usual others."""
+
+TEXT_SUFFIXES = (".txt", ".md")
+"""The files a folder of documents is read from."""
+
+_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+
+
+def _id_name(names: Iterable[str], path: Path, lineno: int, what: str) -> str:
+    """The one id name among ``names`` (fields of a JSON object, or columns of a header); none or several is refused."""
+    found = [name for name in ID_NAMES if name in names]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise InputError(path, lineno, f"no document id {what}", f"call the id {what} one of {', '.join(ID_NAMES)}")
+    raise InputError(
+        path, lineno, f"{len(found)} {what}s could be the document id ({', '.join(found)})",
+        "keep one of them, or rename the others",
+    )
+
+
+def _add_doc(docs: dict[str, Doc], path: Path, lineno: int, doc: Doc) -> None:
+    if doc.doc_id in docs:
+        raise InputError(path, lineno, f"duplicate document id {show(doc.doc_id)}", "document ids must be unique")
+    docs[doc.doc_id] = doc
+
+
+def read_jsonl_corpus(path: str | os.PathLike) -> dict[str, Doc]:
+    """A JSONL file of documents: one object per line with an id (``_id``, ``id``, ``doc_id`` or ``docid``; exactly one
+    of them), ``text`` and, optionally, ``title``; other fields are ignored."""
+    path = Path(path)
+    docs: dict[str, Doc] = {}
+    for lineno, obj in iter_jsonl(path, required=("text",)):
+        key = _id_name(obj, path, lineno, "field")
+        doc = Doc(
+            doc_id=_as_id(obj[key], path, lineno, key),
+            text=_as_text(obj["text"], path, lineno, "text"),
+            title=_as_text(obj.get("title"), path, lineno, "title", optional=True),
+        )
+        _add_doc(docs, path, lineno, doc)
+    _require_rows(path, len(docs), "documents", f"give one JSON object per line with an id ({ID_NAMES[0]}) and text")
+    return docs
+
+
+def read_delimited_corpus(path: str | os.PathLike) -> dict[str, Doc]:
+    """A ``.csv`` (comma-separated, fields quoted as spreadsheets write them) or ``.tsv`` file (tab-separated, no quoting:
+    a field holds no tab or line break) of documents.
+
+    The first row names the columns: an id (``_id``, ``id``, ``doc_id`` or ``docid``; exactly one of them), ``text``
+    and, optionally, ``title``; other columns are ignored. Names are matched without regard to case or surrounding
+    spaces. Blank lines are skipped.
+    """
+    import csv
+    import sys
+
+    path = Path(path)
+    delimiter = _DELIMITERS.get(path.suffix.lower())
+    if delimiter is None:
+        raise InputError(path, None, "is not a .csv or .tsv file", "name a file of documents .csv, .tsv or .jsonl")
+    kind = "comma" if delimiter == "," else "tab"
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    lines = (f"{line}\n" for _, line in iter_lines(path, "file of documents"))
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
+    previous_limit = csv.field_size_limit()
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a document may be longer than csv's default of 128 KiB
+    docs: dict[str, Doc] = {}
+    header: list[str] | None = None
+    header_line = 0
+    try:
+        start = 1
+        for row in reader:
+            lineno, start = start, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if header is None:
+                header, header_line = [name.strip().lower() for name in row], lineno
+                id_name, where = _corpus_columns(header, path, lineno)
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    path, lineno,
+                    f"{len(row)} {kind}-separated fields where the header (line {header_line}) names {len(header)}",
+                    "quote the fields that hold commas or line breaks" if delimiter == ","
+                    else "a .tsv field holds no tab or line break: for such text, write a quoted .csv or a .jsonl file",
+                )
+            doc = Doc(
+                doc_id=_as_id(row[where[id_name]], path, lineno, id_name),
+                text=row[where["text"]],
+                title=row[where["title"]] if "title" in where else "",
+            )
+            _add_doc(docs, path, lineno, doc)
+    except csv.Error as exc:
+        raise InputError(path, reader.line_num, f"malformed {kind}-separated text ({exc})", "check the quoting") from None
+    finally:
+        csv.field_size_limit(previous_limit)
+    _require_rows(path, len(docs), "documents", f"a header row ({ID_NAMES[0]}, title, text), then one row per document")
+    return docs
+
+
+def _corpus_columns(header: list[str], path: Path, lineno: int) -> tuple[str, dict[str, int]]:
+    """The id column's name and the position of each column that is read, from a header row (names lowered)."""
+    id_name = _id_name(header, path, lineno, "column")
+    where: dict[str, int] = {}
+    for name in (id_name, "text", "title"):
+        if header.count(name) > 1:
+            raise InputError(path, lineno, f"the header names the column '{name}' {header.count(name)} times", "keep one")
+        if name in header:
+            where[name] = header.index(name)
+    if "text" not in where:
+        raise InputError(
+            path, lineno, f"no 'text' column (the header names {', '.join(map(repr, header))})",
+            f"the header names an id column ({ID_NAMES[0]}), 'text' and, optionally, 'title'",
+        )
+    return id_name, where
+
+
+def _markdown_title(content: str) -> tuple[str, str]:
+    """``(title, text)`` of a Markdown file: a file that opens with an ATX heading (``# Title``, any level) has it as
+    title and the rest as text; any other has no title."""
+    import re
+
+    first, _, rest = content.lstrip("\r\n").partition("\n")
+    heading = re.fullmatch(r" {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*", first.rstrip("\r"))
+    if heading is None:
+        return "", content.strip()
+    return (heading.group(1) or "").strip(), rest.strip()
+
+
+def text_folder_id(relative: str) -> str:
+    """The document id of a file in a folder of documents: its path relative to the folder, folders separated by ``/``,
+    each run of whitespace replaced by ``_`` (TREC runs and qrels split their fields at whitespace)."""
+    import re
+
+    return re.sub(r"\s+", "_", relative)
+
+
+def read_text_folder(folder: str | os.PathLike) -> tuple[dict[str, Doc], dict[str, Path]]:
+    """Every ``.txt`` and ``.md`` file under ``folder``, subfolders too, as one document; hidden files and folders (a
+    name that starts with ``.``) are left out, and symbolic links to folders are not followed.
+
+    Its id is :func:`text_folder_id` of its relative path; its text the file's content (UTF-8), stripped of surrounding
+    blank space; a ``.md`` file that opens with a heading has it as title (see :func:`_markdown_title`), any other
+    file has none. Two files whose ids coincide are refused. Returns the documents, and by id the file each was read
+    from, in the order of their ids.
+    """
+    folder = Path(folder)
+    found: dict[str, Path] = {}
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            path = Path(root) / name
+            if name.startswith(".") or path.suffix.lower() not in TEXT_SUFFIXES or not path.is_file():
+                continue
+            relative = path.relative_to(folder).as_posix()
+            doc_id = text_folder_id(relative)
+            if doc_id in found:
+                other = found[doc_id].relative_to(folder).as_posix()
+                raise InputError(
+                    folder, None, f"'{other}' and '{relative}' both have the document id '{doc_id}' (whitespace becomes '_')",
+                    "rename one of the two files",
+                )
+            found[doc_id] = path
+    if not found:
+        raise InputError(
+            folder, None, "holds no corpus.jsonl and no .txt or .md file",
+            "give a BEIR folder, a folder of .txt or .md files, or a .jsonl, .csv or .tsv file of documents",
+        )
+    docs: dict[str, Doc] = {}
+    files: dict[str, Path] = {}
+    for doc_id in sorted(found):
+        path = found[doc_id]
+        content = read_text(path, "document")
+        title, text = _markdown_title(content) if path.suffix.lower() == ".md" else ("", content.strip())
+        docs[doc_id] = Doc(doc_id=doc_id, text=text, title=title)
+        files[doc_id] = path
+    return docs, files
+
+
 # ---------------------------------------------------------------------------------------------- TREC runs
 
 

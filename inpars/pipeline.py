@@ -140,6 +140,9 @@ class PipelineResult:
     statistics: dict[str, dict[str, MeasureStats]] = field(default_factory=dict)
     """system -> measure -> mean, standard deviation over seeds, interval and p-values against the baseline."""
     seeds: list[int] = field(default_factory=list)
+    judged_on: str | None = None
+    """The stage whose per-query scores the metrics are: ``evaluate`` (test queries), ``select`` (held-out synthetic
+    queries, for a collection without test judgements), or None (nothing scored)."""
 
 
 def read_manifest(folder: Path) -> dict | None:
@@ -311,13 +314,31 @@ def recorded_data_fingerprint(run_dir: Path, dataset: str, counts: dict[str, int
     return "not loaded yet"
 
 
+TESTS = ("judged", "unjudged", "none")
+"""What a collection offers to test on: queries with judgements, queries alone, or no queries (documents only)."""
+
+
+def test_kind(dataset: Dataset) -> str:
+    if not dataset.queries:
+        return "none"
+    return "judged" if dataset.qrels else "unjudged"
+
+
 def stage_specs(
-    config: PipelineConfig, data_fp: str, *, queries_fp: str | None = None, model: str | None = None, rerank: bool = True
+    config: PipelineConfig,
+    data_fp: str,
+    *,
+    queries_fp: str | None = None,
+    model: str | None = None,
+    rerank: bool = True,
+    test: str = "judged",
 ) -> dict[str, StageSpec]:
     """The stages a run has, in order, with their fingerprints: what the run executes and what a plan reports.
 
     ``queries_fp``: the sha256 of imported synthetic queries; ``model``: a trained reranker replacing the training
-    stages; ``rerank``: False for a retrieval-only run.
+    stages; ``rerank``: False for a retrieval-only run; ``test``: what the collection has to test on
+    (:data:`TESTS`): without judgements there is no evaluate stage, without queries no retrieve or rerank stage either
+    (the run is judged on the held-out synthetic queries of the select stage).
     """
     specs: dict[str, StageSpec] = {}
     bm25 = bm25_settings(config.retrieve)
@@ -355,15 +376,25 @@ def stage_specs(
             # Selection searches the held-out queries with the first stage, so it depends on the first stage's config too.
             sel = StageSpec(
                 "select",
-                {"select": to_dict(config.select), "rerank": identity(config.rerank)},
+                {
+                    "select": to_dict(config.select),
+                    "rerank": identity(config.rerank),
+                    "measures": list(config.evaluate.measures),
+                },
                 (model_fp, ret.fingerprint),
-                ("selection.json",),
+                ("selection.json", "per_query.json"),
             )
             specs["select"] = sel
             rerank_upstream.append(sel.fingerprint)
         specs["rerank"] = StageSpec("rerank", identity(config.rerank), tuple(rerank_upstream), ("run.trec",))
         upstream.append(specs["rerank"].fingerprint)
     specs["evaluate"] = StageSpec("evaluate", config.evaluate, tuple(upstream), ("metrics.json", "per_query.json"))
+    if test != "judged":
+        del specs["evaluate"]
+    if test == "none":
+        # The retrieve spec stays out of the run but in the fingerprints: select searches with the same first stage.
+        for name in ("retrieve", "rerank"):
+            specs.pop(name, None)
     return specs
 
 
@@ -522,7 +553,8 @@ def _run_pipeline(
     data_fp = data_fingerprint(config.dataset, content_fingerprint(ctx.dataset), config.fix_text)
     io.write_json(run_dir / DATASET_RECORD, {"dataset": config.dataset, "counts": counts, "fingerprint": data_fp})
     queries_fp = io.file_sha256(queries) if queries is not None else None
-    specs = stage_specs(config, data_fp, queries_fp=queries_fp, model=model, rerank=rerank)
+    test = _check_test(config, ctx.dataset, model=model, rerank=rerank)
+    specs = stage_specs(config, data_fp, queries_fp=queries_fp, model=model, rerank=rerank, test=test)
     if only is not None and only.stage not in specs:
         raise InparsError(f"this run has no stage '{only.stage}'; its stages: {', '.join(specs)}")
     if only is not None and only.stage == "generate" and only.num_shards > 1 and queries is not None:
@@ -541,7 +573,19 @@ def _run_pipeline(
             )
     except _Stop:
         return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts)
-    statistics = write_statistics(run_dir, {config.train.seed: run_dir}, config)
+    judged_on = "evaluate" if "evaluate" in specs else "select" if "select" in specs else None
+    if judged_on is None:
+        _card(specs, run_dir)
+        logger.warning(
+            "the collection's queries have no judgements: the reranked run is %s, and nothing is scored",
+            run_dir / "rerank" / "run.trec",
+        )
+        return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts, seeds=[config.train.seed])
+    extra = {}
+    if judged_on == "evaluate" and "filter" in specs:
+        extra["leakage"] = leakage_of(ctx.dataset, run_dir)
+    statistics = write_statistics(run_dir, {config.train.seed: run_dir}, config, judged_on=judged_on, extra=extra)
+    _card(specs, run_dir)
     return PipelineResult(
         run_dir=run_dir,
         metrics=means(statistics),
@@ -549,7 +593,57 @@ def _run_pipeline(
         counts=counts,
         statistics=statistics,
         seeds=[config.train.seed],
+        judged_on=judged_on,
     )
+
+
+def _card(specs: dict[str, StageSpec], run_dir: Path) -> None:
+    """The model card of the model the run trained (:mod:`inpars.card`), written once the run's scores are known."""
+    if "train" in specs:
+        from inpars.card import write_model_card
+
+        write_model_card(run_dir)
+
+
+def _check_test(config: PipelineConfig, dataset: Dataset, *, model: str | None, rerank: bool) -> str:
+    """What the collection offers to test on; a run that would have nothing to do or to report is refused."""
+    test = test_kind(dataset)
+    if test == "judged":
+        return test
+    trains = rerank and model is None
+    if test == "none":
+        what = f"dataset '{config.dataset}' has documents only (no queries)"
+        if not trains:
+            raise InparsError(f"{what}: a run that trains nothing has nothing to do; give a collection with queries")
+        if not config.select.enabled:
+            raise InparsError(
+                f"{what}: such a run is judged on synthetic queries held out of training; set select.validation "
+                "(e.g. --set select.validation=0.2)"
+            )
+        logger.warning(
+            "%s: retrieve, rerank and evaluate are skipped; the run's result is the select stage's scores on the "
+            "synthetic queries held out of training", what,
+        )
+    else:
+        logger.warning(
+            "dataset '%s' has queries without judgements: they are retrieved and reranked (rerank/run.trec), and "
+            "evaluate is skipped%s", config.dataset,
+            "; the run's result is the select stage's scores on held-out synthetic queries" if config.select.enabled and trains
+            else "",
+        )
+    return test
+
+
+def leakage_of(dataset: Dataset, run_dir: Path) -> dict:
+    """How many test queries a kept synthetic query repeats or nearly repeats (:mod:`inpars.leakage`), warned above
+    its threshold."""
+    from inpars.leakage import find_leakage, warn
+
+    kept = io.read_synthetic(run_dir / "filter" / "kept.jsonl", allow_empty=True)
+    test = {qid: q.text for qid, q in dataset.queries.items() if dataset.qrels.get(qid)}
+    found = find_leakage(test, ((q.query_id, q.text) for q in kept))
+    warn(found)
+    return found.as_dict()
 
 
 def baseline_system(config: PipelineConfig) -> str:
@@ -563,12 +657,21 @@ def means(statistics: dict[str, dict[str, MeasureStats]]) -> dict[str, dict[str,
     return {system: {measure: s.mean for measure, s in by_measure.items()} for system, by_measure in statistics.items()}
 
 
-def write_statistics(run_dir: Path, seed_dirs: dict[int, Path], config: PipelineConfig) -> dict[str, dict[str, MeasureStats]]:
+JUDGED_ON = {
+    "evaluate": "the collection's test queries and judgements",
+    "select": "synthetic queries held out of training (each judged by its source document)",
+}
+
+
+def write_statistics(
+    run_dir: Path, seed_dirs: dict[int, Path], config: PipelineConfig, *, judged_on: str = "evaluate", extra: dict | None = None
+) -> dict[str, dict[str, MeasureStats]]:
     """Test every system of the runs in ``seed_dirs`` (seed -> run folder) against the baseline; write
-    ``run_dir/metrics.json``."""
+    ``run_dir/metrics.json``. ``judged_on``: the stage whose ``per_query.json`` is scored (``evaluate``, or ``select``
+    for a collection without test judgements); ``extra``: further keys of metrics.json (``leakage``)."""
     from inpars.evaluate import compare
 
-    per_seed = [io.read_json(folder / "evaluate" / "per_query.json") for folder in seed_dirs.values()]
+    per_seed = [io.read_json(folder / judged_on / "per_query.json") for folder in seed_dirs.values()]
     systems = list(per_seed[0])
     baseline = baseline_system(config)
     if baseline not in systems:
@@ -582,6 +685,8 @@ def write_statistics(run_dir: Path, seed_dirs: dict[int, Path], config: Pipeline
         run_dir / "metrics.json",
         {
             "baseline": baseline,
+            "judged_on": JUDGED_ON[judged_on],
+            **(extra or {}),
             "seeds": list(seed_dirs),
             "queries": queries,
             "confidence": ev.confidence,
@@ -629,8 +734,8 @@ def run_seeds(
         first = next(iter(folders.values()), None)
         if first is not None and not force:
             for stage in SHARED_STAGES:
-                manifest = first / stage / "stage.json"
-                if manifest.is_file() and io.read_json(manifest).get("status") == "done" and not (folder / stage).exists():
+                done = read_manifest(first / stage)
+                if done is not None and done.get("status") == "done" and not (folder / stage).exists():
                     io.copy_tree(first / stage, folder / stage)
         logger.info("seed %d of %s", seed, ", ".join(map(str, seeds)))
         result = run_pipeline(
@@ -641,7 +746,21 @@ def run_seeds(
         )
         folders[seed] = folder
         stages.extend(dataclasses.replace(stage, name=f"{stage.name} (seed {seed})") for stage in result.stages)
-    statistics = write_statistics(run_dir, folders, config)
+    names = {stage.name.split(" (seed")[0] for stage in stages}
+    judged_on = "evaluate" if "evaluate" in names else "select" if "select" in names else None
+    if judged_on is None:
+        return PipelineResult(run_dir=run_dir, metrics={}, stages=stages, counts=result.counts, seeds=list(seeds))
+    extra = {}
+    kept = next(iter(folders.values())) / "filter" / "kept.jsonl"
+    if judged_on == "evaluate" and kept.is_file():
+        extra["leakage"] = leakage_of(dataset, kept.parent.parent)
+    statistics = write_statistics(run_dir, folders, config, judged_on=judged_on, extra=extra)
     return PipelineResult(
-        run_dir=run_dir, metrics=means(statistics), stages=stages, counts=result.counts, statistics=statistics, seeds=list(seeds)
+        run_dir=run_dir,
+        metrics=means(statistics),
+        stages=stages,
+        counts=result.counts,
+        statistics=statistics,
+        seeds=list(seeds),
+        judged_on=judged_on,
     )

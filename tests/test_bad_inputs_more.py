@@ -179,9 +179,15 @@ def test_a_dataset_name_that_names_nothing_says_what_exists(command, name, tmp_p
 
 def test_a_pyproject_or_other_file_named_as_the_dataset_is_no_folder(tmp_path):
     (tmp_path / "corpus.jsonl").write_text((GOOD / "corpus.jsonl").read_text())
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    # A file of documents is a collection (documents only): retrieve, which needs queries, says what it has.
     _one_line_error(
         ["retrieve", "--dataset", str(tmp_path / "corpus.jsonl"), "--output", str(tmp_path / "run.trec")],
-        "corpus.jsonl: is a file, not a dataset folder; give a BEIR folder", tmp_path,
+        "corpus.jsonl' has documents only (6 documents)", tmp_path,
+    )
+    _one_line_error(
+        ["retrieve", "--dataset", str(tmp_path / "pyproject.toml"), "--output", str(tmp_path / "run.trec")],
+        "pyproject.toml: is not a dataset; give a BEIR folder", tmp_path,
     )
 
 

@@ -54,7 +54,8 @@ class CrossEncoderReranker:
     def train(
         cls, examples: Sequence[TrainingExample], config: TrainConfig, output_dir: str | Path, device: str = "auto"
     ) -> Path:
-        """Fine-tune with binary cross-entropy on (query, document, label) examples; saves model and tokenizer."""
+        """Fine-tune with binary cross-entropy on (query, document, label) examples; saves a sentence-transformers
+        CrossEncoder folder (a transformers model and tokenizer, with the CrossEncoder's settings beside them)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
 
         plan = plan_training(examples, config)
@@ -66,7 +67,26 @@ class CrossEncoderReranker:
         return fit(
             model=model, tokenizer=tokenizer, dataset=dataset, collator=PaddingCollator(tokenizer, "float32"), examples=examples,
             config=config, plan=plan, output_dir=output_dir, device=device, seq2seq=False, metadata={"reranker": cls.name},
+            save=functools.partial(save_cross_encoder, model, tokenizer, config.max_length),
         )
+
+
+def save_cross_encoder(model, tokenizer, max_length: int, folder: Path) -> None:
+    """Save ``model`` and ``tokenizer`` as a sentence-transformers CrossEncoder folder whose ``predict`` gives the scores
+    this reranker gives: the raw logit (a CrossEncoder's default for one label is its sigmoid) at the same max_length.
+
+    transformers loads the same folder as it is (config, weights and tokenizer at its top), so inpars reads it as before.
+    """
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    encoder = CrossEncoder(
+        str(folder), device="cpu", max_length=max_length, activation_fn=torch.nn.Identity(), local_files_only=True
+    )
+    # inpars writes the model card (inpars.card) once the run has scores to put in it.
+    encoder.save_pretrained(str(folder), create_model_card=False)
 
 
 def _features(tokenizer, max_length: int, example: TrainingExample) -> dict:

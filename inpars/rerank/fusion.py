@@ -113,7 +113,7 @@ def _run(ctx, cfg, folder) -> dict:
     from inpars import io
     from inpars.data import Query
     from inpars.errors import InparsError
-    from inpars.evaluate import evaluate
+    from inpars.evaluate import evaluate, per_query
     from inpars.rerank.base import rerank_run
     from inpars.rerank.training import snapshot_candidates
 
@@ -151,7 +151,25 @@ def _run(ctx, cfg, folder) -> dict:
         gate=cfg.select.bm25_gate,
     )
     io.write_json(ctx.output(folder, "selection.json"), choice)
+    # Every candidate alone and the chosen system, query by query: a collection without test queries is judged on these.
+    alone, pooled = sources[choice["source"]]
+    chosen = alone if choice["bm25_weight"] == 0 else fuse(pooled, lexical, choice["bm25_weight"])
+    systems = {"bm25": lexical}
+    if not ctx.first_is_bm25:
+        systems[cfg.retrieve.backend] = first
+    for name, (run, _) in sources.items():
+        if name != "first-stage":
+            systems[ctx.reranker if name == "reranker" else name] = run
+    systems["selected"] = chosen
+    measures = list(dict.fromkeys([*cfg.evaluate.measures, cfg.select.measure]))
+    io.write_json(ctx.output(folder, "per_query.json"), {name: per_query(run, qrels, measures) for name, run in systems.items()})
     return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
 
 
-STAGE = Stage("select", ("select", "rerank", "retrieve"), ("negatives/validation.jsonl",), ("selection.json",), _run)
+STAGE = Stage(
+    "select",
+    ("select", "rerank", "retrieve", "evaluate"),
+    ("negatives/validation.jsonl",),
+    ("selection.json", "per_query.json"),
+    _run,
+)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from inpars import io
 from inpars.data import Query, Run
+from inpars.datasets import require_part
 from inpars.errors import InparsError
 from inpars.rerank.base import check_run, merge_runs, rerank_run, shard_of_run
 from inpars.rerank.fusion import candidate_pool, fuse
@@ -44,6 +45,7 @@ def snapshot(ctx, source: str) -> Path | None:
 
 
 def _run(ctx, cfg, folder: Path, shard: int = 0, num_shards: int = 1) -> dict:
+    require_part(ctx.dataset, "queries", "rerank")
     source = ctx.input("retrieve", "run.trec")
     first = shard_of_run(io.read_trec_run(source), shard, num_shards)
     # Checked before the reranker loads (on first use, below): a run of another dataset costs no model time.

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from inpars import io
+from inpars.datasets import require_part
 from inpars.retrieve.base import search_in_chunks
 from inpars.stage import Stage
 
 
 def _run(ctx, cfg, folder: Path) -> dict:
+    require_part(ctx.dataset, "queries", "retrieve")
     # Searched and written a chunk of queries at a time: the whole depth-1000 run is never held in memory.
     queries = ctx.dataset.queries
     first = search_in_chunks(ctx.retriever(cfg.retrieve), queries, cfg.retrieve.top_k)
