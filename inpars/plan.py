@@ -548,6 +548,9 @@ def _download(tables: Tables, kind: str, name: str) -> Download:
     if name.startswith("beir/"):
         home = Path(os.environ.get("IR_DATASETS_HOME") or Path.home() / ".ir_datasets")
         return Download(name, kind, size_bytes, source, citation, (home / "beir" / name.split("/")[1]).is_dir())
+    if name.startswith("irds:"):
+        # ir_datasets keeps each collection under its home in a folder of its own naming: cached or not is unknown here.
+        return Download(name, kind, size_bytes, source or "ir_datasets; downloads on first use", citation, None)
     return Download(name, kind, None, "a local folder", None, Path(name).exists())
 
 
