@@ -974,7 +974,10 @@ def _reproduce(
     console.print(f"report -> {write_report(result, output_dir / dataset)}")
     if not result.ok:
         failed = sum(1 for check in result.checks if not check.ok)
-        typer.secho(f"FAIL: {failed} of {len(result.checks)} cells outside their tolerance", fg=typer.colors.RED, err=True)
+        typer.secho(
+            f"FAIL: {failed} of {len(result.checks)} checks failed (a cell outside its tolerance, or a gain not shown)",
+            fg=typer.colors.RED, err=True,
+        )
         raise typer.Exit(1)
     typer.echo(f"OK: {len(result.checks)} cells within their tolerance")
 

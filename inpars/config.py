@@ -724,8 +724,29 @@ def load_pipeline_config(
             )
         if not isinstance(data, dict):
             raise InputError(source, 1, "a recipe must be a mapping of keys", "see recipes/demo.yaml")
-    data = _merge(data, parse_overrides(overrides))
-    return build(PipelineConfig, data, source, lines)
+    extra = parse_overrides(overrides)
+    data = _merge(data, extra)
+    keys = _dotted(extra)
+    lines = {key: line for key, line in lines.items() if key not in keys}  # a value set by --set is not the recipe's
+    try:
+        return build(PipelineConfig, data, source, lines)
+    except InputError as exc:
+        # A key set on the command line has no line in the recipe: name --set, not the recipe, as where it is wrong.
+        named = {".".join(key.split(".")[: i + 1]) for key in keys for i in range(key.count(".") + 1)}
+        if exc.line is None and any(f"'{key}'" in str(exc) for key in named):
+            raise InputError("--set", None, str(exc).split(": ", 1)[1]) from None
+        raise
+
+
+def _dotted(nested: dict, prefix: str = "") -> set[str]:
+    """The dotted keys of the values in ``nested`` (``generate.num_docs``), sections left out."""
+    keys = set()
+    for key, value in nested.items():
+        if isinstance(value, dict):
+            keys |= _dotted(value, f"{prefix}{key}.")
+        else:
+            keys.add(f"{prefix}{key}")
+    return keys
 
 
 def dump_yaml(config: Any) -> str:

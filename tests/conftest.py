@@ -48,3 +48,14 @@ def tiny_t5(tmp_path_factory, faq):
     ids = sorted(faq.docs)[:60]
     sentences = [faq.docs[i].text for i in ids] + [faq.queries[i].text for i in ids]
     return build_random_t5(tmp_path_factory.mktemp("tiny-t5"), sentences)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a busy machine torch's waiting threads cost more than the work."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,4 +1,5 @@
-"""bench/scale.py at a small size, every stage through the library (CI runs this size; the table in bench/README.md is 10k to 1M)."""
+"""bench/scale.py at a small size, every stage through the library (CI runs this size; bench/README.md's table is 10k
+to 1M)."""
 
 from __future__ import annotations
 

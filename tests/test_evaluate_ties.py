@@ -200,15 +200,27 @@ def test_evaluate_p_at_0_exits_2_with_one_line_in_a_child_process(files):
     )
     assert child.returncode == 2, (child.returncode, child.stdout, child.stderr)
     lines = (child.stdout + child.stderr).strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: --measures: 'measures' is P@0; measure 'P@0': the cutoff after @ is 0;"), lines
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: --measures: 'measures' is P@0; measure 'P@0': the cutoff after @ is 0;"
+    ), lines
 
 
 @pytest.mark.parametrize(
     ("args", "wanted"),
     [
-        (["-m", "P@0"], "error: --measures: 'measures' is P@0; measure 'P@0': the cutoff after @ is 0; it must be a whole number from 1 to 2147483647"),
-        (["-m", "nDCG@10", "-m", "RR@0"], "error: --measures: 'measures' is ['nDCG@10', 'RR@0']; measure 'RR@0': the cutoff after @ is 0;"),
-        (["-m", "ERR@10"], "error: --measures: 'measures' is ERR@10; measure 'ERR@10': ERR is not computed by the backends inpars uses"),
+        (
+            ["-m", "P@0"],
+            ("error: --measures: 'measures' is P@0; measure 'P@0': the cutoff after @ is 0; it must be a whole number from 1 "
+            "to 2147483647"),
+        ),
+        (
+            ["-m", "nDCG@10", "-m", "RR@0"],
+            "error: --measures: 'measures' is ['nDCG@10', 'RR@0']; measure 'RR@0': the cutoff after @ is 0;",
+        ),
+        (
+            ["-m", "ERR@10"],
+            "error: --measures: 'measures' is ERR@10; measure 'ERR@10': ERR is not computed by the backends inpars uses",
+        ),
         (["--confidence", "nan"], "error: --confidence: 'confidence' is nan; it must be a finite number"),
         (["--confidence", "inf"], "error: --confidence: 'confidence' is inf; it must be a finite number"),
         (["--confidence", "1.0"], "error: --confidence: 'confidence' is 1.0; it must be above 0 and at most 0.999"),

@@ -1,11 +1,13 @@
 """Fault injection: SIGKILL at random points of every stage that writes, then the same command again.
 
 A whole recipe (generate, filter, negatives, train with checkpoints, retrieve, rerank, evaluate) runs with tiny
-models on a small collection, and ``inpars reproduce`` writes its report. Each kill point starts the command,
-waits until the chosen stage has begun, sleeps a random share of that stage's time in an uninterrupted run and
-kills the process with SIGKILL. Then, before the rerun, every file under its final name must be whole (byte for
-byte the uninterrupted run's output, or JSON that parses); after the rerun, every output must be byte-identical
-to the uninterrupted run's. ``INPARS_FAULT_KILLS`` sets the kill points per stage (default 2).
+models on a small collection. Each kill point starts the command, waits until the chosen stage has begun, sleeps a
+random share of that stage's time in an uninterrupted run and kills the process with SIGKILL. ``inpars reproduce``
+is killed while it writes its report: the child pauses half-way through writing one report file (see
+``fault_helpers.pause_mid_write``), so the kill lands there, every time. Then, before the rerun, every file under
+its final name must be whole (byte for byte the uninterrupted run's output, or JSON that parses); after the rerun,
+every output must be byte-identical to the uninterrupted run's. ``INPARS_FAULT_KILLS`` sets the kill points per
+stage of the recipe (default 2).
 """
 
 from __future__ import annotations
@@ -24,12 +26,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "generate"))
 
-from fault_helpers import PRELOAD, run_command
-from generate_helpers import WORDS, make_docs, save_random_llama
+from fault_helpers import PRELOAD, run_command, write_tiny_recipe
 from test_reproduce import RECIPE, TINY
-
-from inpars.data import Query
-from inpars.io import write_beir_folder
 
 pytestmark = pytest.mark.faults
 logger = logging.getLogger(__name__)
@@ -53,28 +51,11 @@ def forkserver():
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory, tiny_t5) -> Path:
-    folder = tmp_path_factory.mktemp("faults")
-    docs = make_docs(40, seed=5)
-    queries = [Query(f"q{i}", f"what is {WORDS[i]} {WORDS[i + 3]}") for i in range(12)]
-    write_beir_folder(folder / "data", docs, queries, {f"q{i}": {docs[i].doc_id: 1} for i in range(12)})
-    llama = save_random_llama(folder / "llama")
-    path = folder / "recipe.yaml"
-    path.write_text(f"""name: f
-dataset: {folder / "data"}
-generate: {{model: {llama}, device: cpu, max_new_tokens: 8, batch_size: 4}}
-filter: {{method: mean_log_probs, top_k: 30}}
-negatives: {{depth: 10, num_negatives: 1}}
-train:
-  {{reranker: monot5, model: {tiny_t5}, max_steps: 8, batch_size: 8, learning_rate: 1.0e-3, max_length: 48, warmup_ratio: 0.0,
-   save_steps: 2}}
-retrieve: {{top_k: 10}}
-rerank: {{top_k: 5, batch_size: 16}}
-""")
-    return path
+    return write_tiny_recipe(tmp_path_factory.mktemp("faults"), tiny_t5, train_extra=",\n   save_steps: 2")
 
 
-def _start(context, args: list[str], log: Path):
-    process = context.Process(target=run_command, args=(args, str(log)))
+def _start(context, args: list[str], log: Path, pause: tuple[str, str] | None = None):
+    process = context.Process(target=run_command, args=(args, str(log), pause))
     process.start()
     return process
 
@@ -162,29 +143,65 @@ def test_kill_9_anywhere_in_a_recipe_then_rerun_gives_the_same_bytes(forkserver,
     assert killed >= tried // 2, f"only {killed} of {tried} kills landed before the run ended"
 
 
-def test_kill_9_while_reproduce_writes_its_report(forkserver, tmp_path):
-    tables = tmp_path / "tables"
+@pytest.fixture(scope="module")
+def report_reference(forkserver, tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny BM25 table and the folder of an uninterrupted ``inpars reproduce`` of it (run folder and report)."""
+    folder = tmp_path_factory.mktemp("report")
+    tables = folder / "tables"
     tables.mkdir()
     (tables / "t.yaml").write_text(TINY.replace("EXPECTED", "0.5375"))
     (tables / "bm25.yaml").write_text(RECIPE)
+    reference = folder / "reference"
+    process = _start(forkserver, _reproduce_args(tables / "t.yaml", reference), folder / "reference.log")
+    process.join()
+    assert process.exitcode == 0, (folder / "reference.log").read_text()[-3000:]
+    return tables / "t.yaml", reference / "faq"
 
-    def args(out: Path) -> list[str]:
-        return ["reproduce", "faq", "--tables", str(tables / "t.yaml"), "--output-dir", str(out)]
 
-    reference = tmp_path / "reference"
-    process = _start(forkserver, args(reference), tmp_path / "reference.log")
-    starts, end = _timeline(process, {"retrieve": reference / "faq" / "bm25" / "retrieve" / "stage.json"})
-    assert process.exitcode == 0, (tmp_path / "reference.log").read_text()[-3000:]
-    rng = random.Random(15)
-    killed = 0
-    for k in range(KILLS + 1):
-        out = tmp_path / f"report-{k}"
-        marker = out / "faq" / "bm25" / "retrieve" / "stage.json"
-        killed += _kill_and_rerun(
-            forkserver, args(out), out / "faq", marker, rng.uniform(0, end - starts["retrieve"]), reference / "faq",
-            REPORT_OUTPUTS,
-        )
-    logger.info("reproduce: %d kill points tried, %d landed before the process ended, all survived", KILLS + 1, killed)
+def _reproduce_args(tables: Path, out: Path) -> list[str]:
+    return ["reproduce", "faq", "--tables", str(tables), "--output-dir", str(out)]
+
+
+def _kill_mid_write(context, args: list[str], name: str, folder: Path, log: Path) -> Path:
+    """Start ``args`` paused half-way through writing ``folder/name``; check that the write is under way; SIGKILL it.
+    Returns the temporary file the write left."""
+    marker = log.with_suffix(".paused")
+    marker.unlink(missing_ok=True)
+    before = set(folder.glob(f".{name}.*.tmp"))
+    process = _start(context, args, log, pause=(name, str(marker)))
+    deadline = time.monotonic() + 300
+    while process.is_alive() and not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert marker.exists(), f"the command never began to write {name}:\n" + log.read_text()[-3000:]
+    assert process.is_alive(), log.read_text()[-3000:]
+    written = set(folder.glob(f".{name}.*.tmp")) - before
+    assert len(written) == 1, f"{name} is not being written: {written}"
+    os.kill(process.pid, signal.SIGKILL)
+    process.join()
+    assert process.exitcode == -signal.SIGKILL, f"the kill did not land: exit code {process.exitcode}"
+    return written.pop()
+
+
+@pytest.mark.parametrize("name", ["report.png", "report.md", "results.json"])
+def test_kill_9_while_reproduce_writes_its_report(forkserver, report_reference, tmp_path, name):
+    tables, reference = report_reference
+    out = tmp_path / "out"
+    folder = out / "faq"
+    log = tmp_path / "killed.log"
+    temporary = _kill_mid_write(forkserver, _reproduce_args(tables, out), name, folder, log)
+    # Half of the file's bytes are on disk, under the temporary name only: nothing under a final name is partial.
+    assert 0 < temporary.stat().st_size < (reference / name).stat().st_size
+    assert not (folder / name).exists()
+    _whole(folder, reference, REPORT_OUTPUTS)
+    again = _start(forkserver, _reproduce_args(tables, out), log)
+    again.join()
+    assert again.exitcode == 0, log.read_text()[-3000:]
+    for output in REPORT_OUTPUTS:
+        assert _same(folder, reference, output), f"{output} differs after a kill and a rerun"
+    # Killed while rewriting a finished report, the report stays the one that was there, whole.
+    _kill_mid_write(forkserver, _reproduce_args(tables, out), name, folder, log)
+    for output in REPORT_OUTPUTS:
+        assert _same(folder, reference, output), f"{output} changed when a rewrite of {name} was killed"
 
 
 def test_a_run_killed_in_generation_resumes_with_another_batch_size(forkserver, recipe, tmp_path):

@@ -25,7 +25,7 @@ def test_the_readme_commands_take_a_folder_of_text_files_to_a_search(tmp_path, f
     commands = _readme_commands()
     assert [c.split()[1] for c in commands] == ["run", "search"], commands
     docs = tmp_path / "my-docs"
-    for i, doc in enumerate(list(faq.docs.values())[:24]):
+    for i, doc in enumerate(list(faq.docs.values())[:64]):
         folder = docs / ("permits" if i % 2 else "contracts")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"answer {i}.{'md' if i % 3 == 0 else 'txt'}").write_text(doc.text)

@@ -1,8 +1,9 @@
-"""The reproduction kit: the tables load and hold the papers' cells, checks pass and fail where they should, the CLI
-reports and exits non-zero on a FAIL, the Makefile lists the targets."""
+"""The reproduction kit: the tables load and hold the papers' cells, checks pass and fail where they should (a cell's
+gain over the first stage too), the CLI reports and exits non-zero on a FAIL, the Makefile lists the targets."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -260,6 +261,235 @@ def test_imported_queries_must_belong_to_the_dataset(tmp_path, faq_slice):
         run_pipeline(config, dataset=faq_slice, queries=queries, model="x")
 
 
+# ---------------------------------------------------------------------------------------------- gain over the first stage
+
+
+def _run_files(trained: dict[str, float], first: dict[str, float], resamples: int = 2000) -> tuple[dict, dict]:
+    """A run's metrics.json and evaluate/per_query.json as the pipeline writes them, for per-query nDCG@10 scores of
+    the first stage ('dense', the baseline) and the trained system ('bi-encoder'); BM25 scores beside them."""
+    from inpars.evaluate import compare as statistics
+
+    per_query = {
+        "bm25": {"nDCG@10": {q: v * 0.75 for q, v in first.items()}},
+        "dense": {"nDCG@10": dict(first)},
+        "bi-encoder": {"nDCG@10": dict(trained)},
+    }
+    stats = statistics({name: [scores] for name, scores in per_query.items()}, "dense", resamples=resamples)
+    metrics = {
+        "baseline": "dense",
+        "seeds": [0],
+        "queries": len(first),
+        "systems": {name: {m: s.as_dict() for m, s in by_measure.items()} for name, by_measure in stats.items()},
+    }
+    return metrics, per_query
+
+
+def _first_stage(queries: int = 503) -> dict[str, float]:
+    import random
+
+    rng = random.Random(3)
+    return {f"q{i}": round(rng.uniform(0.3, 0.95), 4) for i in range(queries)}
+
+
+def _moved(first: dict[str, float], up: int, down: int, by_up: float, by_down: float) -> dict[str, float]:
+    """``first`` with ``up`` queries raised by ``by_up`` on average and the next ``down`` lowered by ``by_down`` on
+    average (each by half or one and a half times that, in turn, as a reranker moves queries by unequal steps)."""
+    ids = list(first)
+    moved = dict(first)
+    for i, q in enumerate(ids[:up]):
+        moved[q] = first[q] + by_up * (0.5 + i % 2)
+    for i, q in enumerate(ids[up : up + down]):
+        moved[q] = first[q] - by_down * (0.5 + i % 2)
+    return moved
+
+
+def test_the_demo_gain_fails_a_run_where_training_did_nothing(tables):
+    from inpars.reproduce.check import check_gain
+
+    demo = tables.condition("demo")
+    cell = demo.cell("faq-construction")
+    first = _first_stage()
+    # The hole this check closes: the untrained first stage (0.7155) lies within the tolerance of the expected 0.7226.
+    assert all(c.ok for c in compare(demo, cell, {"nDCG@10": 0.7155, "RR@10": 0.6660, "R@100": 0.9722}))
+    metrics, per_query = _run_files(first, first)
+    check = check_gain(demo, cell, metrics, per_query)
+    assert (check.difference, check.changed, check.queries, check.p) == (0.0, 0, 503, 1.0)
+    assert not check.ok
+    assert check.problems == ["gain +0.0000 is not above +0.0000", "0 queries changed, fewer than 20"]
+    # Float noise that swaps a few near ties, for a net gain, is still a run in which training did nothing.
+    metrics, per_query = _run_files(_moved(first, 4, 1, 0.01, 0.001), first)
+    check = check_gain(demo, cell, metrics, per_query)
+    assert check.difference > 0 and check.changed == 5 and check.problems == ["5 queries changed, fewer than 20"]
+    # The recorded demo: +0.0071 over the first stage (0.7226 against 0.7155), 82 questions changed, 42 up and 40 down.
+    metrics, per_query = _run_files(_moved(first, 42, 40, 0.3, 0.226), first)
+    check = check_gain(demo, cell, metrics, per_query)
+    assert check.difference == pytest.approx(0.0071, abs=5e-5) and check.changed == 82 and 0.05 < check.p < 1
+    assert check.ok and check.problems == []
+    # Worse than the first stage on as many questions fails however many changed.
+    metrics, per_query = _run_files(_moved(first, 40, 42, 0.226, 0.3), first)
+    check = check_gain(demo, cell, metrics, per_query)
+    assert check.problems == [f"gain {check.difference:+.4f} is not above +0.0000"] and check.difference < 0
+
+
+GAIN = """        gain:
+          over: dense
+          metric: nDCG@10
+          more_than: 0.002
+          min_changed_queries: 10
+          max_p: 0.05
+          reason: a test of every bound
+"""
+
+
+def _gain_tables(tmp_path: Path, gain: str = GAIN) -> Path:
+    """The tiny table with a bi-encoder condition whose cell asks for ``gain``."""
+    text = (
+        TINY.replace("  - name: bm25\n", "  - name: trained\n")
+        .replace("    system: bm25\n", "    system: bi-encoder\n")
+        .replace("    kind: retrieval\n", "    kind: rerank\n")
+        .replace("        scores: {nDCG@10: EXPECTED, R@100: 0.8807}\n", "        scores: {nDCG@10: 0.6, R@100: 0.8807}\n" + gain)
+    )
+    assert gain in text
+    return _tiny(tmp_path, text=text)
+
+
+def test_a_gain_check_holds_every_bound_it_declares(tmp_path):
+    from inpars.reproduce.check import check_gain
+
+    tables = load_tables(_gain_tables(tmp_path))
+    condition = tables.condition("trained")
+    cell = condition.cell("faq")
+    assert (cell.gain.over, cell.gain.more_than, cell.gain.min_changed_queries, cell.gain.max_p) == ("dense", 0.002, 10, 0.05)
+    first = _first_stage(200)
+    clear = _moved(first, 60, 0, 0.05, 0.0)  # +0.015, every change for the better: p at the floor of 2,000 resamples
+    check = check_gain(condition, cell, *_run_files(clear, first))
+    assert check.ok and check.p < 0.01 and check.required == "gain > +0.0020, >= 10 changed, p <= 0.05"
+    # A gain that clears the difference and the count but not the p-value: half the changes go the other way.
+    noisy = _moved(first, 30, 28, 0.1, 0.09)
+    check = check_gain(condition, cell, *_run_files(noisy, first))
+    assert check.difference > 0.002 and check.changed == 58 and check.p > 0.05
+    assert check.problems == [f"p {check.p:.3g} is above 0.05"]
+    check = check_gain(condition, cell, *_run_files(_moved(first, 4, 0, 0.2, 0.0), first))
+    # Four changed queries: too few, and four sign flips cannot give a p-value under 2/16.
+    assert check.problems == ["4 queries changed, fewer than 10", f"p {check.p:.3g} is above 0.05"] and check.p >= 0.125
+    small = _moved(first, 40, 0, 0.005, 0.0)  # +0.001 on 200 queries, below the 0.002 asked
+    check = check_gain(condition, cell, *_run_files(small, first))
+    assert check.problems == ["gain +0.0010 is not above +0.0020"]
+
+
+def test_a_gain_check_refuses_a_run_it_cannot_compare(tmp_path):
+    from inpars.reproduce.check import check_gain, gain_checks
+
+    path = _gain_tables(tmp_path)
+    tables = load_tables(path)
+    condition = tables.condition("trained")
+    cell = condition.cell("faq")
+    first = _first_stage(20)
+    metrics, per_query = _run_files(_moved(first, 5, 0, 0.1, 0.0), first)
+    with pytest.raises(InparsError, match=r"t\.yaml:\d+: the gain is declared over 'dense', but the run of 'trained' on faq "
+                       r"tests its systems against 'bm25'; name 'bm25' in gain\.over, or add evaluate\.baseline=dense"):
+        check_gain(condition, cell, {**metrics, "baseline": "bm25"}, per_query)
+    no_system = {**metrics, "systems": {k: v for k, v in metrics["systems"].items() if k != "bi-encoder"}}
+    with pytest.raises(InparsError, match="has no nDCG@10 of system 'bi-encoder' \\(its metrics hold bm25, dense\\)"):
+        check_gain(condition, cell, no_system, per_query)
+    fewer = {**per_query, "dense": {"nDCG@10": dict(list(first.items())[:-1])}}
+    with pytest.raises(InparsError, match="were scored on other queries"):
+        check_gain(condition, cell, metrics, fewer)
+    # From the run folder: the files the pipeline writes, and nothing when the cell asks for no gain.
+    run_dir = tmp_path / "run"
+    io.write_json(run_dir / "metrics.json", metrics)
+    io.write_json(run_dir / "evaluate" / "per_query.json", per_query)
+    (check,) = gain_checks(condition, cell, run_dir)
+    assert check.changed == 5 and check.ok is False  # 5 changed, fewer than the 10 asked
+    assert gain_checks(condition, dataclasses.replace(cell, gain=None), run_dir) == []
+    (run_dir / "evaluate" / "per_query.json").unlink()
+    with pytest.raises(InparsError, match=r"evaluate/per_query\.json not found: the gain of 'trained' on faq is checked on"):
+        gain_checks(condition, cell, run_dir)
+    with pytest.raises(InparsError, match=r"no-run/metrics\.json not found: "):
+        gain_checks(condition, cell, tmp_path / "no-run")
+
+
+def test_a_failed_gain_fails_the_reproduction_and_its_report(tmp_path):
+    from inpars.reproduce import write_report
+    from inpars.reproduce.check import check_gain
+    from inpars.reproduce.report import result_table
+    from inpars.reproduce.run import ConditionRun, Reproduction
+
+    tables = load_tables(_gain_tables(tmp_path))
+    condition = tables.condition("trained")
+    cell = condition.cell("faq")
+    first = _first_stage(200)
+    cells = compare(condition, cell, {"nDCG@10": 0.6, "R@100": 0.88})
+    gain = check_gain(condition, cell, *_run_files(first, first))
+    reproduction = Reproduction("faq", [ConditionRun("trained", "faq", "full", [*cells, gain], tmp_path / "run")], tables)
+    assert all(c.ok for c in cells) and not reproduction.ok
+    report = write_report(reproduction, tmp_path / "report").read_text()
+    assert "**FAIL**: 2 of 2 cells within tolerance; 0 of 1 gains over the first stage as required." in report
+    assert (
+        "| trained | full | nDCG@10 | bi-encoder | dense | +0.0000 | 0 of 200 | 1 | gain > +0.0020, >= 10 changed, p <= 0.05 | "
+        "**FAIL** (gain +0.0000 is not above +0.0020; 0 queries changed, fewer than 10; p 1 is above 0.05) |"
+    ) in report
+    assert "- trained (full, gain in nDCG@10): a test of every bound" in report
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert not results["ok"] and [c["metric"] for c in results["checks"]] == ["nDCG@10", "R@100"]
+    (row,) = results["gains"]
+    assert (row["difference"], row["changed"], row["queries"], row["p"], row["ok"]) == (0.0, 0, 200, 1.0, False)
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    console.print(result_table(reproduction))
+    text = console.export_text()
+    assert "gain over the first stage, same run: faq" in text and "FAIL (gain +0.0000 is not above +0.0020;" in text
+
+
+UNTRAINED = """
+sources:
+  here: measured in this test
+datasets:
+  slice: {dataset: DATA, counts: {docs: 40, queries: 40, qrels: 40}, counts_source: here}
+conditions:
+  - name: untrained
+    description: the first stage's own model reranks its top 10, as after a training that did nothing
+    recipe: untrained.yaml
+    kind: rerank
+    system: bi-encoder
+    source: here
+    tolerance:
+      full: {value: 0.5, reason: wide enough that any score passes so that only the gain can fail this condition}
+    datasets:
+      - dataset: slice
+        scores: {nDCG@10: 0.5}
+        gain: {over: dense, metric: nDCG@10, more_than: 0.0, min_changed_queries: 1, reason: any change at all}
+"""
+
+
+def test_reproduce_fails_a_system_that_training_left_as_the_first_stage(tmp_path, faq_slice):
+    """End to end: the reranker is the first stage's untrained model, which orders the first stage's top 10 as the first
+    stage does. Its score is within the tolerance, its gain is not: the command exits 1 and the report says why."""
+    data = tmp_path / "slice"
+    io.write_beir_folder(data, list(faq_slice.docs.values()), list(faq_slice.queries.values()), faq_slice.qrels)
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "untrained.yaml").write_text(
+        "name: untrained\ntrain: {reranker: bi-encoder}\nretrieve: {backend: dense, model: embedded:minilm-l6, top_k: 10}\n"
+        "rerank: {model: embedded:minilm-l6, top_k: 10}\nevaluate: {resamples: 500}\n"
+    )
+    (tables / "t.yaml").write_text(UNTRAINED.replace("DATA", str(data)))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["reproduce", "slice", "--tables", str(tables / "t.yaml"), "--output-dir", str(out)])
+    assert result.exit_code == 1, result.output
+    results = json.loads((out / "slice" / "results.json").read_text())
+    (cell,) = results["checks"]
+    assert cell["ok"] and not results["ok"]
+    (gain,) = results["gains"]
+    assert (gain["system"], gain["over"], gain["difference"], gain["changed"], gain["queries"]) == (
+        "bi-encoder", "dense", 0.0, 0, 40,
+    )
+    assert gain["problems"] == ["gain +0.0000 is not above +0.0000", "0 queries changed, fewer than 1"]
+    report = (out / "slice" / "report.md").read_text()
+    assert "| untrained | full | nDCG@10 | bi-encoder | dense | +0.0000 | 0 of 40 | 1 |" in report
+
+
 # ---------------------------------------------------------------------------------------------- the command
 
 
@@ -284,7 +514,7 @@ def test_reproduce_command_exits_non_zero_on_a_fail(tmp_path):
     out = tmp_path / "out"
     result = runner.invoke(app, ["reproduce", "faq", "--condition", "bm25", "--tables", str(tables), "--output-dir", str(out)])
     assert result.exit_code == 1, result.output
-    assert "FAIL" in result.output and "FAIL: 1 of 2 cells outside their tolerance" in result.output
+    assert "FAIL" in result.output and "FAIL: 1 of 2 checks failed" in result.output
     assert "| bm25 | full | nDCG@10 | 0.7000 | 0.5375 | -0.1625 | ±0.001 | **FAIL** |" in (out / "faq" / "report.md").read_text()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,109 @@ def test_every_named_checkpoint_exists_on_the_hub(tables):
             except Exception as exc:  # noqa: BLE001 - any failure to find it is what this test reports
                 missing.append(f"{name}/{dataset}: {found.model} ({type(exc).__name__})")
     assert not missing, "\n".join(missing)
+
+
+# ---------------------------------------------------------------------------------------------- gain over the first stage
+
+
+def test_the_demo_asks_for_a_gain_over_the_run_s_own_first_stage(tables):
+    from importlib import resources
+
+    from inpars.config import load_pipeline_config
+    from inpars.pipeline import baseline_system
+
+    demo = tables.condition("demo")
+    cell = demo.cell("faq-construction")
+    recipe = load_pipeline_config(text=resources.files("inpars.recipes").joinpath("demo.yaml").read_text(encoding="utf-8"))
+    # 'over' is what the demo's run tests its systems against, so its metrics.json holds the p-value of this very pair.
+    assert cell.gain.over == baseline_system(recipe) == "dense" and cell.gain.over != demo.system
+    assert cell.gain.metric == "nDCG@10" and cell.gain.metric in cell.scores
+    # Training that did nothing gains exactly 0 on no changed question: both bounds must refuse that.
+    assert cell.gain.more_than >= 0.0 and cell.gain.min_changed_queries >= 1
+    assert cell.gain.max_p is None and "not significant" in cell.gain.reason
+
+
+GAIN_TABLES = """
+sources:
+  paper: a paper
+datasets:
+  a: {dataset: faq-construction, counts: {docs: 1, queries: 1, qrels: 1}, counts_source: paper}
+  cqa:
+    dataset: beir/cqadupstack/{forum}
+    counts_source: paper
+    forums: {x: {docs: 1, queries: 1, qrels: 1}, y: {docs: 1, queries: 1, qrels: 1}}
+conditions:
+  - name: trained
+    description: a trained reranker
+    recipe: demo
+    kind: pipeline
+    system: bi-encoder
+    source: paper
+    tolerance: {full: {value: 0.01, reason: the same run on another machine}}
+    datasets:
+      - dataset: a
+        scores: {nDCG@10: 0.7, R@100: 0.9}
+        gain:
+          over: dense
+          metric: nDCG@10
+          more_than: 0.0
+          min_changed_queries: 20
+          max_p: 0.05
+          reason: training must move the ranking
+"""
+
+
+def test_a_gain_loads_with_its_bounds(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(GAIN_TABLES)
+    gain = load_tables(path).condition("trained").cell("a").gain
+    assert (gain.over, gain.metric, gain.more_than, gain.min_changed_queries, gain.max_p) == ("dense", "nDCG@10", 0.0, 20, 0.05)
+    assert gain.reason == "training must move the ranking" and gain.where == f"{path}:21"
+    path.write_text(GAIN_TABLES.replace("          max_p: 0.05\n", ""))
+    assert load_tables(path).condition("trained").cell("a").gain.max_p is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "words"),
+    [
+        (
+            "metric: nDCG@10\n", "metric: RR@10\n", 23,
+            "'conditions.0.datasets.0.gain.metric' is 'RR@10', which the cell does not score",
+        ),
+        ("more_than: 0.0", "more_than: 1.5", 24, "'conditions.0.datasets.0.gain.more_than' should be a number between -1 and 1"),
+        ("more_than: 0.0", "more_than: yes", 24, "got True"),
+        ("min_changed_queries: 20", "min_changed_queries: 0", 25, "should be a whole number of at least 1, got 0"),
+        ("min_changed_queries: 20", "min_changed_queries: 2.5", 25, "should be a whole number of at least 1, got 2.5"),
+        ("max_p: 0.05", "max_p: 0", 26, "'conditions.0.datasets.0.gain.max_p' should be a p-value in (0, 1], got 0"),
+        ("          reason: training must move the ranking\n", "", 21, "'conditions.0.datasets.0.gain' needs 'reason'"),
+        ("max_p: 0.05", "max_p_value: 0.05", 26, "unknown key 'conditions.0.datasets.0.gain.max_p_value'; did you mean 'max_p'?"),
+    ],
+)
+def test_gain_mistakes_name_the_file_and_line(tmp_path, old, new, line, words):
+    assert old in GAIN_TABLES
+    path = tmp_path / "t.yaml"
+    path.write_text(GAIN_TABLES.replace(old, new))
+    with pytest.raises(InputError) as error:
+        load_tables(path)
+    assert str(error.value).startswith(f"{path}:{line}: ") and words in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        ("over: dense", "over: bi-encoder", "compares system 'bi-encoder' with itself; name the first stage"),
+        ("      - dataset: a\n", "      - dataset: cqa\n", "dataset 'cqa' is scored as the mean over its forums"),
+        (
+            "    recipe: demo\n    kind: pipeline\n    system: bi-encoder\n", "    reference: reported only\n",
+            "condition 'trained' is a reported row, which nothing runs; remove its gain",
+        ),
+    ],
+)
+def test_a_gain_that_compares_nothing_is_refused(tmp_path, old, new, words):
+    assert old in GAIN_TABLES
+    path = tmp_path / "t.yaml"
+    text = GAIN_TABLES.replace(old, new)
+    path.write_text(text)
+    with pytest.raises(InparsError, match=re.escape(words)) as error:
+        load_tables(path)
+    assert str(error.value).startswith(f"{path}:{text.splitlines().index('        gain:') + 1}: ")  # the gain's own line

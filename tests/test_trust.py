@@ -334,7 +334,8 @@ def test_written_ranks_follow_the_order_every_measure_uses(tmp_path):
 )
 def test_a_bad_option_is_one_line_from_the_installed_command(args, wanted):
     done = subprocess.run(
-        [sys.executable, "-c", "from inpars.cli import main; main()", *args], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", "from inpars.cli import main; main()", *args],
+        capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith(wanted), done.stderr

@@ -5,25 +5,57 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from inpars.reproduce.check import CellCheck, GainCheck
 from inpars.reproduce.run import Reproduction
 from inpars.reproduce.tables import Tables
 
 
+def _cells(reproduction: Reproduction) -> list[CellCheck]:
+    return [c for c in reproduction.checks if isinstance(c, CellCheck)]
+
+
+def _gains(reproduction: Reproduction) -> list[GainCheck]:
+    return [c for c in reproduction.checks if isinstance(c, GainCheck)]
+
+
+def _changed(check: GainCheck) -> str:
+    return f"{check.changed} of {check.queries}"
+
+
+def _p(check: GainCheck) -> str:
+    return "" if check.p is None else f"{check.p:.3g}"
+
+
 def result_table(reproduction: Reproduction):
-    """A rich table: expected against obtained, the difference, the tolerance and OK or FAIL per cell."""
+    """Rich tables: per cell, expected against obtained, the difference, the tolerance and OK or FAIL; per gain a cell
+    asks for, the system against the run's first stage (difference, queries changed, p) and OK or FAIL."""
+    from rich.console import Group
     from rich.table import Table
 
     table = Table(
         "condition", "run", "metric", "expected", "obtained", "diff", "tolerance", "result",
         title=f"reproduction: {reproduction.dataset}",
     )
-    for check in reproduction.checks:
+    for check in _cells(reproduction):
         verdict = "[green]OK[/green]" if check.ok else "[bold red]FAIL[/bold red]"
         table.add_row(
             check.condition, check.mode, check.metric, f"{check.expected:.4f}", f"{check.obtained:.4f}",
             f"{check.difference:+.4f}", f"±{check.tolerance.value:g}", verdict,
         )
-    return table
+    gains = _gains(reproduction)
+    if not gains:
+        return table
+    against = Table(
+        "condition", "run", "metric", "system", "over", "gain", "changed", "p (rand., Holm)", "required", "result",
+        title=f"gain over the first stage, same run: {reproduction.dataset}",
+    )
+    for check in gains:
+        verdict = "[green]OK[/green]" if check.ok else f"[bold red]FAIL[/bold red] ({'; '.join(check.problems)})"
+        against.add_row(
+            check.condition, check.mode, check.metric, check.system, check.gain.over, f"{check.difference:+.4f}",
+            _changed(check), _p(check), check.required, verdict,
+        )
+    return Group(table, against)
 
 
 def plot(reproduction: Reproduction):
@@ -33,7 +65,7 @@ def plot(reproduction: Reproduction):
     require("matplotlib", "demo")
     from matplotlib.figure import Figure  # object API: no pyplot, no global backend
 
-    checks = reproduction.checks
+    checks = _cells(reproduction)
     figure = Figure(figsize=(max(5.0, 1.1 * len(checks) + 2), 3.6))
     ax = figure.subplots()
     positions = range(len(checks))
@@ -61,31 +93,53 @@ def plot(reproduction: Reproduction):
 def markdown(reproduction: Reproduction, chart: str | None) -> str:
     from inpars.provenance import git_commit, library_versions
 
-    failed = [c for c in reproduction.checks if not c.ok]
+    cells, gains = _cells(reproduction), _gains(reproduction)
+    failed = [c for c in cells if not c.ok]
+    summary = f"{len(cells) - len(failed)} of {len(cells)} cells within tolerance"
+    if gains:
+        summary += f"; {sum(1 for g in gains if g.ok)} of {len(gains)} gains over the first stage as required"
     lines = [
         f"# Reproduction: {reproduction.dataset}",
         "",
-        (
-            f"**{'OK' if reproduction.ok else 'FAIL'}**: {len(reproduction.checks) - len(failed)} of {len(reproduction.checks)} "
-            "cells within tolerance."
-        ),
+        f"**{'OK' if reproduction.ok else 'FAIL'}**: {summary}.",
         "",
         f"inpars commit `{git_commit() or 'unknown'}`; " + ", ".join(f"{k} {v}" for k, v in library_versions().items()),
         "",
         "| condition | run | metric | expected | obtained | diff | tolerance | result |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for c in reproduction.checks:
+    for c in cells:
         lines.append(
             f"| {c.condition} | {c.mode} | {c.metric} | {c.expected:.4f} | {c.obtained:.4f} | {c.difference:+.4f} | "
             f"±{c.tolerance.value:g} | {'OK' if c.ok else '**FAIL**'} |"
         )
     if chart:
         lines += ["", f"![expected and obtained]({chart})"]
+    if gains:
+        lines += [
+            "",
+            "## Gain over the first stage",
+            "",
+            (
+                "The checked system against the run's baseline on the same queries: the mean difference, the queries "
+                "whose score differs, and the p-value of the paired randomization test (Holm-corrected)."
+            ),
+            "",
+            "| condition | run | metric | system | over | gain | changed | p | required | result |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in gains:
+            verdict = "OK" if g.ok else f"**FAIL** ({'; '.join(g.problems)})"
+            lines.append(
+                f"| {g.condition} | {g.mode} | {g.metric} | {g.system} | {g.gain.over} | {g.difference:+.4f} | {_changed(g)} | "
+                f"{_p(g)} | {g.required} | {verdict} |"
+            )
     lines += ["", "## Tolerances", ""]
     for reason in dict.fromkeys(
-        f"- {c.condition} ({c.mode}, {c.metric}): ±{c.tolerance.value:g}: {c.tolerance.reason}" for c in reproduction.checks
+        f"- {c.condition} ({c.mode}, {c.metric}): ±{c.tolerance.value:g}: {c.tolerance.reason}" for c in cells
     ):
+        lines.append(reason)
+    for reason in dict.fromkeys(f"- {g.condition} ({g.mode}, gain in {g.metric}): {g.gain.reason}" for g in gains):
         lines.append(reason)
     lines += ["", "## Sources", ""]
     used = {reproduction.tables.conditions[c.condition].source for c in reproduction.checks}
@@ -107,7 +161,7 @@ def write_report(reproduction: Reproduction, folder: str | Path) -> Path:
 
     folder = Path(folder)
     chart = None
-    if reproduction.checks:
+    if _cells(reproduction):
         io.write_png(folder / "report.png", plot(reproduction))
         chart = "report.png"
     with io.atomic_write(folder / "report.md") as handle:
@@ -118,7 +172,14 @@ def write_report(reproduction: Reproduction, folder: str | Path) -> Path:
         "checks": [
             {"condition": c.condition, "mode": c.mode, "metric": c.metric, "expected": c.expected, "obtained": c.obtained,
              "difference": c.difference, "tolerance": c.tolerance.value, "reason": c.tolerance.reason, "ok": c.ok}
-            for c in reproduction.checks
+            for c in _cells(reproduction)
+        ],
+        "gains": [
+            {"condition": g.condition, "mode": g.mode, "metric": g.metric, "system": g.system, "over": g.gain.over,
+             "difference": g.difference, "changed": g.changed, "queries": g.queries, "p": g.p,
+             "more_than": g.gain.more_than, "min_changed_queries": g.gain.min_changed_queries, "max_p": g.gain.max_p,
+             "reason": g.gain.reason, "problems": g.problems, "ok": g.ok}
+            for g in _gains(reproduction)
         ],
         "runs": {f"{r.condition}:{r.mode}": str(r.run_dir) for r in reproduction.runs},
         "forums": {f"{r.condition}:{r.mode}": r.forums for r in reproduction.runs if r.forums},

@@ -12,7 +12,7 @@ from typing import Any
 
 from inpars.errors import InparsError
 from inpars.io import read_text
-from inpars.reproduce.check import CellCheck, check_counts, compare
+from inpars.reproduce.check import CellCheck, GainCheck, check_counts, compare, gain_checks
 from inpars.reproduce.tables import MODES, Cell, Checkpoint, Condition, DatasetEntry, Tables, _unknown
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class ConditionRun:
     condition: str
     dataset: str
     mode: str
-    checks: list[CellCheck]
+    checks: list[CellCheck | GainCheck]
     run_dir: Path | None = None
     forums: dict[str, dict[str, float]] = field(default_factory=dict)
     """A dataset scored over its forums: each forum's scores (the checks hold their mean)."""
@@ -40,7 +40,7 @@ class Reproduction:
     tables: Tables
 
     @property
-    def checks(self) -> list[CellCheck]:
+    def checks(self) -> list[CellCheck | GainCheck]:
         return [check for run in self.runs for check in run.checks]
 
     @property
@@ -217,7 +217,8 @@ def run_condition(
         raise InparsError(
             f"{cond.where}: system '{cond.system}' is not in the run's metrics ({', '.join(result.metrics)}); fix 'system'"
         )
-    return ConditionRun(condition, dataset, mode, compare(cond, cell, result.metrics[cond.system], mode), result.run_dir)
+    checks = compare(cond, cell, result.metrics[cond.system], mode) + gain_checks(cond, cell, result.run_dir, mode)
+    return ConditionRun(condition, dataset, mode, checks, result.run_dir)
 
 
 def _rerank_model(config, cond: Condition) -> str:

@@ -3,8 +3,9 @@
 ``conditions``: each names a recipe (a bundled name such as ``inpars-v2`` or a YAML path), how much of it runs
 (``kind``), the system whose scores are checked, ``--set`` overrides with ``{dataset}`` placeholders, tolerances with
 their reasons per way of running (``full``, or from the ``data`` or ``checkpoint`` the authors released), and one cell
-per dataset with its expected scores; a condition with ``reference`` is a row reported by a paper that nothing here can
-run. :func:`load_tables` reads and checks them, naming ``file:line`` for every problem.
+per dataset with its expected scores (and, optionally, the ``gain`` its system must show over the run's first stage);
+a condition with ``reference`` is a row reported by a paper that nothing here can run. :func:`load_tables` reads and
+checks them, naming ``file:line`` for every problem.
 """
 
 from __future__ import annotations
@@ -72,6 +73,24 @@ class DatasetEntry:
 
 
 @dataclass(frozen=True)
+class Gain:
+    """What the checked system must show against the run's baseline (its first stage) on the same queries of the same
+    run: a tolerance around the expected score can let through a run in which training did nothing, this cannot."""
+
+    over: str
+    """The system compared with: the run's baseline (``evaluate.baseline``, else the first stage), named as in its metrics."""
+    metric: str
+    more_than: float
+    """The mean difference (system minus ``over``) must be larger than this."""
+    min_changed_queries: int
+    """At least this many queries must score differently from ``over`` on ``metric``."""
+    max_p: float | None
+    """The largest Holm-corrected p-value (paired randomization test) that passes; None: reported, not bounded."""
+    reason: str
+    where: str
+
+
+@dataclass(frozen=True)
 class Cell:
     dataset: str
     scores: Mapping[str, float]
@@ -79,6 +98,7 @@ class Cell:
     tolerance: Mapping[str, Tolerance]
     source: str | None
     where: str
+    gain: Gain | None = None
 
 
 @dataclass(frozen=True)
@@ -593,7 +613,9 @@ class _TablesFile:
             )
 
     def cell(self, value: Any, key: str) -> Cell:
-        data = self.mapping(value, key, ("dataset", "scores", "set", "tolerance", "source"), required=("dataset", "scores"))
+        data = self.mapping(
+            value, key, ("dataset", "scores", "set", "tolerance", "source", "gain"), required=("dataset", "scores")
+        )
         scores = self.mapping(data["scores"], f"{key}.scores", list(data["scores"]) if isinstance(data["scores"], dict) else ())
         if not scores:
             raise self.fail(f"{key}.scores", f"'{key}.scores' is empty", "give at least one metric, e.g. {nDCG@10: 0.594}")
@@ -603,6 +625,52 @@ class _TablesFile:
             set=self.strings(data.get("set"), f"{key}.set"),
             tolerance=self.tolerances(data.get("tolerance"), f"{key}.tolerance"),
             source=data.get("source"),
+            where=self.where(key),
+            gain=None if data.get("gain") is None else self.gain(data["gain"], f"{key}.gain", list(scores)),
+        )
+
+    def gain(self, value: Any, key: str, metrics: Sequence[str]) -> Gain:
+        data = self.mapping(
+            value,
+            key,
+            ("over", "metric", "more_than", "min_changed_queries", "max_p", "reason"),
+            required=("over", "metric", "more_than", "min_changed_queries", "reason"),
+        )
+        metric = self.text(data["metric"], f"{key}.metric")
+        if metric not in metrics:
+            raise self.fail(
+                f"{key}.metric",
+                f"'{key}.metric' is '{metric}', which the cell does not score",
+                f"use one of its scores ({', '.join(metrics)}): the run evaluates only those",
+            )
+        more_than = data["more_than"]
+        if isinstance(more_than, bool) or not isinstance(more_than, (int, float)) or not -1.0 < more_than < 1.0:
+            raise self.fail(
+                f"{key}.more_than",
+                f"'{key}.more_than' should be a number between -1 and 1, got {show(more_than)}",
+                "give the mean difference from the first stage that the system must exceed (0.0: any gain)",
+            )
+        changed = data["min_changed_queries"]
+        if isinstance(changed, bool) or not isinstance(changed, int) or changed < 1:
+            raise self.fail(
+                f"{key}.min_changed_queries",
+                f"'{key}.min_changed_queries' should be a whole number of at least 1, got {show(changed)}",
+                "give how many queries must score differently from the first stage",
+            )
+        max_p = data.get("max_p")
+        if max_p is not None and (isinstance(max_p, bool) or not isinstance(max_p, (int, float)) or not 0.0 < max_p <= 1.0):
+            raise self.fail(
+                f"{key}.max_p",
+                f"'{key}.max_p' should be a p-value in (0, 1], got {show(max_p)}",
+                "give the largest p-value that passes, e.g. 0.05, or leave max_p out to report p without a bound",
+            )
+        return Gain(
+            over=self.text(data["over"], f"{key}.over"),
+            metric=metric,
+            more_than=float(more_than),
+            min_changed_queries=changed,
+            max_p=None if max_p is None else float(max_p),
+            reason=self.text(data["reason"], f"{key}.reason"),
             where=self.where(key),
         )
 
@@ -618,6 +686,8 @@ def _check_references(condition: Condition, sources: Mapping[str, str], datasets
                 "its counts"
             )
         entry = datasets[cell.dataset]
+        if cell.gain is not None:
+            _check_gain(condition, cell.gain, entry)
         if (
             "data" in condition.released
             and "{released_data}" in condition.released["data"]
@@ -629,3 +699,20 @@ def _check_references(condition: Condition, sources: Mapping[str, str], datasets
                 f"{cell.where}: condition '{condition.name}' names released data, but dataset '{cell.dataset}' has no "
                 "released_data"
             )
+
+
+def _check_gain(condition: Condition, gain: Gain, entry: DatasetEntry) -> None:
+    """A gain compares two systems of one run: a condition that runs, a system other than the one it is checked
+    against, and a dataset that is one run (forums run apart, and a mean over them has no paired test)."""
+    if condition.reference is not None:
+        raise InparsError(f"{gain.where}: condition '{condition.name}' is a reported row, which nothing runs; remove its gain")
+    if gain.over == condition.system:
+        raise InparsError(
+            f"{gain.where}: the gain of '{condition.name}' compares system '{gain.over}' with itself; name the first stage "
+            "(the run's baseline) in 'over'"
+        )
+    if entry.forums:
+        raise InparsError(
+            f"{gain.where}: dataset '{entry.name}' is scored as the mean over its forums, each its own run, so there is no "
+            "one run to check a gain on; remove the gain"
+        )
