@@ -731,10 +731,10 @@ def load_pipeline_config(
     try:
         return build(PipelineConfig, data, source, lines)
     except InputError as exc:
-        # A key set on the command line has no line in the recipe: name --set, not the recipe, as where it is wrong.
+        # A key set on the command line (--set, or a flag) has no line in the recipe: name the command line, not the recipe.
         named = {".".join(key.split(".")[: i + 1]) for key in keys for i in range(key.count(".") + 1)}
         if exc.line is None and any(f"'{key}'" in str(exc) for key in named):
-            raise InputError("--set", None, str(exc).split(": ", 1)[1]) from None
+            raise InputError("command line", None, str(exc).split(": ", 1)[1]) from None
         raise
 
 

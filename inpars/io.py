@@ -923,7 +923,7 @@ def cached_sha256(path: str | os.PathLike) -> str:
     if path.stat().st_mtime_ns == stat.st_mtime_ns:  # not changed while it was read
         try:
             write_json(record, {"key": key, "sha256": digest})
-        except OSError:
+        except (OSError, InparsError):
             pass  # a read-only cache only costs the next run another read
     return digest
 

@@ -120,7 +120,7 @@ def test_the_openai_flags_set_the_openai_block(corpus, completion_server, tmp_pa
         app, ["generate", "--dataset", str(corpus), "--concurrency", "2", "--output", str(tmp_path / "hf.jsonl")]
     )
     assert result.exit_code == 2
-    refusal = "error: <recipe>: 'generate.openai' is set, but backend is 'hf'; use backend: openai, or leave the block out"
+    refusal = "error: command line: 'generate.openai' is set, but backend is 'hf'; use backend: openai, or leave the block out"
     assert refusal in result.output
 
 
