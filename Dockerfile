@@ -49,14 +49,23 @@ LABEL org.opencontainers.image.title="inpars reproduction" \
       org.opencontainers.image.description="InPars, InPars-v2 and Promptagator reproduction: Debian 13, Python ${PYTHON_VERSION}, OpenJDK 21, docker/requirements.lock"
 WORKDIR /opt/inpars
 COPY docker/requirements.lock docker/overrides.txt docker/check_pins.py docker/entrypoint.sh docker/
-COPY pyproject.toml README.md Makefile ./
+COPY pyproject.toml setup.py README.md Makefile ./
 COPY inpars inpars
 COPY reproduce reproduce
-# inpars itself, built offline with the locked setuptools; the lock check (versions and pip check) and the listing
+# INPARS_COMMIT: the commit of the source ('make docker-build' passes it, '-dirty' added for uncommitted changes). The
+# build context has no .git and the image no git, so setup.py records it in the installed package, where
+# inpars.provenance finds it: every report and stage.json made in the image names it. Empty: reported as unknown.
+ARG INPARS_COMMIT=
+LABEL org.opencontainers.image.revision="${INPARS_COMMIT}"
+# inpars itself, built offline with the locked setuptools; the lock check (versions and pip check), the commit the
+# installed copy reports (asked from outside the source folder, so that the installed copy answers) and the listing
 # prove the install whole.
 # Caches live under /cache (mount the host's ~/.cache there) and are writable by any uid the container runs as.
 RUN pip install --no-deps --no-build-isolation . \
     && python docker/check_pins.py --installed \
+    && recorded="$(python -I -c 'from inpars.provenance import git_commit; print(git_commit() or "")')" \
+    && if [ "${recorded}" != "${INPARS_COMMIT}" ]; then \
+        echo "the installed inpars reports commit '${recorded}', but INPARS_COMMIT is '${INPARS_COMMIT}'" >&2; exit 1; fi \
     && inpars reproduce --list >/dev/null \
     && mkdir -p /cache /workspace \
     && chmod 1777 /cache /workspace

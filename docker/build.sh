@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the image: docker/build.sh IMAGE [BASE_IMAGE]
+# Build the image: [INPARS_COMMIT=...] docker/build.sh IMAGE [BASE_IMAGE]
 # Where pip needs a CA bundle of its own to reach the package index (PIP_CERT, or the 'cert' of pip's configuration
 # here), the bundle is served to the build over loopback for the one step that installs the lock, and never becomes
 # part of the image: a file copied into a build would stay in its layer.
@@ -13,6 +13,8 @@ python="${PYTHON:-python3}"
 cert="${PIP_CERT:-$("$python" -m pip config list 2>/dev/null | sed -n "s/^[a-z:]*\.cert='\(.*\)'$/\1/p" | head -1)}"
 args=(--network host -t "$image")
 [ -n "$base" ] && args+=(--build-arg "BASE_IMAGE=$base")
+# The commit to record in the image ('make docker-build' gives it; empty: the image reports it as unknown).
+args+=(--build-arg "INPARS_COMMIT=${INPARS_COMMIT:-}")
 if [ -n "$cert" ] && [ -f "$cert" ]; then
     served="$(mktemp -d)"
     cp "$cert" "$served/ca.pem"

@@ -257,3 +257,57 @@ def test_make_docker_without_a_gpu_runtime_says_that_gpus_empty_runs_on_the_cpu(
     docker.write_text("#!/bin/sh\necho 'Unable to find image' >&2\nexit 125\n")
     other = make()
     assert other.returncode != 0 and "GPUS=" not in other.stderr, other.stderr
+
+
+def test_the_image_build_records_the_commit_after_the_lock_layer():
+    """The image has no git: the build argument INPARS_COMMIT reaches the step that installs inpars (whose setup.py
+    records it), with everything that build reads copied in, and that step checks the installed copy reports it. The
+    argument comes after the locked packages, so a new commit does not reinstall them."""
+    lines = [line for _, line in _check_pins().logical_lines(DOCKERFILE)]
+    position = {
+        what: next(i for i, line in enumerate(lines) if line.startswith(start))
+        for what, start in (
+            ("lock", "RUN \"python${PYTHON_VERSION}\" -m venv"),
+            ("argument", "ARG INPARS_COMMIT="),
+            ("install", "RUN pip install --no-deps --no-build-isolation ."),
+        )
+    }
+    assert position["lock"] < position["argument"] < position["install"], position
+    assert "-r /tmp/build/requirements.lock" in lines[position["lock"]]
+    install = lines[position["install"]]
+    assert "python -I -c 'from inpars.provenance import git_commit; print(git_commit() or \"\")'" in install
+    assert '[ "${recorded}" != "${INPARS_COMMIT}" ]' in install and "exit 1" in install
+    assert 'LABEL org.opencontainers.image.revision="${INPARS_COMMIT}"' in lines
+    copied = {
+        source
+        for line in lines[: position["install"]]
+        if line.startswith("COPY ") and not line.split()[-1].startswith("/")
+        for source in line.split()[1:-1]
+    }
+    assert {"pyproject.toml", "setup.py", "README.md", "inpars", "reproduce"} <= copied, copied
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_docker_build_passes_the_checkouts_commit(tmp_path):
+    from inpars.provenance import git_commit
+
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text('#!/bin/sh\necho "docker $*"\n')
+    docker.chmod(0o755)
+    # No CA bundle: build.sh then serves none (it would start a server on a fixed port).
+    env = {**os.environ, "PATH": f"{docker.parent}:{os.environ['PATH']}", "PIP_CERT": str(tmp_path / "no-bundle.pem")}
+    env.pop("INPARS_COMMIT", None)
+    result = subprocess.run(
+        ["make", "-s", "docker-build", f"PYTHON={sys.executable}", "IMAGE=inpars:under-test"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    (built,) = [line.split() for line in result.stdout.splitlines() if line.startswith("docker build")]
+    arguments = [built[i + 1] for i, word in enumerate(built) if word == "--build-arg"]
+    commit = git_commit()
+    assert f"INPARS_COMMIT={commit or ''}" in arguments and "inpars:under-test" in built, built
+    if shutil.which("git") and (ROOT / ".git").exists():  # a checkout (CI's clone): a real commit, '-dirty' as git says
+        assert commit is not None and commit.removesuffix("-dirty") == subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()

@@ -176,6 +176,10 @@ def test_the_paper_rehearsal_runs_through_make_and_reuses_the_caches(image, cach
     report = workspace / "runs" / "reproduce" / "mini-faq"
     for name in ("report.md", "report.png", "results.json"):
         _owned_and_readable(report / name)
+    # The image has no git: the commit it was built from is recorded at build time, and the report names it.
+    from inpars.provenance import git_commit
+
+    assert f"inpars commit `{git_commit()}`" in (report / "report.md").read_text()
     for stage in ("generate", "filter", "negatives", "train", "retrieve", "rerank", "evaluate"):
         assert (report / "rehearsal-inpars-v2" / stage / "stage.json").is_file(), stage
     # The Lucene index and the converted models live in the mounted cache: a fresh run folder, with no network at

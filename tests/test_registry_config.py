@@ -145,7 +145,8 @@ def test_a_block_for_another_backend_is_refused_but_its_defaults_are_not():
 
 def test_the_old_flat_openai_keys_point_to_their_new_place():
     for key in ("tokenizer", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout"):
-        with pytest.raises(InputError, match=rf"^command line: unknown key 'generate.{key}'; it moved to 'generate.openai.{key}'$"):
+        moved = rf"^command line: unknown key 'generate.{key}'; it moved to 'generate.openai.{key}'$"
+        with pytest.raises(InputError, match=moved):
             load_pipeline_config(None, [f"generate.{key}=1"])
 
 

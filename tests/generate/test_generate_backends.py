@@ -32,13 +32,15 @@ def _config(name: str, tmp_path, completion_server=None, random_lm=None) -> Gene
     raise AssertionError(f"no contract set-up for backend '{name}': add one")
 
 
-_NEEDS = {"llamacpp": ("llama_cpp", "llama-cpp-python is not installed (source build)")}
+_NEEDS = {"llamacpp": ("llama_cpp", "llama-cpp-python is not installed: 'make test-llamacpp' builds it and runs this")}
+_MARKS = {"llamacpp": pytest.mark.llamacpp}
+"""Backends whose engine only a tier of its own installs: the default run deselects them by marker."""
 _ELSEWHERE = {
     "vllm": "test_vllm_backend.py checks this contract for vllm with one engine in a process of its own ('make test-vllm')"
 }
 
 
-@pytest.fixture(params=generators.names())
+@pytest.fixture(params=[pytest.param(name, marks=_MARKS.get(name, ())) for name in generators.names()])
 def backend(request, tmp_path, completion_server, random_lm, monkeypatch):
     name = request.param
     if name in _ELSEWHERE:
@@ -237,11 +239,25 @@ def test_vllm_missing_names_the_extra():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is not None, reason="llama-cpp-python is installed")
-def test_llamacpp_missing_names_the_extra():
+def test_llamacpp_missing_names_the_extra(monkeypatch):
     from inpars.generate.llamacpp import LlamaCppGenerator
 
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)  # the backend sets it before importing llama_cpp; undone after
     with pytest.raises(MissingDependencyError, match='pip install "inpars\\[llamacpp\\]"'):
         LlamaCppGenerator("model.gguf")
+
+
+def test_llamacpp_places_the_model_where_the_device_and_the_build_allow():
+    from inpars.generate.llamacpp import placement
+
+    assert placement("cpu", gpu_offload=True) == {"n_gpu_layers": 0}
+    assert placement("auto", gpu_offload=False) == {"n_gpu_layers": 0}
+    assert placement("auto", gpu_offload=True) == placement("cuda", gpu_offload=True) == {"n_gpu_layers": -1}
+    assert placement("cuda:1", gpu_offload=True) == {"n_gpu_layers": -1, "split_mode": 0, "main_gpu": 1}
+    with pytest.raises(InparsError, match="device is 'cuda', but this llama-cpp-python was built without GPU offload"):
+        placement("cuda", gpu_offload=False)
+    with pytest.raises(InparsError, match=r"'device' is 'gpu', not a device inpars can use; did you mean 'cuda'\?"):
+        placement("gpu", gpu_offload=True)
 
 
 def test_llamacpp_wants_a_gguf_file(tmp_path):
