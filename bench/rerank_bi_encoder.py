@@ -19,6 +19,7 @@ import time
 import torch
 
 from inpars.config import RetrieveConfig
+from inpars.data import ranked
 from inpars.datasets import load_dataset
 from inpars.models import MINILM
 from inpars.rerank import rerank_run
@@ -50,9 +51,9 @@ def main() -> None:
     started = time.perf_counter()
     naive_run = {}
     for qid, scores in first.items():
-        ranked = sorted(scores, key=lambda d: (-scores[d], d))[: args.top_k]
-        values = naive_scores(naive, [(chosen[qid].text, data.docs[d].full_text) for d in ranked], args.batch_size)
-        naive_run[qid] = dict(zip(ranked, values))
+        head = [d for d, _ in ranked(scores)][: args.top_k]  # the candidates rerank_run takes, ties included
+        values = naive_scores(naive, [(chosen[qid].text, data.docs[d].full_text) for d in head], args.batch_size)
+        naive_run[qid] = dict(zip(head, values))
     naive_s = time.perf_counter() - started
 
     started = time.perf_counter()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inpars.config import SelectConfig, load_pipeline_config
-from inpars.data import SyntheticQuery
+from inpars.data import SyntheticQuery, ranked
 from inpars.errors import InparsError
 from inpars.evaluate import evaluate
 from inpars.negatives import hold_out
@@ -13,7 +13,7 @@ from inpars.rerank.fusion import candidate_pool, choose, fuse, restricted
 
 
 def ranking(scores: dict[str, float]) -> list[str]:
-    return [d for d, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
+    return [d for d, _ in ranked(scores)]
 
 
 MODEL = {"q": {"a": 3.0, "b": 2.0, "c": 1.0}}
@@ -22,7 +22,7 @@ BM25 = {"q": {"c": 9.0, "d": 5.0, "a": 1.0}}
 
 def test_weight_zero_is_the_model_and_one_is_bm25():
     assert fuse(MODEL, BM25, 0.0) is MODEL
-    assert ranking(fuse(MODEL, BM25, 1.0)["q"])[:3] == ["c", "d", "a"]
+    assert ranking(fuse(MODEL, BM25, 1.0)["q"])[:3] == ["c", "d", "b"]  # a and b tie at 0: the greater id first
 
 
 def test_fusion_normalises_per_query_over_both_rankings():

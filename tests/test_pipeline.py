@@ -8,6 +8,7 @@ import pytest
 
 from inpars import io
 from inpars.config import load_pipeline_config
+from inpars.data import ranked
 from inpars.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -44,9 +45,9 @@ def test_pipeline_end_to_end_and_caching(tmp_path, faq_slice):
     first = io.read_trec_run(run_dir / "retrieve" / "run.trec")
     for qid, scores in first.items():
         assert set(reranked[qid]) == set(scores)  # same documents, the top 5 reordered
-        ranked = sorted(reranked[qid], key=lambda d: -reranked[qid][d])
-        first_ranked = sorted(scores, key=lambda d: (-scores[d], d))
-        assert set(ranked[:5]) == set(first_ranked[:5]) and ranked[5:] == first_ranked[5:]
+        order = sorted(reranked[qid], key=lambda d: -reranked[qid][d])
+        first_order = [doc_id for doc_id, _ in ranked(scores)]  # trec_eval's order, ties included
+        assert set(order[:5]) == set(first_order[:5]) and order[5:] == first_order[5:]
     manifest = json.loads((run_dir / "generate" / "stage.json").read_text())
     assert manifest["status"] == "done" and manifest["config"]["max_new_tokens"] == 24 and "torch" in manifest["versions"]
     assert [s.skipped for s in result.stages] == [False] * 7
@@ -121,7 +122,7 @@ def test_selection_on_held_out_synthetic_queries_is_applied_to_the_test_queries(
 
 
 def ranking(scores: dict[str, float]) -> list[str]:
-    return [d for d, _ in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
+    return [d for d, _ in ranked(scores)]
 
 
 def test_snapshots_of_the_training_are_candidates_of_the_selection(tmp_path, faq_slice):
