@@ -225,6 +225,6 @@ clean:  ## remove the virtual environments and run folders
 
 # The miniature BEIR-format collection that 'make reproduce-mini-faq' rehearses the paper conditions on (reproduce/rehearsal.yaml).
 runs/mini-faq/corpus.jsonl: $(SETUP)
-	$(BIN)/inpars export faq-construction runs/mini-faq --max-docs 120 --split train=0.5 --split dev=0.25 --split test=0.25
+	$(BIN)/inpars export faq-construction runs/mini-faq --force --max-docs 120 --split train=0.5 --split dev=0.25 --split test=0.25
 
 reproduce-mini-faq: runs/mini-faq/corpus.jsonl

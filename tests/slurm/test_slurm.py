@@ -60,8 +60,8 @@ def cluster():
         pytest.skip(f"the SLURM node is not up ({' '.join(idle) or 'no node'}): 'make test-slurm' starts one")
     if not (ROOT / "runs" / "mini-faq" / "corpus.jsonl").is_file():
         inpars(
-            "export", "faq-construction", "runs/mini-faq", "--max-docs", "120", "--split", "train=0.5", "--split", "dev=0.25",
-            "--split", "test=0.25",
+            "export", "faq-construction", "runs/mini-faq", "--force", "--max-docs", "120", "--split", "train=0.5",
+            "--split", "dev=0.25", "--split", "test=0.25",
         )
 
 
