@@ -544,7 +544,8 @@ def _coerce(value: Any, annotation: Any, where: str, source: str, line: int | No
             return float(value)
         if base == "str":
             if isinstance(value, _Override):
-                return value.text
+                # YAML's reading where it is text (quotes removed: --set x="''" is empty), else the text as typed.
+                return value.value if isinstance(value.value, str) else value.text
             if not isinstance(value, str):
                 kind = "a boolean" if isinstance(value, bool) else "a number" if isinstance(value, (int, float)) else "not text"
                 raise InputError(

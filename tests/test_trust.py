@@ -261,6 +261,8 @@ def test_released_data_with_non_finite_log_probs_is_refused_with_its_line(tmp_pa
         (["name=2024"], "name", "2024"),
         (["name=1_000"], "name", "1_000"),
         (["generate.prompt=inpars-gbq"], "prompt", "inpars-gbq"),
+        (["generate.prompt=''"], "prompt", ""),  # quoted: YAML's reading, as the cluster's job scripts write it
+        (["name='no'"], "name", "no"),
     ],
 )
 def test_a_set_value_for_a_text_field_is_the_text_typed(overrides, field, expected):
