@@ -309,13 +309,13 @@ def test_the_demo_gain_fails_a_run_where_training_did_nothing(tables):
     demo = tables.condition("demo")
     cell = demo.cell("faq-construction")
     first = _first_stage()
-    # The hole this check closes: the untrained first stage (0.7155) lies within the tolerance of the expected 0.7226.
+    # The hole this check closes: the untrained first stage (0.7155) lies within the tolerance of the expected 0.7165.
     assert all(c.ok for c in compare(demo, cell, {"nDCG@10": 0.7155, "RR@10": 0.6660, "R@100": 0.9722}))
     metrics, per_query = _run_files(first, first)
     check = check_gain(demo, cell, metrics, per_query)
     assert (check.difference, check.changed, check.queries, check.p) == (0.0, 0, 503, 1.0)
     assert not check.ok
-    assert check.problems == ["gain +0.0000 is not above +0.0000", "0 queries changed, fewer than 20"]
+    assert check.problems == ["0 queries changed, fewer than 20"]
     # Float noise that swaps a few near ties, for a net gain, is still a run in which training did nothing.
     metrics, per_query = _run_files(_moved(first, 4, 1, 0.01, 0.001), first)
     check = check_gain(demo, cell, metrics, per_query)
@@ -328,7 +328,7 @@ def test_the_demo_gain_fails_a_run_where_training_did_nothing(tables):
     # Worse than the first stage on as many questions fails however many changed.
     metrics, per_query = _run_files(_moved(first, 40, 42, 0.226, 0.3), first)
     check = check_gain(demo, cell, metrics, per_query)
-    assert check.problems == [f"gain {check.difference:+.4f} is not above +0.0000"] and check.difference < 0
+    assert check.problems == [f"gain {check.difference:+.4f} is not above -0.0050"] and check.difference < -0.005
 
 
 GAIN = """        gain:

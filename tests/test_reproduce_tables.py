@@ -146,8 +146,9 @@ def test_the_demo_asks_for_a_gain_over_the_run_s_own_first_stage(tables):
     # 'over' is what the demo's run tests its systems against, so its metrics.json holds the p-value of this very pair.
     assert cell.gain.over == baseline_system(recipe) == "dense" and cell.gain.over != demo.system
     assert cell.gain.metric == "nDCG@10" and cell.gain.metric in cell.scores
-    # Training that did nothing gains exactly 0 on no changed question: both bounds must refuse that.
-    assert cell.gain.more_than >= 0.0 and cell.gain.min_changed_queries >= 1
+    # Training that did nothing gains exactly 0 on no changed question: the changed-questions bound refuses that, and
+    # the gain bound a model clearly worse than the first stage (within float noise of 0, not below the tolerance).
+    assert -0.01 < cell.gain.more_than <= 0.0 and cell.gain.min_changed_queries >= 1
     assert cell.gain.max_p is None and "not significant" in cell.gain.reason
 
 
