@@ -732,8 +732,8 @@ def _print_result(result) -> None:
     console = Console()
     if not result.metrics:
         _print_stages(console, result)
-        reranked = result.run_dir / "rerank" / "run.trec"
-        console.print(f"nothing scored (the queries have no judgements); reranked run -> {reranked}")
+        written = result.run_dir / ("rerank" if any(s.name.startswith("rerank") for s in result.stages) else "retrieve")
+        console.print(f"nothing scored (the queries have no judgements); run -> {written / 'run.trec'}")
         return
     measures = list(next(iter(result.metrics.values())))
     seeds = f"seeds {', '.join(map(str, result.seeds))}; " if len(result.seeds) > 1 else ""

@@ -318,7 +318,7 @@ TESTS = ("judged", "unjudged", "none")
 """What a collection offers to test on: queries with judgements, queries alone, or no queries (documents only)."""
 
 
-def test_kind(dataset: Dataset) -> str:
+def what_to_test(dataset: Dataset) -> str:
     if not dataset.queries:
         return "none"
     return "judged" if dataset.qrels else "unjudged"
@@ -577,8 +577,8 @@ def _run_pipeline(
     if judged_on is None:
         _card(specs, run_dir)
         logger.warning(
-            "the collection's queries have no judgements: the reranked run is %s, and nothing is scored",
-            run_dir / "rerank" / "run.trec",
+            "the collection's queries have no judgements: the run is %s, and nothing is scored",
+            run_dir / ("rerank" if "rerank" in specs else "retrieve") / "run.trec",
         )
         return PipelineResult(run_dir=run_dir, metrics={}, stages=steps.records, counts=counts, seeds=[config.train.seed])
     extra = {}
@@ -607,7 +607,7 @@ def _card(specs: dict[str, StageSpec], run_dir: Path) -> None:
 
 def _check_test(config: PipelineConfig, dataset: Dataset, *, model: str | None, rerank: bool) -> str:
     """What the collection offers to test on; a run that would have nothing to do or to report is refused."""
-    test = test_kind(dataset)
+    test = what_to_test(dataset)
     if test == "judged":
         return test
     trains = rerank and model is None

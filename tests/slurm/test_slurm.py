@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slurm
 ROOT = Path(__file__).resolve().parents[2]
 INPARS = [sys.executable, "-m", "inpars.cli"]
 SMALL = ["--set", "generate.num_docs=12", "--set", "generate.batch_size=2"]
-WAIT_S = 420
+WAIT_S = 900
+"""How long the jobs of one condition may take on the one-node cluster: the demo alone takes about 5 minutes on 2 quiet
+cores; a busy machine doubles that."""
 
 
 def inpars(*args: str, check: bool = True) -> subprocess.CompletedProcess:
