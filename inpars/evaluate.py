@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from inpars.data import Qrels, Run
+from inpars.data import Qrels, Run, ranked
 from inpars.errors import InparsError
 from inpars.registry import did_you_mean
 from inpars.stage import Stage
@@ -159,7 +159,7 @@ def parse_measures(names: Iterable[str]) -> list:
 def tie_broken(run: Run) -> Run:
     """``run`` with each query's scores replaced by strictly decreasing ranks in trec_eval's order: score highest first,
     equal scores by document id, the greater id first. Queries with no document are dropped (they score zero)."""
-    ranked: Run = {}
+    broken: Run = {}
     for query_id, docs in run.items():
         scores = {}
         for doc_id, score in docs.items():
@@ -170,10 +170,10 @@ def tie_broken(run: Run) -> Run:
                     "give every document a finite score"
                 )
             scores[doc_id] = value
-        order = sorted(scores, key=lambda doc_id: (scores[doc_id], doc_id), reverse=True)
+        order = ranked(scores)
         if order:
-            ranked[query_id] = {doc_id: float(len(order) - i) for i, doc_id in enumerate(order)}
-    return ranked
+            broken[query_id] = {doc_id: float(len(order) - i) for i, (doc_id, _) in enumerate(order)}
+    return broken
 
 
 def _graded(qrels: Qrels) -> Qrels:

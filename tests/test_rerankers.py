@@ -21,16 +21,7 @@ from inpars.rerank import rerank_run, rerankers
 from inpars.rerank.monot5 import FlanT5Reranker, MonoT5Reranker, PromptTemplate, encode_prompts, training_features
 from inpars.rerank.training import METADATA
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores are shared: one torch thread keeps these small models quick and their timings steady."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: one torch thread keeps tiny models quick
 
 
 MODELS = {"monot5": "tiny-t5", "flan-t5": "tiny-t5", "cross-encoder": MINILM, "bi-encoder": MINILM}

@@ -27,15 +27,7 @@ from inpars.search import load_queries, search
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two cores are shared: one torch thread keeps these small models quick and their timings steady."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two shared cores: one torch thread keeps tiny models quick
 
 
 def examples(n: int = 8) -> list[TrainingExample]:
