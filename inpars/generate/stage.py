@@ -23,7 +23,7 @@ from pathlib import Path
 from inpars.config import GenerateConfig, fingerprint, identity
 from inpars.data import Doc, SyntheticQuery, in_shard
 from inpars.errors import InparsError, InputError
-from inpars.generate.base import GenerationRequest, generators, request_seed
+from inpars.generate.base import GenerationRequest, chat_frame, generators, request_seed
 from inpars.io import (
     check_output,
     drop_torn_tail,
@@ -260,6 +260,7 @@ def _generate_locked(
     done_ids = {q.query_id for q in done}
     summary.resumed = len(done)
 
+    opening, closing = chat_frame(generator, config.backend) if config.chat else ("", "")
     todo: list[tuple[str, Doc, GenerationRequest, int]] = []
     skipped: list[str] = []
     max_context = config.context_length or getattr(generator, "max_length", None)
@@ -270,7 +271,7 @@ def _generate_locked(
             continue
         text = generator.truncate(doc.full_text, config.max_doc_tokens)
         doc_prompt = _prompt_for(prompt, config, doc.doc_id)
-        prefix, suffix = doc_prompt.prefix, doc_prompt.suffix(text)
+        prefix, suffix = opening + doc_prompt.prefix, doc_prompt.suffix(text) + closing
         length = generator.prompt_length(GenerationRequest(prefix, suffix))
         if max_context and length is not None and length + config.max_new_tokens > max_context:
             skipped.append(doc.doc_id)

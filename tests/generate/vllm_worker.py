@@ -8,7 +8,8 @@ them twice (one batch, and reversed in batches of four) to check per-request see
 timings, as JSON.
 
 Usage: python vllm_worker.py SPEC.json OUT.json, where SPEC holds ``documents`` (texts), ``prompt``,
-``max_doc_tokens``, ``max_new_tokens``, ``dtype`` and ``stage_output`` (where the stage writes its queries).
+``max_doc_tokens``, ``max_new_tokens``, ``dtype``, ``stage_output`` (where the stage writes its queries) and,
+optionally, ``model`` (the embedded SmolLM2 where it is absent).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def run(spec: dict) -> dict:
     from inpars.prompt import load_prompt
 
     config = GenerateConfig(
-        backend="vllm", dtype=spec["dtype"], max_new_tokens=spec["max_new_tokens"], max_doc_tokens=spec["max_doc_tokens"]
+        backend="vllm", model=spec.get("model", "embedded:smollm2-135m"), dtype=spec["dtype"],
+        max_new_tokens=spec["max_new_tokens"], max_doc_tokens=spec["max_doc_tokens"],
     )
     started = time.perf_counter()
     generator = generators.get("vllm").from_config(config)
@@ -59,6 +61,8 @@ def run(spec: dict) -> dict:
     resampled.reverse()
 
     return {
+        "first_ids": generator.prompt_ids(requests[0])[:2],
+        "bos_id": generator.tokenizer.bos_token_id,
         "suffixes": suffixes,
         "prompt_lengths": [generator.prompt_length(r) for r in requests],
         "max_length": generator.max_length,
