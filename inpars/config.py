@@ -417,6 +417,17 @@ class SelectConfig:
     bm25_gate: bool = True
     """Fuse BM25 (a weight above 0) only if, alone, it scores at least as well as the first stage alone on the held-out
     queries: synthetic queries share their document's words and so overrate lexical matching."""
+    judge_model: str | None = None
+    """Cross-generator validation: the held-out documents get new queries from this generator (same backend and
+    settings as ``generate``), and the choice is made on those. Queries from the generator and prompt that wrote the
+    training queries share their style, and so favour the model that learned it. None: judge on the training
+    generator's own held-out queries."""
+    judge_prompt: str | None = None
+    """The prompt the judging queries are written with (a built-in name or a YAML file); None: ``generate.prompt``.
+    With ``judge_model`` unset, the training generator writes them with this prompt."""
+
+    omitted_at_default: ClassVar[tuple[str, ...]] = ("judge_model", "judge_prompt")
+    """Fields added after runs were recorded: left out of the fingerprint at their default, so those runs resume."""
 
     def __post_init__(self) -> None:
         check_float_fields(self)
@@ -490,9 +501,30 @@ class PipelineConfig:
         if name in (".", "..") or any(c in name for c in "/\\") or any(not c.isprintable() for c in name):
             raise InvalidValue("name", f"is {name!r}, not a folder name", "name the run with letters, digits, '-', '_' or '.'")
 
+        judge_generate(self)  # a judge that would write the training queries again is refused before any stage runs
+
     @property
     def run_dir(self) -> Path:
         return Path(self.output_dir) / self.name
+
+
+def judge_generate(config: PipelineConfig) -> GenerateConfig | None:
+    """How the select stage's judging queries are written (``select.judge_model``, ``select.judge_prompt``), or None
+    where the training generator's held-out queries judge. The judge is ``generate`` with the model and prompt
+    replaced, over every held-out document; a chat template is kept only for the same model."""
+    select, generate = config.select, config.generate
+    if select.judge_model is None and select.judge_prompt is None:
+        return None
+    model, prompt = select.judge_model or generate.model, select.judge_prompt or generate.prompt
+    if (model, prompt) == (generate.model, generate.prompt):
+        key = "select.judge_model" if select.judge_model is not None else "select.judge_prompt"
+        raise InvalidValue(
+            key, f"names the model and prompt that write the training queries ({model}, {prompt})",
+            "name another generator or prompt, or leave both judge settings out",
+        )
+    return dataclasses.replace(
+        generate, model=model, prompt=prompt, num_docs=None, chat=generate.chat and model == generate.model
+    )
 
 
 def to_dict(config: Any) -> dict:

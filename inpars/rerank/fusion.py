@@ -115,6 +115,7 @@ def _run(ctx, cfg, folder) -> dict:
     from inpars.errors import InparsError
     from inpars.evaluate import evaluate, per_query
     from inpars.rerank.base import rerank_run
+    from inpars.config import judge_generate
     from inpars.rerank.training import snapshot_candidates
 
     held = io.read_synthetic(ctx.input("negatives", "validation.jsonl"), allow_empty=True)
@@ -123,6 +124,9 @@ def _run(ctx, cfg, folder) -> dict:
             f"select: no synthetic query was held out in {ctx.input('negatives', 'validation.jsonl').parent}; "
             "raise select.validation or generate for more documents"
         )
+    judge = judge_generate(cfg)
+    if judge is not None:
+        held = _judging_queries(ctx, judge, ctx.output(folder, "judge_queries.jsonl"), held)
     queries = {q.query_id: Query(q.query_id, q.text) for q in held}
     qrels = {q.query_id: {q.doc_id: 1} for q in held}
     depth = cfg.rerank.top_k
@@ -166,9 +170,33 @@ def _run(ctx, cfg, folder) -> dict:
     return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
 
 
+def _judging_queries(ctx, judge, output, held: list) -> list:
+    """Queries for the held-out documents written by the judge (another generator or prompt than the training
+    queries'), one set per document as ``generate`` would write them; empty ones are dropped."""
+    from inpars import io
+    from inpars.errors import InparsError
+    from inpars.generate.stage import generate_queries
+
+    doc_ids = sorted({q.doc_id for q in held})
+    logger.info(
+        "select: %s writes the judging queries of the %d held-out documents (prompt %s)", judge.model, len(doc_ids),
+        judge.prompt,
+    )
+    generate_queries(
+        [ctx.dataset.docs[d] for d in doc_ids], judge, output, dataset=ctx.config.dataset, restart=ctx.restart
+    )
+    written = [q for q in io.read_synthetic(output, allow_empty=True) if q.text.strip()]
+    if not written:
+        raise InparsError(
+            f"select: {judge.model} wrote no query for the {len(doc_ids)} held-out documents ({output}); "
+            "choose another select.judge_model or select.judge_prompt"
+        )
+    return written
+
+
 STAGE = Stage(
     "select",
-    ("select", "rerank", "retrieve", "evaluate"),
+    ("select", "rerank", "retrieve", "evaluate", "generate"),
     ("negatives/validation.jsonl",),
     ("selection.json", "per_query.json"),
     _run,
