@@ -108,27 +108,12 @@ def choose(
 # ---------------------------------------------------------------------------------------------- the stage
 
 
-def _run(ctx, cfg, folder) -> dict:
-    """Choose the final system on the synthetic queries held out of training (their source document is relevant)."""
-    from inpars import io
-    from inpars.data import Query
-    from inpars.errors import InparsError
-    from inpars.evaluate import evaluate, per_query
+def candidates(ctx, cfg, queries) -> tuple[dict[str, tuple[Run, Run]], Run, Run]:
+    """Every system the selection chooses among, run on ``queries``: name -> (its run alone, its run over the pool of
+    the first stage's and BM25's candidates), with the first stage's run and BM25's."""
     from inpars.rerank.base import rerank_run
-    from inpars.config import judge_generate
     from inpars.rerank.training import snapshot_candidates
 
-    held = io.read_synthetic(ctx.input("negatives", "validation.jsonl"), allow_empty=True)
-    if not held:
-        raise InparsError(
-            f"select: no synthetic query was held out in {ctx.input('negatives', 'validation.jsonl').parent}; "
-            "raise select.validation or generate for more documents"
-        )
-    judge = judge_generate(cfg)
-    if judge is not None:
-        held = _judging_queries(ctx, judge, ctx.output(folder, "judge_queries.jsonl"), held)
-    queries = {q.query_id: Query(q.query_id, q.text) for q in held}
-    qrels = {q.query_id: {q.doc_id: 1} for q in held}
     depth = cfg.rerank.top_k
     first = ctx.retriever(cfg.retrieve).search(queries, cfg.retrieve.top_k)
     lexical = first if ctx.first_is_bm25 else ctx.retriever(ctx.bm25).search(queries, ctx.bm25.top_k)
@@ -144,6 +129,29 @@ def _run(ctx, cfg, folder) -> dict:
             sources[name] = (restricted(pooled, first, depth), pooled)
     if "first-stage" in cfg.select.sources:
         sources["first-stage"] = (first, first)
+    return sources, first, lexical
+
+
+def _run(ctx, cfg, folder) -> dict:
+    """Choose the final system on the synthetic queries held out of training (their source document is relevant)."""
+    from inpars import io
+    from inpars.config import judge_generate
+    from inpars.data import Query
+    from inpars.errors import InparsError
+    from inpars.evaluate import evaluate, per_query
+
+    held = io.read_synthetic(ctx.input("negatives", "validation.jsonl"), allow_empty=True)
+    if not held:
+        raise InparsError(
+            f"select: no synthetic query was held out in {ctx.input('negatives', 'validation.jsonl').parent}; "
+            "raise select.validation or generate for more documents"
+        )
+    judge = judge_generate(cfg)
+    if judge is not None:
+        held = judging_queries(ctx, judge, ctx.output(folder, "judge_queries.jsonl"), held)
+    queries = {q.query_id: Query(q.query_id, q.text) for q in held}
+    qrels = {q.query_id: {q.doc_id: 1} for q in held}
+    sources, first, lexical = candidates(ctx, cfg, queries)
     choice = choose(
         sources,
         first,
@@ -170,7 +178,7 @@ def _run(ctx, cfg, folder) -> dict:
     return {k: choice[k] for k in ("source", "bm25_weight", "measure", "queries")}
 
 
-def _judging_queries(ctx, judge, output, held: list) -> list:
+def judging_queries(ctx, judge, output, held: list) -> list:
     """Queries for the held-out documents written by the judge (another generator or prompt than the training
     queries'), one set per document as ``generate`` would write them; empty ones are dropped."""
     from inpars import io
