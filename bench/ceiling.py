@@ -11,6 +11,10 @@ without the select stage, once per training seed and per number of epochs. The d
 what the generator's queries lose against real ones; the ``real`` row is a ceiling for any filter or prompt.
 
     python bench/ceiling.py runs/demo --output-dir runs/bench-ceiling [--epochs 1,3] [--seeds 0]
+        [--also gemma=runs/bench-generators/queries/gemma/queries.jsonl ...]
+
+Each ``--also NAME=QUERIES`` adds a row trained on that file's queries for the same half of the documents (another
+generator's, or the union of two). Every condition's queries are imported in place of generation.
 
 Writes ``results.json`` and ``results.md`` (a table) into the output folder. Needs a collection whose queries each
 have one relevant document (as faq-construction).
@@ -22,7 +26,6 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
 import zlib
 from pathlib import Path
@@ -46,8 +49,9 @@ def half(doc_id: str) -> int:
 
 
 def training_queries(kind: str, dataset, generated: list[dict]) -> list[dict]:
-    """Rows in the synthetic-query format for the first half's documents."""
-    if kind == "synthetic":
+    """Rows in the synthetic-query format for the first half's documents: the collection's own questions (``real``),
+    else the generated rows given."""
+    if kind != "real":
         return [row for row in generated if half(row["doc_id"]) == 0]
     rows = []
     for qid, query in dataset.queries.items():
@@ -68,9 +72,8 @@ def test_queries(dataset) -> list[str]:
     ]
 
 
-def run_condition(
-    source_run: Path, source: dict, out: Path, kind: str, epochs: float, seeds: list[int], dataset
-) -> PipelineConfig:
+def run_condition(source: dict, out: Path, kind: str, rows: list[dict], epochs: float, seeds: list[int], dataset):
+    """The recipe on ``rows`` (imported in place of generation), without filter or selection."""
     data = json.loads(json.dumps(source))
     name = f"{kind}-epochs{epochs:g}"
     data.update(name=name, output_dir=str(out))
@@ -78,17 +81,16 @@ def run_condition(
     data["select"] = {}
     data["train"].update(epochs=epochs)
     config = build(PipelineConfig, data, source="bench/ceiling.py")
-    first = config.run_dir / f"seed-{seeds[0]}" / "generate"
-    if not (first / "queries.jsonl").is_file():
-        shutil.copytree(source_run / "generate", first, dirs_exist_ok=True)
-        generated = [json.loads(line) for line in (source_run / "generate" / "queries.jsonl").open()]
-        with io.atomic_write(first / "queries.jsonl") as handle:
-            for row in training_queries(kind, dataset, generated):
-                handle.write(json.dumps(row) + "\n")
-    result = run_seeds(config, seeds, dataset=dataset)
-    if not all(s.skipped for s in result.stages if s.name.startswith("generate")):
-        raise SystemExit(f"{config.run_dir}: generation ran again; the source run's generate config must be used unchanged")
+    queries = out / "queries" / f"{kind}.jsonl"
+    queries.parent.mkdir(parents=True, exist_ok=True)
+    with io.atomic_write(queries) as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    run_seeds(config, seeds, dataset=dataset, queries=queries)
     return config
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
 
 
 def scores_on(run_dir: Path, seeds: list[int], system: str, queries: list[str]) -> list[dict]:
@@ -106,25 +108,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("runs/bench-ceiling"))
     parser.add_argument("--epochs", default="1,3", help="training epochs, comma-separated (default: 1,3)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default: 0)")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="NAME=QUERIES",
+        help="another generator's queries (a synthetic-query JSONL of the same collection), as one more row (repeatable)",
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     epochs = [float(e) for e in args.epochs.split(",") if e.strip()]
     setup_logging()
     source, dataset = generated_run(args.source_run)
+    generated = {"synthetic": read_rows(args.source_run / "generate" / "queries.jsonl")}
+    for item in args.also:
+        name, _, path = item.partition("=")
+        if not name or not path or name in ("real", "synthetic"):
+            raise SystemExit(f"--also {item}: give NAME=QUERIES.jsonl with a name other than real and synthetic")
+        generated[name] = read_rows(Path(path))
+    kinds = ["real", *generated]
     reranker = source["train"]["reranker"]
     held_out = test_queries(dataset)
     rows = []
     for n in epochs:
         systems = {}
         trained = {}
-        for kind in ("real", "synthetic"):
-            config = run_condition(args.source_run, source, args.output_dir, kind, n, seeds, dataset)
+        for kind in kinds:
+            rows = training_queries(kind, dataset, generated.get(kind, []))
+            config = run_condition(source, args.output_dir, kind, rows, n, seeds, dataset)
             run_dir, first_stage = config.run_dir, baseline_system(config)  # the system metrics.json tests against
             systems.setdefault(first_stage, scores_on(run_dir, seeds[:1], first_stage, held_out))
             systems[kind] = scores_on(run_dir, seeds, reranker, held_out)
-            trained[kind] = sum(1 for _ in (run_dir / f"seed-{seeds[0]}" / "generate" / "queries.jsonl").open())
+            trained[kind] = len(rows)
         stats = compare(systems, baseline=first_stage)
-        for kind in ("real", "synthetic"):
+        for kind in kinds:
             rows.append({"queries": kind, "epochs": n, "trained_on": trained[kind], "test_queries": len(held_out),
                          "first_stage": stats[first_stage]["nDCG@10"].as_dict(), "trained": stats[kind]["nDCG@10"].as_dict()})
         io.write_json(args.output_dir / "results.json", rows)

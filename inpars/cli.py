@@ -305,8 +305,8 @@ def generate_cmd(
         str | None,
         typer.Option(
             help=(
-                "embedded:smollm2-135m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or a served model name "
-                "(openai)."
+                "embedded:smollm2-135m, embedded:gemma3-270m, a Hugging Face id, a local folder, a .gguf file (llamacpp) or "
+                "a served model name (openai)."
             )
         ),
     ] = None,
@@ -323,6 +323,10 @@ def generate_cmd(
     max_doc_tokens: Annotated[int | None, typer.Option(help="Documents are truncated to this many tokens.")] = None,
     temperature: Annotated[float | None, typer.Option(help="0 decodes greedily.")] = None,
     top_p: Annotated[float | None, typer.Option()] = None,
+    chat: Annotated[
+        bool | None,
+        typer.Option("--chat/--no-chat", help="Send each prompt through the model's chat template (instruction-tuned models)."),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ...")] = None,
@@ -349,7 +353,7 @@ def generate_cmd(
         _flags(
             "generate", model=model, backend=backend, prompt=prompt, num_docs=num_docs, queries_per_doc=queries_per_doc,
             max_new_tokens=max_new_tokens, max_doc_tokens=max_doc_tokens, temperature=temperature, top_p=top_p,
-            batch_size=batch_size, seed=seed, device=device, num_examples=num_examples, context_length=context_length,
+            chat=chat, batch_size=batch_size, seed=seed, device=device, num_examples=num_examples, context_length=context_length,
         )
         + _flags("generate.openai", api_base=api_base, api_key_env=api_key_env, concurrency=concurrency),
         dataset,

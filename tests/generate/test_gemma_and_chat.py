@@ -157,3 +157,19 @@ def test_chat_enters_the_fingerprint_only_when_on():
     assert "chat" not in identity(GenerateConfig())
     assert identity(GenerateConfig(chat=True))["chat"] is True
     assert dataclasses.replace(GenerateConfig(), chat=True) != GenerateConfig()
+
+
+def test_the_cli_refuses_chat_for_a_model_without_a_template_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from inpars.cli import app
+
+    output = tmp_path / "q.jsonl"
+    result = CliRunner().invoke(
+        app, ["generate", "--dataset", "faq-construction", "--model", GEMMA3, "--chat", "--num-docs", "2", "--device",
+              "cpu", "--output", str(output)],
+    )
+    assert result.exit_code != 0
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "no chat template" in errors[0], result.output
+    assert not output.exists()
