@@ -23,6 +23,7 @@ have one relevant document (as faq-construction).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -102,12 +103,61 @@ def scores_on(run_dir: Path, seeds: list[int], system: str, queries: list[str]) 
     return out
 
 
+def _mean(values: dict[str, float]) -> float:
+    return sum(values.values()) / len(values)
+
+
+def judged_gains(config: PipelineConfig, seed: int, dataset, generated: dict[str, list[dict]]) -> dict[str, float]:
+    """The trained model's nDCG@10 minus the first stage's on each generator's queries for the test half's documents
+    (each judged by its source document), as the select stage would search them."""
+    from inpars.data import Query
+    from inpars.evaluate import evaluate
+    from inpars.pipeline import seeded
+    from inpars.rerank.fusion import candidates
+    from inpars.stage import load_context
+
+    cfg = dataclasses.replace(seeded(config, seed), output_dir=str(config.run_dir), name=f"seed-{seed}")
+    run_dir = config.run_dir / f"seed-{seed}"
+    ctx = load_context(cfg, dataset, run_dir=run_dir, stages=frozenset({"train"}), model=str(run_dir / "train" / "model"))
+    cfg = dataclasses.replace(cfg, select=dataclasses.replace(cfg.select, sources=("reranker", "first-stage")))
+    gains = {}
+    for name, rows in generated.items():
+        test = [row for row in rows if half(row["doc_id"]) == 1 and row["text"].strip()]
+        queries = {row["query_id"]: Query(row["query_id"], row["text"]) for row in test}
+        qrels = {row["query_id"]: {row["doc_id"]: 1} for row in test}
+        sources, first, _ = candidates(ctx, cfg, queries)
+        gains[name] = evaluate(sources["reranker"][0], qrels, ["nDCG@10"])["nDCG@10"] - evaluate(first, qrels, ["nDCG@10"])[
+            "nDCG@10"
+        ]
+    return gains
+
+
+def judge_table(judged: list[dict], judges: list[str]) -> str:
+    """Each trained model's gain over the first stage on the real questions and on each generator's queries, and how
+    often a generator's verdict (a gain above zero or not) is the real questions'."""
+    lines = [
+        "| trained on | epochs | seed | real Δ | " + " | ".join(f"Δ on {j}'s queries" for j in judges) + " |",
+        "|---|---|---|---|" + "---|" * len(judges),
+    ]
+    for r in judged:
+        cells = " | ".join(f"{r[j]:+.4f}" for j in judges)
+        lines.append(f"| {r['queries']} | {r['epochs']:g} | {r['seed']} | {r['real']:+.4f} | {cells} |")
+    agree = " | ".join(f"{sum((r[j] > 0) == (r['real'] > 0) for r in judged)}/{len(judged)}" for j in judges)
+    lines.append(f"| verdict as the real questions' | | | | {agree} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source_run", type=Path, help="a run folder whose generate stage is done")
     parser.add_argument("--output-dir", type=Path, default=Path("runs/bench-ceiling"))
     parser.add_argument("--epochs", default="1,3", help="training epochs, comma-separated (default: 1,3)")
     parser.add_argument("--seeds", default="0", help="training seeds, comma-separated (default: 0)")
+    parser.add_argument(
+        "--judge-agreement", action="store_true",
+        help="also score each trained model against the first stage on every generator's queries for the test half's "
+        "documents, and count how often their verdict (trained better or not) is the real questions'",
+    )
     parser.add_argument(
         "--also", action="append", default=[], metavar="NAME=QUERIES",
         help="another generator's queries (a synthetic-query JSONL of the same collection), as one more row (repeatable)",
@@ -126,22 +176,28 @@ def main(argv: list[str] | None = None) -> None:
     kinds = ["real", *generated]
     reranker = source["train"]["reranker"]
     held_out = test_queries(dataset)
-    rows = []
+    rows: list[dict] = []
+    judged: list[dict] = []
     for n in epochs:
         systems = {}
         trained = {}
         for kind in kinds:
-            rows = training_queries(kind, dataset, generated.get(kind, []))
-            config = run_condition(source, args.output_dir, kind, rows, n, seeds, dataset)
+            training = training_queries(kind, dataset, generated.get(kind, []))
+            config = run_condition(source, args.output_dir, kind, training, n, seeds, dataset)
             run_dir, first_stage = config.run_dir, baseline_system(config)  # the system metrics.json tests against
             systems.setdefault(first_stage, scores_on(run_dir, seeds[:1], first_stage, held_out))
             systems[kind] = scores_on(run_dir, seeds, reranker, held_out)
-            trained[kind] = len(rows)
+            trained[kind] = len(training)
+            if args.judge_agreement:
+                for seed in seeds:
+                    real = _mean(systems[kind][seeds.index(seed)]["nDCG@10"]) - _mean(systems[first_stage][0]["nDCG@10"])
+                    judged.append({"queries": kind, "epochs": n, "seed": seed, "real": real,
+                                   **judged_gains(config, seed, dataset, generated)})
         stats = compare(systems, baseline=first_stage)
         for kind in kinds:
             rows.append({"queries": kind, "epochs": n, "trained_on": trained[kind], "test_queries": len(held_out),
                          "first_stage": stats[first_stage]["nDCG@10"].as_dict(), "trained": stats[kind]["nDCG@10"].as_dict()})
-        io.write_json(args.output_dir / "results.json", rows)
+        io.write_json(args.output_dir / "results.json", {"rows": rows, "judged": judged})
     lines = [
         "| queries trained on | epochs | count | first stage nDCG@10 | trained nDCG@10 [95%] | Δ | p |",
         "|---|---|---|---|---|---|---|",
@@ -153,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
             f"| {r['queries']} | {r['epochs']:g} | {r['trained_on']} | {r['first_stage']['mean']:.4f} | "
             f"{t['mean']:.4f}{spread} [{t['ci'][0]:.3f}, {t['ci'][1]:.3f}] | {t['diff']:+.4f} | {t['p_randomization']:.3g} |"
         )
+    if judged:
+        lines += ["", judge_table(judged, list(generated))]
     md = "\n".join(lines)
     with io.atomic_write(args.output_dir / "results.md") as handle:
         handle.write(md + "\n")

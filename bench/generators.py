@@ -17,11 +17,12 @@ three ways:
 - ``cross``: on queries another generator writes for the same held-out documents (``select.judge_model``);
 - ``real``: on the collection's real questions, without the BM25 gate: the choice a judged test set would make.
 
-It reports how often ``same`` and ``cross`` pick what ``real`` picks (the same source; the same source and weight), the
-real nDCG@10 each choice gets (its regret against the real choice), and whether it ends at least at the better of
-BM25 and zero-shot.
+It reports how often ``same`` and ``cross`` reach the real questions' verdict on training (the trained model alone
+better than the untrained first stage alone, or not) and pick the real choice's source, the real nDCG@10 each choice
+loses against the real choice (regret), and how often it ends below the better of BM25 and zero-shot.
 
     python bench/generators.py --output-dir runs/bench-generators [--seeds 0,1,2] [--conditions smollm2,gemma]
+    python bench/generators.py --output-dir runs/bench-generators --speed-only 128   # generation speed alone
 
 Writes ``results.json`` and ``results.md`` into the output folder; run it on a quiet machine (the generation times).
 """
@@ -90,15 +91,17 @@ def cpu_flags() -> str:
     return " ".join(f for f in wanted if f in flags) or "no avx2"
 
 
-def generate(name: str, out: Path) -> dict:
-    """The condition's queries for every document, written by a child process; its time and peak memory."""
+def generate(name: str, out: Path, extra: tuple[str, ...] = ()) -> dict:
+    """The condition's queries for every document (or as ``extra`` overrides say), written by a child process; its time
+    and peak memory."""
     folder = out / "queries" / name
     record = folder / "generation.json"
     if record.is_file():
         return io.read_json(record)
     folder.mkdir(parents=True, exist_ok=True)
+    overrides = [*GENERATORS[name], *extra]
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, demo_text(), json.dumps(GENERATORS[name]), str(folder / "queries.jsonl")],
+        [sys.executable, "-c", CHILD, demo_text(), json.dumps(overrides), str(folder / "queries.jsonl")],
         capture_output=True, text=True, check=False,
     )
     if done.returncode != 0:
@@ -146,7 +149,10 @@ def judge_seed(config: PipelineConfig, name: str, seed: int, dataset, out: Path)
     """The three choices of one seed's run and what each scores on the real questions."""
     run_dir = config.run_dir / f"seed-{seed}"
     cfg = dataclasses.replace(seeded(config, seed), output_dir=str(config.run_dir), name=f"seed-{seed}")
-    ctx = load_context(cfg, dataset, run_dir=run_dir, stages=frozenset({"train", "select", "rerank", "retrieve"}))
+    ctx = load_context(
+        cfg, dataset, run_dir=run_dir, stages=frozenset({"train", "select", "rerank", "retrieve"}),
+        model=str(run_dir / "train" / "model"),
+    )
     held = io.read_synthetic(run_dir / "negatives" / "validation.jsonl")
     judge_cfg = judged(cfg, name)
     judging = judging_queries(ctx, judge_generate(judge_cfg), out / "queries" / name / "judging.jsonl", held)
@@ -162,15 +168,26 @@ def judge_seed(config: PipelineConfig, name: str, seed: int, dataset, out: Path)
     sources, first, lexical = candidates(ctx, judge_cfg, queries)
     cross = choose(sources, first, lexical, cfg.select.bm25_weights, qrels, MEASURE, score, gate=cfg.select.bm25_gate)
     best = real_score[(real["source"], real["bm25_weight"])]
-    row = {"seed": seed, "floor": floor, "real": {"source": real["source"], "bm25_weight": real["bm25_weight"], "score": best}}
+    row = {
+        "seed": seed, "floor": floor,
+        "real": {"source": real["source"], "bm25_weight": real["bm25_weight"], "score": best, "gain": gain(real)},
+    }
     for label, choice in (("same", same), ("cross", cross)):
         key = (choice["source"], choice["bm25_weight"])
         row[label] = {
             "source": key[0], "bm25_weight": key[1], "score": real_score[key], "regret": best - real_score[key],
             "same_source": key[0] == real["source"], "same_choice": key == (real["source"], real["bm25_weight"]),
-            "at_floor": real_score[key] >= floor - 1e-12, "judged_on": choice["queries"],
+            "at_floor": real_score[key] >= floor - 1e-12, "judged_on": choice["queries"], "gain": gain(choice),
+            "same_verdict": (gain(choice) > 0) == (gain(real) > 0),
         }
     return row
+
+
+def gain(choice: dict) -> float:
+    """The trained model alone minus the untrained first stage alone, as a selection's candidates scored them: whether
+    training helped, the verdict the select stage has to get right."""
+    alone = {row["source"]: row[MEASURE] for row in choice["candidates"] if row["bm25_weight"] == 0}
+    return alone["reranker"] - alone["first-stage"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -178,11 +195,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("runs/bench-generators"))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--conditions", default="smollm2,smollm2-chat,gemma,union")
+    parser.add_argument(
+        "--speed-only", type=int, metavar="N",
+        help="only time each generator on N sampled documents (a child process each, one after another) and stop",
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     names = [n.strip() for n in args.conditions.split(",") if n.strip()]
     setup_logging()
     out = args.output_dir
+    if args.speed_only:
+        speeds = {n: generate(n, out / "speed", (f"generate.num_docs={args.speed_only}",)) for n in names if n in GENERATORS}
+        lines = ["| generator | documents | s/query | queries/s | peak RSS MiB |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {n} | {g['summary']['documents']} | {g['s_per_query']:.3f} | {1 / g['s_per_query']:.2f} | "
+            f"{g['peak_rss_mib']:.0f} |" for n, g in speeds.items()
+        ]
+        sys.stdout.write("\n".join(lines) + f"\n\nCPU flags: {cpu_flags()}; {os.cpu_count()} cores.\n")
+        return
     dataset = load_dataset("faq-construction")
     results_file = out / "results.json"
     results = io.read_json(results_file) if results_file.is_file() else {}
@@ -206,7 +236,7 @@ def write_table(results: dict, out: Path) -> None:
     lines = [
         (
             "| generator | s/query | peak RSS MiB | nDCG@10 mean ± std [95%] | Δ zero-shot | p | select on own queries: "
-            "same source, regret | cross-generator: same source, regret | below BM25/zero-shot (own / cross) |"
+            "verdict, source, regret | cross-generator: verdict, source, regret | below BM25/zero-shot (own / cross) |"
         ),
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -219,8 +249,10 @@ def write_table(results: dict, out: Path) -> None:
             memory = " / ".join(f"{g['peak_rss_mib']:.0f}" for g in r["generation"].values())
         stats = r["metrics"]["bi-encoder"][MEASURE]
         choices, n = r["choices"], len(r["choices"])
-        agree = {label: f"{sum(c[label]['same_source'] for c in choices)}/{n}, "
-                 f"{sum(c[label]['regret'] for c in choices) / n:.4f}" for label in ("same", "cross")}
+        agree = {
+            label: f"{sum(c[label]['same_verdict'] for c in choices)}/{n}, {sum(c[label]['same_source'] for c in choices)}/{n}, "
+            f"{sum(c[label]['regret'] for c in choices) / n:.4f}" for label in ("same", "cross")
+        }
         below = "/".join(str(sum(not c[label]["at_floor"] for c in choices)) for label in ("same", "cross"))
         lines.append(
             f"| {name} | {speed} | {memory} | {stats['mean']:.4f} ± {stats['std']:.4f} "
