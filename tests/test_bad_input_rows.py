@@ -35,7 +35,8 @@ def test_an_unknown_model_fails_at_once_with_no_network(monkeypatch):
         in message
     )
     assert (
-        "embedded:smollm2-135m, embedded:minilm-l6, embedded:t5-tiny-random), a local folder, or a Hugging Face hub id" in message
+        "embedded:smollm2-135m, embedded:gemma3-270m, embedded:minilm-l6, embedded:t5-tiny-random), a local folder, or a Hugging "
+        "Face hub id" in message
     )
 
 
@@ -44,7 +45,10 @@ def test_an_unknown_model_fails_at_once_with_no_network(monkeypatch):
     [
         ("./no-such-folder", "model './no-such-folder': no such folder"),
         ("a model with spaces", "model 'a model with spaces': no such folder"),
-        ("embedded:gpt-9", "unknown embedded model 'embedded:gpt-9'; available: embedded:smollm2-135m, embedded:minilm-l6"),
+        (
+            "embedded:gpt-9",
+            "unknown embedded model 'embedded:gpt-9'; available: embedded:smollm2-135m, embedded:gemma3-270m, embedded:minilm-l6",
+        ),
     ],
 )
 def test_model_names_that_cannot_exist_fail_whatever_the_network(name, wanted):
