@@ -126,7 +126,7 @@ def union(names: tuple[str, ...], out: Path) -> Path:
     return path
 
 
-def recipe(name: str, out: Path, seeds: list[int]) -> PipelineConfig:
+def recipe(name: str, out: Path) -> PipelineConfig:
     return load_pipeline_config(text=demo_text(), overrides=[*GENERATORS.get(name, []), f"output_dir={out}", f"name={name}"])
 
 
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             generation = generate(name, out)
             queries = out / "queries" / name / "queries.jsonl"
-        config = recipe(name, out, seeds)
+        config = recipe(name, out)
         run_seeds(config, seeds, dataset=dataset, queries=queries)
         metrics = io.read_json(config.run_dir / "metrics.json")
         choices = [judge_seed(config, name, seed, dataset, out) for seed in seeds]
