@@ -42,7 +42,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from _common import setup_logging
+from _common import cpu_flags, setup_logging
 
 from inpars import io
 from inpars.config import PipelineConfig, judge_generate, load_pipeline_config
@@ -83,12 +83,6 @@ print(json.dumps({"wall_s": time.perf_counter() - started, "summary": summary.as
 
 def demo_text() -> str:
     return resources.files("inpars.recipes").joinpath("demo.yaml").read_text(encoding="utf-8")
-
-
-def cpu_flags() -> str:
-    flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "").split()
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_tile")
-    return " ".join(f for f in wanted if f in flags) or "no avx2"
 
 
 def generate(name: str, out: Path, extra: tuple[str, ...] = ()) -> dict:

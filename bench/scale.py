@@ -50,6 +50,8 @@ import sys
 import time
 from pathlib import Path
 
+from _common import cpu_flags
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -351,15 +353,6 @@ def slope(xs: list[float], ys: list[float]) -> float | None:
     my = sum(p[1] for p in points) / len(points)
     sxx = sum((p[0] - mx) ** 2 for p in points)
     return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx if sxx else None
-
-
-def cpu_flags() -> str:
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return " ".join(shown) or "no AVX2"
 
 
 def table(results: list[dict]) -> str:

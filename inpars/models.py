@@ -201,6 +201,12 @@ def gguf_adds_bos(gguf: Path) -> bool:
     return bool(field.contents()) if field is not None else False
 
 
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """Whether a transformers tokenizer puts its beginning-of-sequence token before the text it encodes."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
+
+
 def _converted(gguf: Path, target: Path, extra: str) -> Path:
     """``target``: the GGUF dequantised to a float32 transformers folder (safetensors), built once."""
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
@@ -213,8 +219,7 @@ def _converted(gguf: Path, target: Path, extra: str) -> Path:
     except ImportError as exc:
         raise MissingDependencyError("gguf", extra) from exc
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    bos = tokenizer.bos_token_id
-    if gguf_adds_bos(gguf) and bos is not None and tokenizer("a")["input_ids"][:1] != [bos]:
+    if gguf_adds_bos(gguf) and tokenizer.bos_token_id is not None and not tokenizer_adds_bos(tokenizer):
         tokenizer.add_bos_token = True
     config = model.config
     # A GGUF-loaded model refuses save_pretrained; a fresh model without the quantisation config saves.

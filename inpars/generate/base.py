@@ -138,9 +138,9 @@ class TokenizerOps:
         rendered = tokenizer.apply_chat_template(
             [{"role": "user", "content": CHAT_SLOT}], tokenize=False, add_generation_prompt=True
         )
-        bos = tokenizer.bos_token_id
-        adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [bos]
-        return split_chat(rendered, tokenizer.bos_token if adds_bos else None, name)
+        from inpars.models import tokenizer_adds_bos
+
+        return split_chat(rendered, tokenizer.bos_token if tokenizer_adds_bos(tokenizer) else None, name)
 
     def truncate(self, text: str, max_tokens: int) -> str:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -77,6 +77,29 @@ def run(spec: dict) -> dict:
     }
 
 
+def spawn(spec: dict, folder: Path, timeout: float) -> dict:
+    """Run this worker on ``spec`` in a subprocess (files in ``folder``) and return its output, with
+    ``process_seconds``; a failed worker fails the calling test with the end of its stderr."""
+    import os
+    import subprocess
+
+    import pytest
+
+    (folder / "spec.json").write_text(json.dumps(spec))
+    # On the CPU build, vLLM reserves a fraction of all memory for its KV cache unless told a size (in GiB).
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, str(folder / "spec.json"), str(folder / "out.json")],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"the vllm worker failed (exit {done.returncode}):\n{done.stderr[-6000:]}")
+    out = json.loads((folder / "out.json").read_text())
+    out["process_seconds"] = time.perf_counter() - started
+    return out
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     spec_file, out_file = sys.argv[1:3]
